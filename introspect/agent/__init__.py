@@ -1,0 +1,1 @@
+"""The agent: embedded in the observed service. Collectors measure; `server` answers clients."""

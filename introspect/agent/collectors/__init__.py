@@ -1,0 +1,1 @@
+"""One module per runtime aspect; each keeps its own state and never raises into the host."""

@@ -1,0 +1,215 @@
+"""Auto-discovery of queues and executors created after the agent starts.
+
+The constructors of `asyncio.Queue`, `queue.Queue`, `multiprocessing.queues.Queue` and of the
+`concurrent.futures` executors are wrapped so each new instance is registered (weakly, with its
+creation site). `queue.SimpleQueue` is a C type: the module attribute is replaced by a thin
+subclass. Everything is restored by `uninstall()`. Registration never raises into the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing.queues
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from introspect.agent.collectors import frames as fr
+
+_MP_CONTEXT = os.path.join("multiprocessing", "context.py")
+
+
+class Registry:
+    """Weakly held objects with a name and a creation site."""
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self._items: dict[int, tuple[weakref.ref, str, str, float, bool]] = {}
+        self._lock = threading.Lock()
+        self.max_items = max_items
+        self.dropped = 0
+
+    def add(self, obj: Any, name: str, site: str, watched: bool = False) -> None:
+        key = id(obj)
+
+        def _gone(_ref: weakref.ref, key: int = key) -> None:
+            with self._lock:
+                entry = self._items.get(key)
+                if entry is not None and entry[0] is _ref:
+                    del self._items[key]
+
+        with self._lock:
+            if key not in self._items and len(self._items) >= self.max_items:
+                self.dropped += 1
+                return
+            self._items[key] = (weakref.ref(obj, _gone), name, site, time.time(), watched)
+
+    def rename(self, obj: Any, name: str) -> bool:
+        with self._lock:
+            entry = self._items.get(id(obj))
+            if entry is None or entry[0]() is not obj:
+                return False
+            self._items[id(obj)] = (entry[0], name, entry[2], entry[3], True)
+            return True
+
+    def items(self) -> list[tuple[Any, str, str, float, bool]]:
+        with self._lock:
+            entries = list(self._items.values())
+        out = []
+        for ref, name, site, created, watched in entries:
+            obj = ref()
+            if obj is not None:
+                out.append((obj, name, site, created, watched))
+        return out
+
+
+def creation_site(obj: Any, depth: int = 2) -> tuple[str, bool]:
+    """(`file:line`, internal) of the code that created `obj`; internal = made by the stdlib."""
+    frame = sys._getframe(depth)
+    while frame is not None and (
+        (frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is obj)
+        or frame.f_code.co_filename.endswith(_MP_CONTEXT)
+    ):
+        frame = frame.f_back
+    if frame is None:
+        return "?", True
+    filename = frame.f_code.co_filename
+    return f"{filename}:{frame.f_lineno}", fr.is_stdlib(filename) or fr.is_agent(filename)
+
+
+class _SimpleQueueHook:
+    original: type | None = None
+
+
+class DiscoveryHooks:
+    def __init__(self, queues: Registry, executors: Registry,
+                 on_error: Callable[[str, BaseException], None]) -> None:
+        self.queues = queues
+        self.executors = executors
+        self._on_error = on_error
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _wrap_init(self, cls: type, on_new: Callable[[Any], None]) -> None:
+        original = cls.__dict__.get("__init__")
+        if original is None or getattr(original, "_introspect_wrapped", False):
+            return
+
+        def __init__(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            try:
+                on_new(self)
+            except Exception as exc:
+                hooks_on_error("discovery", exc)
+
+        hooks_on_error = self._on_error
+        __init__._introspect_wrapped = True  # type: ignore[attr-defined]
+        __init__.__wrapped__ = original  # type: ignore[attr-defined]
+        __init__.__doc__ = original.__doc__
+        self._saved.append((cls, "__init__", original))
+        cls.__init__ = __init__
+
+    def _new_queue(self, obj: Any) -> None:
+        site, internal = creation_site(obj, depth=3)
+        if not internal:
+            self.queues.add(obj, site, site)
+
+    def _new_executor(self, obj: Any) -> None:
+        site, internal = creation_site(obj, depth=3)
+        prefix = getattr(obj, "_thread_name_prefix", "") or ""
+        if internal and "asyncio" in site and prefix.startswith("asyncio"):
+            name = "asyncio-default"
+        elif prefix and not prefix.startswith("ThreadPoolExecutor-"):
+            name = prefix
+        else:
+            name = site
+        self.executors.add(obj, name, site)
+
+    def install(self) -> None:
+        for cls in (asyncio.Queue, queue.Queue, multiprocessing.queues.Queue):
+            self._wrap_init(cls, self._new_queue)
+        for cls in (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor):
+            self._wrap_init(cls, self._new_executor)
+        original = queue.SimpleQueue
+        if not getattr(original, "_introspect_wrapped", False):
+            new_queue = self._new_queue
+
+            class SimpleQueue(original):  # type: ignore[misc, valid-type]
+                __slots__ = ()
+                _introspect_wrapped = True
+                __doc__ = original.__doc__
+
+                def __init__(self) -> None:
+                    try:
+                        new_queue(self)
+                    except Exception:
+                        pass
+
+            SimpleQueue.__module__ = "queue"
+            self._saved.append((queue, "SimpleQueue", original))
+            queue.SimpleQueue = SimpleQueue  # type: ignore[misc]
+
+    def uninstall(self) -> None:
+        for owner, attr, original in reversed(self._saved):
+            setattr(owner, attr, original)
+        self._saved.clear()
+
+
+def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> dict | None:
+    """Length, capacity and waiters of a queue-like object; None if it can't be read."""
+    kind = "other"
+    getters = putters = 0
+    capacity = 0
+    if isinstance(obj, asyncio.Queue):
+        kind = "asyncio"
+        length = obj.qsize()
+        capacity = obj.maxsize
+        getters = sum(1 for w in obj._getters if not w.done())  # type: ignore[attr-defined]
+        putters = sum(1 for w in obj._putters if not w.done())  # type: ignore[attr-defined]
+    elif isinstance(obj, queue.Queue):
+        kind = "thread"
+        length = obj.qsize()
+        capacity = obj.maxsize
+        getters = len(getattr(obj.not_empty, "_waiters", ()))
+        putters = len(getattr(obj.not_full, "_waiters", ()))
+    elif isinstance(obj, multiprocessing.queues.Queue):
+        kind = "multiprocessing"
+        try:
+            length = obj.qsize()
+        except NotImplementedError:
+            length = -1
+        capacity = getattr(obj, "_maxsize", 0)
+        if capacity >= 2**31 - 1:
+            capacity = 0
+    elif type(obj).__name__ == "SimpleQueue" and hasattr(obj, "qsize"):
+        kind = "simple"
+        length = obj.qsize()
+    elif hasattr(obj, "qsize"):
+        length = int(obj.qsize())
+        capacity = int(getattr(obj, "maxsize", 0) or 0)
+    elif hasattr(obj, "__len__"):
+        length = len(obj)
+        capacity = int(getattr(obj, "maxlen", 0) or getattr(obj, "maxsize", 0) or 0)
+    else:
+        return None
+    return {"name": name, "type": kind, "length": length, "capacity": max(0, capacity or 0),
+            "getters": getters, "putters": putters, "created_at": site, "watched": watched}
+
+
+def executor_row(obj: Any, name: str, site: str) -> dict:
+    if isinstance(obj, concurrent.futures.ThreadPoolExecutor):
+        workers = len(obj._threads)
+        idle = getattr(getattr(obj, "_idle_semaphore", None), "_value", 0)
+        return {"name": name, "type": "thread", "queue_length": obj._work_queue.qsize(),
+                "workers": workers, "max_workers": obj._max_workers,
+                "busy": max(0, workers - idle), "created_at": site}
+    processes = getattr(obj, "_processes", None) or {}
+    pending = len(getattr(obj, "_pending_work_items", {}) or {})
+    workers = len(processes)
+    return {"name": name, "type": "process", "queue_length": max(0, pending - workers),
+            "workers": workers, "max_workers": obj._max_workers,
+            "busy": min(pending, workers), "created_at": site}

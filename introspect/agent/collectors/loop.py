@@ -1,0 +1,137 @@
+"""The event loop: lag (a probe timer on the loop), run-queue, timers, and "stuck right now".
+
+The probe is a timer re-armed every `interval`; its lateness is the loop's lag. The time it is
+overdue *now* — readable from any thread — is how long the loop has been stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import threading
+import time
+
+LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+               10.0)
+WINDOW_SECONDS = 60.0
+
+
+class Histogram:
+    """A cumulative Prometheus-style histogram (counts per upper bound, sum, count)."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)  # last = +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        out, acc = [], 0
+        for bound, n in zip((*self.buckets, float("inf")), list(self.counts), strict=True):
+            acc += n
+            out.append((bound, acc))
+        return out
+
+
+class LoopCollector:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread_id: int | None = None
+        self.thread_name = ""
+        self.histogram = Histogram(LAG_BUCKETS)
+        self._window: collections.deque[tuple[float, float]] = collections.deque(maxlen=4096)
+        self._expected = 0.0
+        self.last_lag = 0.0
+        self.beats = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self.on_beat: list = []  # callables run on the loop thread each beat (cheap only)
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._expected = 0.0
+        loop.call_soon_threadsafe(self._start) if loop.is_running() else loop.call_soon(
+            self._start)
+
+    def _start(self) -> None:
+        self.thread_id = threading.get_ident()
+        self.thread_name = threading.current_thread().name
+        self._expected = time.monotonic() + self.interval
+        self._arm()
+
+    def _arm(self) -> None:
+        assert self.loop is not None
+        self._handle = self.loop.call_at(self.loop.time() + self.interval, self._probe)
+
+    def _probe(self) -> None:
+        now = time.monotonic()
+        lag = max(0.0, now - self._expected)
+        self.last_lag = lag
+        self.histogram.observe(lag)
+        self._window.append((now, lag))
+        self.beats += 1
+        self._expected = now + self.interval
+        for callback in self.on_beat:
+            try:
+                callback()
+            except Exception:
+                pass
+        if self.loop is not None and not self.loop.is_closed():
+            self._arm()
+
+    def detach(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            loop = self.loop
+            try:
+                if loop is not None and not loop.is_closed():
+                    loop.call_soon_threadsafe(handle.cancel)
+            except RuntimeError:
+                pass
+        self.loop = None
+
+    # --- reads (any thread) ----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        loop = self.loop
+        return bool(loop is not None and loop.is_running())
+
+    def blocked_for(self) -> float:
+        """How long the loop has been unable to run its probe, right now."""
+        if not self.running or not self._expected:
+            return 0.0
+        return max(0.0, time.monotonic() - self._expected)
+
+    def window_stats(self, seconds: float = WINDOW_SECONDS) -> tuple[float, float, float]:
+        """(p50, p99, max) of lag over the recent window; includes a stuck-right-now value."""
+        cutoff = time.monotonic() - seconds
+        values = sorted([lag for t, lag in list(self._window) if t >= cutoff]
+                        + [self.blocked_for()])
+        if not values:
+            return 0.0, 0.0, 0.0
+
+        def pct(q: float) -> float:
+            return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
+
+        return pct(0.5), pct(0.99), values[-1]
+
+    def ready(self) -> int:
+        loop = self.loop
+        try:
+            return len(loop._ready) if loop is not None else 0  # type: ignore[attr-defined]
+        except Exception:
+            return 0
+
+    def scheduled(self) -> int:
+        loop = self.loop
+        try:
+            n = len(loop._scheduled) if loop is not None else 0  # type: ignore[attr-defined]
+        except Exception:
+            return 0
+        return max(0, n - (1 if self._handle is not None else 0))

@@ -1,0 +1,212 @@
+"""asyncio tasks: live counts by kind kept incrementally, plus on-demand census and detail.
+
+Counting happens in a task factory installed on the observed loop (chained to the app's own
+factory, which stays in force and is what `loop.get_task_factory()` keeps returning). Each
+task gets one small tuple (`TaskMeta`) as an attribute and one done-callback (a bound method,
+not a closure per task). Per-task work — location, await chain — is done only on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import types
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from introspect.agent.collectors import frames as fr
+
+META_ATTR = "_introspect_meta"
+OUTCOMES = ("ok", "error", "cancelled")
+
+
+class TaskMeta(NamedTuple):
+    seq: int
+    kind: str
+    created: float  # time.monotonic()
+    parent: int | None
+    created_wall: float
+
+
+class TaskCollector:
+    def __init__(self, on_crash: Callable[[asyncio.Task, TaskMeta, BaseException], None],
+                 on_error: Callable[[str, BaseException], None]) -> None:
+        self._seq = itertools.count(1)
+        self._kinds: dict[Any, str] = {}
+        self.live: dict[str, int] = {}
+        self.created: dict[str, int] = {}
+        self.finished: dict[tuple[str, str], int] = {}
+        self._on_crash = on_crash
+        self._on_error = on_error
+
+    # --- hot path (loop thread) ------------------------------------------------------------
+    def kind_of(self, coro: Any) -> str:
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        key = code if code is not None else type(coro)
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._compute_kind(coro, code)
+            self._kinds[key] = kind
+        return kind
+
+    @staticmethod
+    def _compute_kind(coro: Any, code: types.CodeType | None) -> str:
+        if code is None:
+            cls = type(coro)
+            return f"{cls.__module__}.{cls.__qualname__}"
+        frame = fr.coroutine_frame(coro)
+        module = frame.f_globals.get("__name__", "?") if frame is not None else "?"
+        return f"{module}.{code.co_qualname}"
+
+    def register(self, task: asyncio.Task, coro: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Account a new task (called on the loop thread by the factory)."""
+        try:
+            kind = self.kind_of(coro)
+            parent = asyncio.current_task(loop)
+            parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
+            setattr(task, META_ATTR, TaskMeta(next(self._seq), kind, time.monotonic(),
+                                              parent_meta.seq if parent_meta else None,
+                                              time.time()))
+            self.live[kind] = self.live.get(kind, 0) + 1
+            self.created[kind] = self.created.get(kind, 0) + 1
+            task.add_done_callback(self._on_done)
+        except Exception as exc:  # never break task creation
+            self._on_error("tasks", exc)
+
+    def _on_done(self, task: asyncio.Task) -> None:
+        try:
+            meta: TaskMeta | None = getattr(task, META_ATTR, None)
+            if meta is None:
+                return
+            kind = meta.kind
+            self.live[kind] = self.live.get(kind, 1) - 1
+            if task.cancelled():
+                outcome = "cancelled"
+            else:
+                # Read the field, not task.exception(): that would mark it retrieved and
+                # silence asyncio's own "exception was never retrieved" report.
+                exc = getattr(task, "_exception", None)
+                outcome = "ok" if exc is None else "error"
+                if exc is not None:
+                    self._on_crash(task, meta, exc)
+            key = (kind, outcome)
+            self.finished[key] = self.finished.get(key, 0) + 1
+        except Exception as exc:
+            self._on_error("tasks", exc)
+
+    def make_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
+        register = self.register
+
+        def introspect_task_factory(loop, coro, **kwargs):
+            if previous is not None:
+                task = previous(loop, coro, **kwargs)
+            else:
+                task = asyncio.Task(coro, loop=loop, **kwargs)
+            register(task, coro, loop)
+            return task
+
+        introspect_task_factory.previous = previous  # type: ignore[attr-defined]
+        return introspect_task_factory
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> int:
+        """Account tasks that existed before the agent attached (call on the loop thread)."""
+        adopted = 0
+        for task in asyncio.all_tasks(loop):
+            if getattr(task, META_ATTR, None) is None and not task.done():
+                self.register(task, task.get_coro(), loop)
+                adopted += 1
+        return adopted
+
+    # --- reads (any thread) ----------------------------------------------------------------
+    def counts(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
+        return dict(self.live), dict(self.created), dict(self.finished)
+
+    def kinds_seen(self) -> list[str]:
+        return list(dict(self.created))
+
+
+def live_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
+    """All not-done tasks of `loop`. Tolerates being called from another thread."""
+    for _ in range(100):
+        try:
+            tasks = list(asyncio.tasks._all_tasks)  # WeakSet; may change while we copy
+        except RuntimeError:
+            continue
+        break
+    else:
+        return []
+    out = []
+    for task in tasks:
+        try:
+            if task._loop is loop and not task.done():
+                out.append(task)
+        except Exception:
+            continue
+    return out
+
+
+def task_state(task: asyncio.Task, running: asyncio.Task | None) -> str:
+    if task is running:
+        return "running"
+    if task.cancelling():
+        return "cancelling"
+    if getattr(task, "_fut_waiter", None) is None:
+        return "ready"
+    return "waiting"
+
+
+def where(task: asyncio.Task) -> tuple[str, str]:
+    """(location, awaiting): the innermost user frame, and what the chain waits on."""
+    chain = fr.coroutine_chain(task.get_coro())
+    user_loc = ""
+    for link in chain:
+        frame = fr.coroutine_frame(link)
+        if frame is None:
+            continue
+        filename = frame.f_code.co_filename
+        if not fr.is_stdlib(filename):
+            user_loc = fr.frame_location(frame)
+    waiter = getattr(task, "_fut_waiter", None)
+    awaiting = ""
+    if waiter is not None:
+        framed = [link for link in chain if fr.coroutine_frame(link) is not None]
+        bottom = framed[-1] if framed else None
+        if bottom is not None and fr.is_stdlib(fr.coroutine_frame(bottom).f_code.co_filename):
+            awaiting = _stdlib_awaiting(bottom)
+        if not awaiting:
+            awaiting = fr.describe_awaitable(waiter)
+    if not user_loc and chain:
+        frame = fr.coroutine_frame(chain[0])
+        if frame is not None:
+            user_loc = fr.frame_location(frame)
+    return user_loc, awaiting
+
+
+def _stdlib_awaiting(coro: Any) -> str:
+    """`Queue.get`, `Lock.acquire`, `sleep`... with the object's registered name if known."""
+    name = fr.qualname_of(coro)
+    frame = fr.coroutine_frame(coro)
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    label = f"{module.rsplit('.', 1)[-1]}.{name}" if module.startswith("asyncio") else name
+    return label
+
+
+def await_chain(task: asyncio.Task) -> list[tuple[str, str, str]]:
+    """(what, location, detail) from the task's coroutine down to the awaited object."""
+    out = []
+    for link in fr.coroutine_chain(task.get_coro()):
+        frame = fr.coroutine_frame(link)
+        if frame is not None:
+            out.append((fr.qualname_of(link), fr.frame_location(frame), ""))
+        else:
+            out.append((fr.describe_awaitable(link), "", ""))
+    waiter = getattr(task, "_fut_waiter", None)
+    if waiter is not None:
+        out.append((fr.describe_awaitable(waiter), "", _future_detail(waiter)))
+    return out
+
+
+def _future_detail(fut: Any) -> str:
+    callbacks = getattr(fut, "_callbacks", None) or []
+    return f"{len(callbacks)} callback(s)"

@@ -1,0 +1,34 @@
+"""Threads: name, ids, daemon flag, CPU seconds, where each one is right now."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from introspect.agent.collectors import frames as fr
+
+
+def thread_rows(thread_cpu: dict[int, float], loop_thread: int | None,
+                agent_threads: set[int]) -> list[dict]:
+    frames = sys._current_frames()
+    rows = []
+    for thread in threading.enumerate():
+        ident = thread.ident or 0
+        stack = fr.stack_of_frame(frames.get(ident), limit=64)
+        user = fr.first_user_frame(stack)
+        rows.append({
+            "name": thread.name,
+            "ident": ident,
+            "native_id": thread.native_id,
+            "daemon": thread.daemon,
+            "cpu_seconds": round(thread_cpu.get(thread.native_id or -1, 0.0), 3),
+            "location": f"{user[1]}:{user[2]} {user[0]}" if user else "",
+            "is_loop": ident == loop_thread,
+            "is_agent": ident in agent_threads,
+        })
+    return rows
+
+
+def thread_stacks(limit: int = 128) -> dict[int, list[tuple[str, str, int]]]:
+    return {ident: fr.stack_of_frame(frame, limit) for ident, frame in
+            sys._current_frames().items()}

@@ -1,0 +1,205 @@
+"""The Agent: owns the collectors, the observed loop, and the server; builds snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from introspect.agent import snapshot_builder
+from introspect.agent.collectors.discovery_hooks import DiscoveryHooks, Registry
+from introspect.agent.collectors.errors import ErrorCollector
+from introspect.agent.collectors.gcstats import GcCollector
+from introspect.agent.collectors.loop import LoopCollector
+from introspect.agent.collectors.process import ProcessCollector
+from introspect.agent.collectors.tasks import TaskCollector
+from introspect.agent.events import CollectorErrors, EventLog
+from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
+from introspect.config import AgentConfig
+from introspect.protocol.snapshot import Snapshot
+
+log = logging.getLogger("introspect.agent")
+AGENT_VERSION = "0.1.0"
+
+
+class Agent:
+    """One per process. Create with `introspect.start()`; the constructor starts nothing."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self.collector_errors = CollectorErrors()
+        self.events = EventLog(config.recent_events)
+        self.errors = ErrorCollector(config.recent_errors, config.error_max_age)
+        self.tasks = TaskCollector(self.errors.task_crashed, self.collector_errors.record)
+        self.loop_probe = LoopCollector(config.lag_probe_interval)
+        self.gc = GcCollector()
+        self.process = ProcessCollector()
+        self.queues = Registry()
+        self.executors = Registry()
+        self._hooks = DiscoveryHooks(self.queues, self.executors, self.collector_errors.record)
+        self._watcher = LoopWatcher(self.attach_loop)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.agent_thread_ids: set[int] = set()
+        self.extensions: dict[str, Any] = {}  # optional parts (metrics, blocking detector...)
+        self.server: Any = None
+        self.running = False
+        self._lock = threading.RLock()
+        self.collect_seconds_last = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Agent:
+        with self._lock:
+            if self.running:
+                return self
+            self.gc.install()
+            self.errors.install_thread_hook()
+            self._hooks.install()
+            self._watcher.install()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                self.attach_loop(loop)
+            from introspect.agent.server import AgentServer
+
+            self.server = AgentServer(self)
+            self.server.start()
+            self.running = True
+            from introspect.agent import extensions
+
+            extensions.start_all(self)
+            return self
+
+    def stop(self) -> None:
+        with self._lock:
+            if not self.running:
+                return
+            self.running = False
+            from introspect.agent import extensions
+
+            extensions.stop_all(self)
+            if self.server is not None:
+                self.server.stop()
+                self.server = None
+            self._watcher.uninstall()
+            self._hooks.uninstall()
+            self.errors.uninstall_thread_hook()
+            self.gc.uninstall()
+            loop, self.loop = self.loop, None
+            self.loop_probe.detach()
+            if loop is not None and not loop.is_closed():
+                uninstrument_loop(loop)
+
+    def after_fork_in_child(self) -> None:
+        """The child gets its own agent: new identity, new socket; nothing of the parent's
+        server thread (it does not exist here) is touched except to forget it."""
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self._lock = threading.RLock()
+        self.process = ProcessCollector()
+        self.agent_thread_ids = set()
+        if self.server is not None:
+            self.server.forget_after_fork()
+            self.server = None
+        if self.running:
+            from introspect.agent.server import AgentServer
+
+            self.server = AgentServer(self)
+            try:
+                self.server.start()
+            except Exception as exc:  # never break the child
+                log.warning("introspect: agent could not start in forked child: %s", exc)
+                self.server = None
+
+    # --- the observed loop -------------------------------------------------------------------
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            current = self.loop
+            if current is loop:
+                return
+            if current is not None and not current.is_closed() and current.is_running():
+                return  # keep observing the loop that is running
+            if current is not None:
+                self.loop_probe.detach()
+            self.loop = loop
+            try:
+                instrument_loop(loop, self.tasks, self.errors.loop_error)
+                self.loop_probe.attach(loop)
+                if loop.is_running():
+                    loop.call_soon_threadsafe(self._adopt, loop)
+            except Exception as exc:
+                self.collector_errors.record("loop", exc)
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.tasks.adopt(loop)
+        except Exception as exc:
+            self.collector_errors.record("tasks", exc)
+
+    def call_on_loop(self, fn: Any, timeout: float = 2.0) -> Any:
+        """Run `fn()` on the loop thread and wait; RuntimeError if the loop is not answering."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("no event loop is observed")
+        if self.loop_probe.thread_id == threading.get_ident():
+            return fn()
+        import concurrent.futures
+
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise RuntimeError(f"the event loop did not answer within {timeout:g}s") from None
+
+    # --- reads -------------------------------------------------------------------------------
+    def safe(self, collector: str, fn: Any, default: Any) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            self.collector_errors.record(collector, exc)
+            return default
+
+    def snapshot(self, top_tasks: int = 20) -> Snapshot:
+        started = time.perf_counter()
+        snap = snapshot_builder.build(self, top_tasks)
+        self.collect_seconds_last = time.perf_counter() - started
+        return snap
+
+    def watch(self, obj: Any, name: str | None = None) -> Any:
+        if not (hasattr(obj, "qsize") or hasattr(obj, "__len__")):
+            raise TypeError(f"introspect.watch: {type(obj).__name__} has neither qsize() nor "
+                            "__len__()")
+        if name is None:
+            from introspect.agent.collectors.discovery_hooks import creation_site
+
+            name = creation_site(obj, depth=3)[0]
+        if not self.queues.rename(obj, name):
+            self.queues.add(obj, name, name, watched=True)
+        return obj
+
+    def listen_addresses(self) -> list[str]:
+        return list(self.server.addresses) if self.server is not None else []
+
+    @staticmethod
+    def node_basics() -> dict[str, Any]:
+        return {"hostname": socket.gethostname(), "python": sys.version.split()[0],
+                "executable": sys.executable}

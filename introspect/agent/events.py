@@ -1,0 +1,53 @@
+"""Bounded logs of events (blocking calls, crash loops, warnings) and of the agent's own errors."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger("introspect.agent")
+
+
+class EventLog:
+    """Recent events, newest last; bounded by count. Safe to append from any thread."""
+
+    def __init__(self, maxlen: int) -> None:
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
+        self.total = 0
+        self.by_kind: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"time": time.time(), "kind": kind, **fields}
+        with self._lock:
+            self._events.append(event)
+            self.total += 1
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+        return event
+
+    def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self._events)
+        return items if limit is None else items[-limit:]
+
+
+class CollectorErrors:
+    """Counts exceptions raised inside the agent's collectors, by collector name.
+
+    A failing collector is counted (`introspect_agent_errors_total{collector}`) and logged once
+    per collector, and never breaks the others or the host.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._logged: set[str] = set()
+
+    def record(self, collector: str, exc: BaseException) -> None:
+        self.counts[collector] = self.counts.get(collector, 0) + 1
+        if collector not in self._logged:
+            self._logged.add(collector)
+            log.warning("introspect collector %s failed: %r (further errors only counted)",
+                        collector, exc)

@@ -1,0 +1,55 @@
+"""Optional parts of the agent started after the core (exporters, detectors, console).
+
+Each entry is `module:function` taking the Agent and returning an object with `stop()` or
+None (disabled by config / dependency missing). A failing extension is logged and counted;
+it never stops the agent or the host.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+from introspect.errors import UserError
+
+log = logging.getLogger("introspect.agent")
+
+# name → "module:function"; a module that does not exist yet is skipped.
+EXTENSIONS: dict[str, str] = {
+    "metrics": "introspect.metrics.prometheus:start_for_agent",
+    "otlp": "introspect.metrics.otlp:start_for_agent",
+    "blocking": "introspect.agent.blocking:start_for_agent",
+    "sampling": "introspect.agent.busy:start_for_agent",
+    "console": "introspect.console.bridge:start_for_agent",
+}
+
+
+def start_all(agent: Any) -> None:
+    for name, target in EXTENSIONS.items():
+        module_name, _, func_name = target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        try:
+            started = getattr(module, func_name)(agent)
+        except UserError:
+            raise  # a misconfiguration the user must hear about (e.g. metrics port in use)
+        except Exception as exc:
+            agent.collector_errors.record(name, exc)
+            log.warning("introspect: %s did not start: %r", name, exc)
+            continue
+        if started is not None:
+            agent.extensions[name] = started
+
+
+def stop_all(agent: Any) -> None:
+    for name, ext in reversed(list(agent.extensions.items())):
+        try:
+            ext.stop()
+        except Exception as exc:
+            log.warning("introspect: stopping %s failed: %r", name, exc)
+    agent.extensions.clear()

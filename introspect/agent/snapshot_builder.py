@@ -1,0 +1,195 @@
+"""Assembles a `Snapshot` from the collectors. Runs on any thread (the agent's, usually):
+every read here is one the loop thread can't be hurt by, and each collector is isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from introspect.agent.collectors import tasks as task_mod
+from introspect.agent.collectors.discovery_hooks import executor_row, queue_row
+from introspect.agent.collectors.threads import thread_rows
+from introspect.protocol import snapshot as s
+
+if TYPE_CHECKING:
+    from introspect.agent.core import Agent
+
+
+def build(agent: Agent, top_tasks: int = 20) -> s.Snapshot:
+    return s.Snapshot(
+        time=time.time(),
+        node=node(agent),
+        process=agent.safe("process", lambda: s.ProcessInfo(**agent.process.stats()),
+                           s.ProcessInfo(uptime_seconds=0, cpu_seconds=0, rss_bytes=0,
+                                         open_fds=0, threads=0)),
+        loop=agent.safe("loop", lambda: loop_info(agent), _empty_loop()),
+        tasks=agent.safe("tasks", lambda: tasks_info(agent, top_tasks),
+                         s.TasksInfo(total=0, by_kind=[], top=[])),
+        queues=agent.safe("queues", lambda: queues(agent), []),
+        threads=agent.safe("threads", lambda: threads(agent), []),
+        executors=agent.safe("executors", lambda: executors(agent), []),
+        gc=agent.safe("gc", lambda: s.GcInfo(**agent.gc.stats(), objects=0),
+                      s.GcInfo(collections=[0, 0, 0], collected=[0, 0, 0],
+                               uncollectable=[0, 0, 0], pause_seconds_total=0,
+                               pause_max_seconds=0)),
+        errors=agent.safe("errors", lambda: errors_info(agent), s.ErrorsInfo(total=0, recent=[])),
+        events=agent.safe("events", lambda: agent.events.recent(100), []),
+        agent=agent_info(agent),
+    )
+
+
+def node(agent: Agent) -> s.Node:
+    basics = agent.node_basics()
+    return s.Node(pid=agent.pid, ppid=os.getppid(), argv=list(sys.argv),
+                  hostname=basics["hostname"], python=basics["python"],
+                  started_at=agent.started_at, executable=basics["executable"],
+                  platform=sys.platform, agent_version=_version())
+
+
+def _version() -> str:
+    from introspect.agent.core import AGENT_VERSION
+
+    return AGENT_VERSION
+
+
+def _empty_loop() -> s.LoopInfo:
+    return s.LoopInfo(running=False, lag_seconds=0, lag_p99_seconds=0, ready=0, scheduled=0,
+                      blocked_for_seconds=0)
+
+
+def loop_info(agent: Agent) -> s.LoopInfo:
+    probe = agent.loop_probe
+    p50, p99, peak = probe.window_stats()
+    loop = agent.loop
+    return s.LoopInfo(
+        running=probe.running,
+        lag_seconds=round(max(probe.last_lag, probe.blocked_for()), 6),
+        lag_p99_seconds=round(p99, 6),
+        lag_p50_seconds=round(p50, 6),
+        lag_max_seconds=round(peak, 6),
+        ready=probe.ready(),
+        scheduled=probe.scheduled(),
+        blocked_for_seconds=round(probe.blocked_for(), 6),
+        loop_class=f"{type(loop).__module__}.{type(loop).__qualname__}" if loop else "",
+        thread=probe.thread_name,
+    )
+
+
+def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
+    live, created, finished = agent.tasks.counts()
+    by_kind = []
+    for kind in created:
+        by_kind.append(s.KindCount(
+            kind=kind, count=max(0, live.get(kind, 0)), created=created.get(kind, 0),
+            finished_ok=finished.get((kind, "ok"), 0),
+            finished_error=finished.get((kind, "error"), 0),
+            finished_cancelled=finished.get((kind, "cancelled"), 0)))
+    by_kind.sort(key=lambda k: (-k.count, k.kind))
+    rows = top_task_rows(agent, top) if top > 0 else []
+    return s.TasksInfo(total=sum(max(0, v) for v in live.values()), by_kind=by_kind, top=rows,
+                       created_total=sum(created.values()), finished_total=sum(finished.values()))
+
+
+def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool = True,
+             busy: dict[int, float] | None = None) -> s.TaskRow:
+    meta = getattr(task, task_mod.META_ATTR, None)
+    location, awaiting = task_mod.where(task) if with_location else ("", "")
+    seq = meta.seq if meta else -id(task)
+    return s.TaskRow(
+        id=seq,
+        name=task.get_name(),
+        kind=meta.kind if meta else task_mod.TaskCollector._compute_kind(
+            task.get_coro(), getattr(task.get_coro(), "cr_code", None)),
+        state=task_mod.task_state(task, running),
+        age_seconds=round(now - meta.created, 3) if meta else 0.0,
+        location=location,
+        awaiting=awaiting,
+        parent=meta.parent if meta else None,
+        busy_seconds=round((busy or {}).get(seq, 0.0), 4),
+    )
+
+
+def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
+    """The `limit` oldest live tasks (one pass over all tasks; per-task detail only for those)."""
+    loop = agent.loop
+    if loop is None:
+        return []
+    tasks = task_mod.live_tasks(loop)
+    oldest = heapq.nsmallest(limit, tasks, key=_created_key)
+    running = _current_task(loop)
+    now = time.monotonic()
+    busy = agent.extensions.get("sampling")
+    busy_map = busy.task_busy() if busy is not None and hasattr(busy, "task_busy") else None
+    return [task_row(t, running, now, busy=busy_map) for t in oldest]
+
+
+def _created_key(task: asyncio.Task) -> float:
+    meta = getattr(task, task_mod.META_ATTR, None)
+    return meta.created if meta else 0.0
+
+
+def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
+    try:
+        return asyncio.tasks._current_tasks.get(loop)  # readable from another thread
+    except Exception:
+        return None
+
+
+def queues(agent: Agent) -> list[s.QueueRow]:
+    rows = []
+    for obj, name, site, _created, watched in agent.queues.items():
+        try:
+            row = queue_row(obj, name, site, _created, watched)
+        except Exception as exc:
+            agent.collector_errors.record("queues", exc)
+            continue
+        if row is not None:
+            rows.append(s.QueueRow(**row))
+    rows.sort(key=lambda r: (-r.length, r.name))
+    return rows
+
+
+def executors(agent: Agent) -> list[s.ExecutorRow]:
+    rows = []
+    for obj, name, site, _created, _watched in agent.executors.items():
+        if getattr(obj, "_shutdown", False) or getattr(obj, "_shutdown_thread", False):
+            continue
+        try:
+            rows.append(s.ExecutorRow(**executor_row(obj, name, site)))
+        except Exception as exc:
+            agent.collector_errors.record("executors", exc)
+    return rows
+
+
+def threads(agent: Agent) -> list[s.ThreadRow]:
+    cpu = agent.process.thread_cpu()
+    rows = thread_rows(cpu, agent.loop_probe.thread_id, agent.agent_thread_ids)
+    return [s.ThreadRow(**r) for r in rows]
+
+
+def errors_info(agent: Agent) -> s.ErrorsInfo:
+    recent = [s.ErrorReport(**r) for r in agent.errors.recent(50)]
+    by_type: dict[str, int] = {}
+    for (_source, type_name), n in agent.errors.counts().items():
+        by_type[type_name] = by_type.get(type_name, 0) + n
+    return s.ErrorsInfo(total=agent.errors.total, recent=recent, by_type=by_type)
+
+
+def agent_info(agent: Agent) -> s.AgentInfo:
+    metrics = agent.extensions.get("metrics")
+    server = agent.server
+    return s.AgentInfo(
+        version=_version(),
+        listen=agent.listen_addresses(),
+        metrics=getattr(metrics, "url", None),
+        otlp="otlp" in agent.extensions,
+        console=bool(agent.config.console),
+        block_threshold=agent.config.block_threshold,
+        collector_errors=dict(agent.collector_errors.counts),
+        clients=server.client_count if server is not None else 0,
+        collect_seconds=round(agent.collect_seconds_last, 6),
+    )

@@ -1,0 +1,58 @@
+"""Started by `introspect run`: this directory is put first on PYTHONPATH, so Python imports
+this module at startup, before the program's own code. It chains to any other
+`sitecustomize` further on the path, then starts the agent."""
+
+import os
+import sys
+
+
+def _chain_other_sitecustomize() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    saved = list(sys.path)
+    this = sys.modules.pop("sitecustomize", None)
+    try:
+        sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+        import importlib
+
+        try:
+            importlib.import_module("sitecustomize")
+        except ImportError:
+            pass
+    finally:
+        sys.path[:] = saved
+        if this is not None:
+            sys.modules["sitecustomize"] = this
+
+
+def _start_agent() -> None:
+    if os.environ.get("INTROSPECT_BOOTSTRAP") != "1":
+        return
+    try:
+        try:
+            import introspect
+        except ImportError:
+            # Another interpreter than introspect's own: borrow introspect's site directory,
+            # last on the path so the program's own packages win, when the versions match.
+            fallback = os.environ.get("INTROSPECT_SITE", "")
+            wanted = os.environ.get("INTROSPECT_PYTHON_VERSION", "")
+            if not fallback or wanted != "{}.{}".format(*sys.version_info[:2]):
+                raise
+            sys.path.extend(p for p in fallback.split(os.pathsep) if p not in sys.path)
+            import introspect
+        from introspect.errors import UserError
+    except ImportError as exc:
+        sys.stderr.write(f"introspect: agent not started: this Python ({sys.executable}) "
+                         f"cannot import introspect ({exc})\n")
+        return
+    try:
+        introspect.start()
+    except UserError as exc:
+        sys.stderr.write(f"introspect: error: {exc}\n")
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
+    except Exception as exc:  # the program runs anyway
+        sys.stderr.write(f"introspect: agent not started: {exc!r}\n")
+
+
+_chain_other_sitecustomize()
+_start_agent()

@@ -1,0 +1,106 @@
+"""The readable summary of a snapshot (`introspect snapshot`, `introspect demo --headless`)."""
+
+from __future__ import annotations
+
+import os
+
+from introspect.protocol.snapshot import Snapshot
+from introspect.textsafe import escape
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f}"
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 0.001:
+        return f"{s * 1e6:.0f}µs"
+    if s < 1:
+        return f"{s * 1000:.1f}ms"
+    if s < 120:
+        return f"{s:.1f}s"
+    if s < 7200:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def short_path(location: str) -> str:
+    """Paths relative to the working directory where that is shorter."""
+    cwd = os.getcwd() + os.sep
+    return location.replace(cwd, "")
+
+
+def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -> str:
+    n, p, lp, t = snap.node, snap.process, snap.loop, snap.tasks
+    lines = []
+    argv = escape(" ".join(n.argv), 60)
+    lines.append(f"pid {n.pid}  {escape(n.hostname, 40)}  python {n.python}  {argv}")
+    lines.append(
+        f"uptime {fmt_seconds(p.uptime_seconds)}  cpu {p.cpu_seconds:.1f}s  "
+        f"rss {fmt_bytes(p.rss_bytes)}  fds {p.open_fds}  threads {p.threads}  "
+        f"children {len(p.children)}")
+    state = "running" if lp.running else "not running"
+    stuck = f"  STUCK for {fmt_seconds(lp.blocked_for_seconds)}" \
+        if lp.blocked_for_seconds >= 0.5 else ""
+    lines.append(
+        f"loop {state}  lag {fmt_seconds(lp.lag_seconds)} (p99 {fmt_seconds(lp.lag_p99_seconds)})"
+        f"  ready {lp.ready}  timers {lp.scheduled}{stuck}")
+    g = snap.gc
+    lines.append(
+        f"gc collections {'/'.join(map(str, g.collections))}  collected "
+        f"{'/'.join(map(str, g.collected))}  uncollectable {sum(g.uncollectable)}  pauses "
+        f"{fmt_seconds(g.pause_seconds_total)} (max {fmt_seconds(g.pause_max_seconds)})")
+    lines.append("")
+    lines.append(f"TASKS {t.total} live  ({t.created_total} created, {t.finished_total} finished)")
+    for k in t.by_kind[:kinds]:
+        errs = f"  errors {k.finished_error}" if k.finished_error else ""
+        lines.append(f"  {k.count:>7}  {escape(k.kind, width - 30)}{errs}")
+    if len(t.by_kind) > kinds:
+        lines.append(f"  … {len(t.by_kind) - kinds} more kinds")
+    if t.top and tasks:
+        lines.append("  oldest:")
+        for row in t.top[:tasks]:
+            where = escape(short_path(row.location), 50)
+            waiting = f" ← {escape(row.awaiting, 30)}" if row.awaiting else ""
+            lines.append(f"  #{row.id:<6} {fmt_seconds(row.age_seconds):>7} {row.state:<8} "
+                         f"{escape(row.name, 24):<24} {where}{waiting}")
+    lines.append("")
+    lines.append(f"QUEUES {len(snap.queues)}")
+    for q in snap.queues[:10]:
+        cap = "∞" if q.capacity == 0 else str(q.capacity)
+        lines.append(f"  {q.length:>7}/{cap:<6} {q.type:<8} getters {q.getters:<3} putters "
+                     f"{q.putters:<3} {escape(short_path(q.name), width - 50)}")
+    if snap.executors:
+        lines.append("EXECUTORS")
+        for e in snap.executors:
+            lines.append(f"  {escape(e.name, 40):<40} workers {e.workers}/{e.max_workers} "
+                         f"busy {e.busy} queued {e.queue_length}")
+    lines.append(f"THREADS {len(snap.threads)}")
+    for th in snap.threads[:12]:
+        tag = " [loop]" if th.is_loop else (" [agent]" if th.is_agent else "")
+        lines.append(f"  {escape(th.name, 28):<28}{tag:<8} cpu {th.cpu_seconds:>7.2f}s  "
+                     f"{escape(short_path(th.location), width - 52)}")
+    e = snap.errors
+    lines.append(f"ERRORS {e.total}")
+    for r in e.recent[-8:]:
+        ago = fmt_seconds(max(0.0, snap.time - r.time))
+        retrieved = "" if r.retrieved is None else (" retrieved" if r.retrieved else
+                                                   " NEVER RETRIEVED")
+        who = f" task {escape(r.task, 30)}" if r.task else (
+            f" thread {escape(r.thread, 30)}" if r.thread else "")
+        lines.append(f"  {ago:>6} ago {r.source:<8} {escape(r.type, 24)}: "
+                     f"{escape(r.message, 60)}{who}{retrieved}")
+    if snap.events:
+        lines.append(f"EVENTS (last {min(8, len(snap.events))})")
+        for ev in snap.events[-8:]:
+            ago = fmt_seconds(max(0.0, snap.time - float(ev.get("time", snap.time))))
+            detail = {k: v for k, v in ev.items() if k not in ("time", "kind", "stack")}
+            lines.append(f"  {ago:>6} ago {escape(ev.get('kind', '?'), 20)} "
+                         f"{escape(detail, width - 30)}")
+    return "\n".join(lines)
+
+

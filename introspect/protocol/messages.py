@@ -1,0 +1,251 @@
+"""Every message on the wire. Tagged msgspec Structs: the `type` field names the message.
+
+Handshake (see `auth` for the proof):
+    client → Hello(versions, client, client_nonce)
+    agent  → Challenge(version, agent_nonce, auth)  |  ErrorReply(code="incompatible")
+    client → Authenticate(proof)   # HMAC of the nonces under the token; never the token itself
+    agent  → Welcome(role, node)   |  ErrorReply(code="auth_failed")
+Then the client sends requests and reads one reply each (`id` echoes the request's id);
+`Subscribe` switches the connection to a stream of `Update`s.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from introspect.protocol.snapshot import QueueRow, Snapshot, TaskRow, ThreadRow
+
+Role = Literal["read", "control"]
+
+
+class Message(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+# --- handshake -------------------------------------------------------------------------
+class Hello(Message, tag="hello"):
+    versions: list[int]
+    client: str = ""
+    client_nonce: bytes = b""
+
+
+class Challenge(Message, tag="challenge"):
+    version: int
+    agent_nonce: bytes
+    auth: Literal["none", "token"]
+    agent_pid: int = 0
+
+
+class Authenticate(Message, tag="authenticate"):
+    proof: bytes | None = None
+
+
+class Welcome(Message, tag="welcome"):
+    role: Role
+    pid: int
+    version: int
+
+
+# --- requests ----------------------------------------------------------------------------
+class Request(Message, kw_only=True):
+    id: int = 0
+
+
+class SnapshotRequest(Request, tag="snapshot"):
+    top_tasks: int = 20
+
+
+class TaskListRequest(Request, tag="task_list"):
+    """Paged, sorted, filtered on the agent side: a client never downloads 100k tasks."""
+
+    offset: int = 0
+    limit: int = 100
+    sort: Literal["id", "name", "kind", "state", "age", "location", "busy"] = "age"
+    descending: bool = True
+    kind: str | None = None
+    name: str | None = None  # substring
+    state: str | None = None
+    location: str | None = None  # substring
+    min_age: float | None = None
+    text: str | None = None  # substring of name, kind or location
+
+
+class TaskDetailRequest(Request, tag="task_detail"):
+    task_id: int
+
+
+class ThreadStacksRequest(Request, tag="thread_stacks"):
+    pass
+
+
+class QueueListRequest(Request, tag="queue_list"):
+    pass
+
+
+class DumpRequest(Request, tag="dump"):
+    """All thread stacks plus every task's await chain (bounded by `max_tasks`)."""
+
+    max_tasks: int = 10_000
+
+
+class Subscribe(Request, tag="subscribe"):
+    interval: float = 1.0
+    top_tasks: int = 20
+
+
+class CancelTask(Request, tag="cancel_task"):
+    task_id: int
+    message: str | None = None
+
+
+class GcCollect(Request, tag="gc_collect"):
+    generation: int = 2
+
+
+class SetInterval(Request, tag="set_interval"):
+    interval: float
+
+
+class Ping(Request, tag="ping"):
+    pass
+
+
+# --- replies -----------------------------------------------------------------------------
+class Reply(Message, kw_only=True):
+    id: int = 0
+
+
+class ErrorReply(Reply, tag="error"):
+    code: str  # bad_request | forbidden | not_found | auth_failed | incompatible | unavailable
+    message: str
+
+
+class SnapshotReply(Reply, tag="snapshot_reply"):
+    snapshot: Snapshot
+
+
+class TaskPage(Reply, tag="task_page"):
+    total: int
+    matched: int
+    offset: int
+    tasks: list[TaskRow]
+
+
+class Frame(msgspec.Struct, kw_only=True):
+    function: str
+    file: str
+    line: int
+    code: str = ""
+
+
+class AwaitLink(msgspec.Struct, kw_only=True):
+    """One step of an await chain: a coroutine frame, or the awaitable at the bottom."""
+
+    what: str
+    location: str = ""
+    detail: str = ""
+
+
+class TaskDetail(Reply, tag="task_detail_reply"):
+    task: TaskRow
+    await_chain: list[AwaitLink]
+    stack: list[Frame]
+    children: list[int]
+    created_at: str = ""
+    coroutine: str = ""
+    waiting_on: str = ""
+    waiting_seconds: float | None = None
+
+
+class ThreadStack(msgspec.Struct, kw_only=True):
+    thread: ThreadRow
+    frames: list[Frame]  # outermost first
+
+
+class ThreadStacks(Reply, tag="thread_stacks_reply"):
+    threads: list[ThreadStack]
+
+
+class QueueList(Reply, tag="queue_list_reply"):
+    queues: list[QueueRow]
+
+
+class TaskChain(msgspec.Struct, kw_only=True):
+    task: TaskRow
+    await_chain: list[AwaitLink]
+
+
+class DumpReply(Reply, tag="dump_reply"):
+    time: float
+    pid: int
+    threads: list[ThreadStack]
+    tasks: list[TaskChain]
+    tasks_total: int
+    loop_blocked_for_seconds: float = 0.0
+
+
+class Update(Reply, tag="update"):
+    """One streamed update. `full` on the first; later ones carry only what changed
+    (None = unchanged). `dropped` counts updates this client missed by being slow."""
+
+    seq: int
+    time: float
+    full: bool
+    dropped: int = 0
+    snapshot: Snapshot | None = None
+    changed: dict[str, Any] | None = None
+
+
+class Ack(Reply, tag="ack"):
+    detail: str = ""
+
+
+ClientMessage = (
+    Hello
+    | Authenticate
+    | SnapshotRequest
+    | TaskListRequest
+    | TaskDetailRequest
+    | ThreadStacksRequest
+    | QueueListRequest
+    | DumpRequest
+    | Subscribe
+    | CancelTask
+    | GcCollect
+    | SetInterval
+    | Ping
+)
+AgentMessage = (
+    Challenge
+    | Welcome
+    | ErrorReply
+    | SnapshotReply
+    | TaskPage
+    | TaskDetail
+    | ThreadStacks
+    | QueueList
+    | DumpReply
+    | Update
+    | Ack
+)
+
+CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect)
+
+_encoder = msgspec.msgpack.Encoder()
+_client_decoder = msgspec.msgpack.Decoder(ClientMessage)
+_agent_decoder = msgspec.msgpack.Decoder(AgentMessage)
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_client_message(data: bytes) -> Message:
+    """Decode untrusted bytes from a client; raises msgspec.ValidationError/DecodeError."""
+    return _client_decoder.decode(data)
+
+
+def decode_agent_message(data: bytes) -> Message:
+    return _agent_decoder.decode(data)
