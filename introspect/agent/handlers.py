@@ -46,6 +46,10 @@ async def serve_requests(server: AgentServer, session: Session, reader: asyncio.
         if isinstance(request, m.Subscribe):
             await stream_updates(server, session, request, reader, writer)
             return
+        if isinstance(request, m.ConsoleOpen):
+            if await open_console(server, session, request, reader, writer):
+                return
+            continue
         reply = await handle(server, session, request)
         reply.id = request.id
         await send(writer, reply)
@@ -102,6 +106,12 @@ async def handle(server: AgentServer, session: Session, request: m.Request) -> m
             if not ok:
                 return m.ErrorReply(code="not_found", message=detail)
             return m.Ack(detail=detail)
+        if isinstance(request, m.ProfileRequest):
+            from introspect.profiling.self_profile import profile_self
+
+            server.audit.record("profile", "ok", session.peer, session.role,
+                                duration=request.duration)
+            return await profile_self(server.agent, request)
         if isinstance(request, m.GcCollect):
             generation = _clamp(request.generation, 0, 2)
             started = time.perf_counter()
@@ -114,6 +124,26 @@ async def handle(server: AgentServer, session: Session, request: m.Request) -> m
         agent.collector_errors.record("server", exc)
         return m.ErrorReply(code="unavailable", message=f"{type(exc).__name__}: {exc}"[:300])
     return m.ErrorReply(code="bad_request", message=f"unsupported request {type(request).__name__}")
+
+
+async def open_console(server: AgentServer, session: Session, request: m.ConsoleOpen,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Hand the connection to the console extension; False (and an error sent) if refused."""
+    console = server.agent.extensions.get("console")
+    if session.role != "control":
+        server.audit.record("console_open", "forbidden", session.peer, session.role)
+        reply: m.Reply = m.ErrorReply(code="forbidden", message="the console needs the control "
+                                      "role; this connection is read-only")
+    elif console is None or not server.agent.config.console:
+        reply = m.ErrorReply(code="unavailable", message="the console is disabled: start the "
+                             "agent with --console (INTROSPECT_CONSOLE=1)")
+    else:
+        server.audit.record("console_open", "ok", session.peer, session.role)
+        await console.serve(server, session, request, reader, writer)
+        return True
+    reply.id = request.id
+    await send(writer, reply)
+    return False
 
 
 def _clamp(value: int, low: int, high: int) -> int:

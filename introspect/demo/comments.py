@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +48,14 @@ class UnexpectedMessage(Exception):
     """A comments worker received a message it does not know how to handle."""
 
 
+CRASHES_KEPT = 100
+
+
 @dataclass(frozen=True)
 class CrashReport:
     time: float
     worker: int
-    task_name: str
+    task: asyncio.Task[None]  # ended with `exception`, which the supervisor retrieved
     exception: BaseException
     message: Message | None
 
@@ -71,7 +75,7 @@ class CommentsService:
         self.in_flight: dict[int, Message] = {}  # worker -> message taken but not acknowledged
         self.workers: dict[int, asyncio.Task[None]] = {}
         self.supervisor: asyncio.Task[None] | None = None
-        self.crashes: list[CrashReport] = []
+        self.crashes: deque[CrashReport] = deque(maxlen=CRASHES_KEPT)
         self.restarts = 0  # by the current supervisor
         self.gave_up = False
         self.dead_letters: list[Message] = []
@@ -221,7 +225,7 @@ async def comments_supervisor(comments: CommentsService) -> None:
                 assert exc is not None
                 message = comments.redeliver(worker)
                 comments.crashes.append(
-                    CrashReport(time.time(), worker, task.get_name(), exc, message)
+                    CrashReport(time.time(), worker, task, exc, message)
                 )
                 now = asyncio.get_running_loop().time()
                 window = ctx.clock.scaled(MAX_RESTARTS_WINDOW)

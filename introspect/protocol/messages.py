@@ -112,6 +112,27 @@ class Ping(Request, tag="ping"):
     pass
 
 
+class ConsoleOpen(Request, tag="console_open"):
+    """Switch this connection to a console session (control role, agent started with the
+    console enabled). Then the client sends ConsoleInput and reads ConsoleOutput."""
+
+    width: int = 80
+    height: int = 24
+
+
+class ConsoleInput(Request, tag="console_input"):
+    data: str
+
+
+class ProfileRequest(Request, tag="profile"):
+    """The agent samples its own process with py-spy (control role) and returns the hottest
+    functions."""
+
+    duration: float = 5.0
+    rate: int = 100
+    top: int = 30
+
+
 # --- replies -----------------------------------------------------------------------------
 class Reply(Message, kw_only=True):
     id: int = 0
@@ -202,6 +223,24 @@ class Ack(Reply, tag="ack"):
     detail: str = ""
 
 
+class ConsoleOutput(Reply, tag="console_output"):
+    data: str
+    closed: bool = False
+
+
+class ProfileFunction(msgspec.Struct, kw_only=True):
+    function: str
+    location: str
+    own: float  # share of samples with this function innermost
+    total: float  # share of samples with this function anywhere on the stack
+
+
+class ProfileReply(Reply, tag="profile_reply"):
+    samples: int
+    duration: float
+    functions: list[ProfileFunction]
+
+
 ClientMessage = (
     Hello
     | Authenticate
@@ -216,6 +255,9 @@ ClientMessage = (
     | GcCollect
     | SetInterval
     | Ping
+    | ConsoleOpen
+    | ConsoleInput
+    | ProfileRequest
 )
 AgentMessage = (
     Challenge
@@ -229,9 +271,11 @@ AgentMessage = (
     | DumpReply
     | Update
     | Ack
+    | ConsoleOutput
+    | ProfileReply
 )
 
-CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect)
+CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect, ConsoleOpen, ProfileRequest)
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)

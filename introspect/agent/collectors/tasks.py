@@ -188,8 +188,7 @@ def _stdlib_awaiting(coro: Any) -> str:
     name = fr.qualname_of(coro)
     frame = fr.coroutine_frame(coro)
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
-    label = f"{module.rsplit('.', 1)[-1]}.{name}" if module.startswith("asyncio") else name
-    return label
+    return f"asyncio.{name}" if module.startswith("asyncio") else name
 
 
 def await_chain(task: asyncio.Task) -> list[tuple[str, str, str]]:
