@@ -89,11 +89,6 @@ def recording_rules(c: RuleConfig) -> list[dict]:
             f"rate({c.sel('python_asyncio_loop_lag_seconds_bucket')}[5m]))\n)",
         },
         {
-            "record": "instance:python_asyncio_loop_lag_seconds:p50_rate5m",
-            "expr": "histogram_quantile(0.5,\n  sum by (job, instance, le) ("
-            f"rate({c.sel('python_asyncio_loop_lag_seconds_bucket')}[5m]))\n)",
-        },
-        {
             "record": "instance:python_asyncio_loop_blocked_seconds:increase5m",
             "expr": "sum by (job, instance) ("
             f"increase({c.sel('python_asyncio_loop_blocked_seconds_total')}[5m]))",

@@ -142,3 +142,37 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict]) -> dic
         "templating": {"list": variables("python_info")},
         "panels": layout(panels),
     }
+
+
+# Evaluating the dashboards outside Grafana (tests, ad-hoc checks) -------------------------
+
+# How Grafana's variables are replaced to run a panel's query straight against Prometheus.
+# `$job`/`$instance` sit inside `=~"..."`, so any regex works; `.+` is Grafana's "All" here.
+DEFAULT_SUBSTITUTIONS = {"job": ".+", "instance": ".+", "__rate_interval": "1m"}
+
+
+def render_expr(expr: str, **values: str) -> str:
+    """`expr` with `$name`/`${name}` replaced: DEFAULT_SUBSTITUTIONS updated with `values`."""
+    subs = {**DEFAULT_SUBSTITUTIONS, **values}
+    for name in sorted(subs, key=len, reverse=True):  # $__rate_interval before shorter names
+        expr = expr.replace("${" + name + "}", subs[name]).replace("$" + name, subs[name])
+    return expr
+
+
+def panel_queries(board: dict) -> list[tuple[str, str, str]]:
+    """(panel title, refId, raw expr) of every target of every panel."""
+    return [(panel["title"], t["refId"], t["expr"])
+            for panel in board["panels"] for t in panel.get("targets", [])]
+
+
+def variable_queries(board: dict) -> list[tuple[str, str]]:
+    """(variable name, PromQL) for every `label_values(SELECTOR, LABEL)` query variable."""
+    out = []
+    for var in board["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        text = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+        inner = text.strip().removeprefix("label_values(").removesuffix(")")
+        selector, _, label = inner.rpartition(",")
+        out.append((var["name"], f"count by ({label.strip()}) ({selector.strip()})"))
+    return out
