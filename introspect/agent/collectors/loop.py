@@ -60,14 +60,19 @@ class LoopCollector:
             self._start)
 
     def _start(self) -> None:
+        if self.loop is None:  # detached before the loop ran us
+            return
         self.thread_id = threading.get_ident()
         self.thread_name = threading.current_thread().name
         self._expected = time.monotonic() + self.interval
         self._arm()
 
     def _arm(self) -> None:
-        assert self.loop is not None
-        self._handle = self.loop.call_at(self.loop.time() + self.interval, self._probe)
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            self._handle = None
+            return
+        self._handle = loop.call_at(loop.time() + self.interval, self._probe)
 
     def _probe(self) -> None:
         now = time.monotonic()
@@ -82,8 +87,7 @@ class LoopCollector:
                 callback()
             except Exception:
                 pass
-        if self.loop is not None and not self.loop.is_closed():
-            self._arm()
+        self._arm()
 
     def detach(self) -> None:
         handle, self._handle = self._handle, None

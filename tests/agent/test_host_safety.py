@@ -1,0 +1,136 @@
+"""The agent never hurts its host: contained failures, unchanged behaviour, fork-safety."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+import introspect
+from introspect.client.connection import Client
+from tests.support.procs import AgentProcess, wait_until
+
+
+class ExplodingQueue:
+    def qsize(self) -> int:
+        raise RuntimeError("collector must contain me")
+
+
+def test_collector_exception_is_contained_and_counted():
+    async def main():
+        agent = introspect.start()
+        try:
+            bad = introspect.watch(ExplodingQueue(), name="bad")  # watched weakly: keep it
+            q = asyncio.Queue()
+            q.put_nowait(1)
+            introspect.watch(q, name="good")
+            snap = agent.snapshot()
+            assert [r.name for r in snap.queues if r.name == "good"] == ["good"]
+            assert agent.collector_errors.counts.get("queues", 0) >= 1
+            assert snap.agent.collector_errors.get("queues", 0) >= 1
+            del bad
+        finally:
+            introspect.stop()
+
+    asyncio.run(main())
+
+
+def test_app_task_factory_exception_handler_and_contextvars_are_kept():
+    calls: list[str] = []
+    handled: list[str] = []
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    def app_factory(loop, coro, **kwargs):
+        calls.append("factory")
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def app_handler(loop, context):
+        handled.append(context["message"])
+
+    async def reads_var() -> str:
+        return var.get()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(app_factory)
+        loop.set_exception_handler(app_handler)
+        agent = introspect.start()
+        try:
+            assert loop.get_task_factory() is app_factory
+            assert loop.get_exception_handler() is app_handler
+            ctx = contextvars.copy_context()
+            ctx.run(var.set, "from-context")
+            assert await loop.create_task(reads_var(), context=ctx) == "from-context"
+            assert calls, "the app's factory still runs"
+
+            def later_factory(loop, coro, **kwargs):
+                calls.append("later")
+                return asyncio.Task(coro, loop=loop, **kwargs)
+
+            loop.set_task_factory(later_factory)  # the app changes its mind: still counted
+            assert loop.get_task_factory() is later_factory
+            await asyncio.create_task(reads_var())
+            assert calls[-1] == "later"
+            kinds = [k for k in agent.snapshot().tasks.by_kind if k.kind.endswith(".reads_var")]
+            assert [k.finished_ok for k in kinds] == [2]
+
+            loop.call_soon(lambda: 1 / 0)
+            await asyncio.sleep(0.05)
+            assert len(handled) == 1 and handled[0].startswith("Exception in callback")
+            errors = agent.snapshot().errors
+            assert any(e.source == "callback" and e.type == "ZeroDivisionError"
+                       for e in errors.recent)
+        finally:
+            introspect.stop()
+        assert loop.get_task_factory() is later_factory
+        assert loop.get_exception_handler() is app_handler
+
+    asyncio.run(main())
+
+
+def test_start_is_idempotent_and_stop_restores_hooks():
+    import queue
+    import threading
+
+    original_hook = threading.excepthook
+    original_simple = queue.SimpleQueue
+    a = introspect.start()
+    try:
+        assert introspect.start() is a
+        assert queue.SimpleQueue is not original_simple
+    finally:
+        introspect.stop()
+    assert threading.excepthook is original_hook
+    assert queue.SimpleQueue is original_simple
+    assert asyncio.Queue.__init__.__qualname__ == "Queue.__init__"
+
+
+FORKER = r'''
+import asyncio, os, sys, time
+import introspect
+async def main():
+    pid = os.fork()
+    if pid == 0:
+        print(f"child {os.getpid()}", flush=True)
+        time.sleep(60)
+        os._exit(0)
+    print(f"parent {os.getpid()} child-pid {pid}", flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+'''
+
+
+def test_forked_child_gets_its_own_working_agent():
+    with AgentProcess.script(FORKER) as proc:
+        line = proc.wait_for_line("child-pid")
+        child = int(line.split()[-1])
+        from introspect.protocol import discovery
+
+        wait_until(lambda: discovery.socket_path(child).exists(), message="child's socket")
+        with Client(str(child)).connect() as c:
+            assert c.snapshot().node.pid == child
+        with Client(str(proc.pid)).connect() as c:
+            assert c.snapshot().node.pid == proc.pid
+        import os
+        import signal
+
+        os.kill(child, signal.SIGKILL)
