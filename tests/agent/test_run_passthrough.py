@@ -71,15 +71,15 @@ def test_python_dash_m_and_console_scripts(tmp_path: Path):
 
 def test_agent_files_are_removed_at_exit(tmp_path: Path, runtime_dir: str):
     app = tmp_path / "app.py"
-    app.write_text("import asyncio\nasync def main():\n    await asyncio.sleep(0.1)\n"
-                   "asyncio.run(main())\n")
-    proc = subprocess.run([*RUN, sys.executable, str(app)], capture_output=True, text=True,
-                          timeout=30)
-    assert proc.returncode == 0
-    leftovers = [p.name for p in Path(runtime_dir).iterdir()
-                 if p.name.startswith("agent-") and str(proc.args) and p.exists()]
-    for name in leftovers:  # only other tests' live agents may remain
-        pid = int(name.split("-")[1].split(".")[0])
-        assert Path(f"/proc/{pid}").exists(), f"stale {name}"
+    app.write_text("import asyncio, introspect\nasync def main():\n"
+                   "    print(introspect.get_agent().listen_addresses(), flush=True)\n"
+                   "    await asyncio.sleep(0.1)\nasyncio.run(main())\n")
+    proc = subprocess.Popen([*RUN, sys.executable, str(app)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"agent-{proc.pid}.sock" in stdout  # it did have an agent...
+    assert not (Path(runtime_dir) / f"agent-{proc.pid}.sock").exists()  # ...and cleaned up
+    assert not (Path(runtime_dir) / f"agent-{proc.pid}.json").exists()
     for noise in ("Task was destroyed", "Exception ignored", "Traceback", "Profiling timer"):
-        assert noise not in proc.stderr
+        assert noise not in stderr
