@@ -1,0 +1,296 @@
+"""Blocking calls caught red-handed: a watchdog thread sees the loop thread's stack *while* a
+step holds the loop, names the task or callback that holds it, and reports the block while it
+is still going on (the event is updated in place until the loop comes back).
+
+How a block is measured: the loop's selector is wrapped on the loop instance so each return
+from `select()` is time-stamped; the loop is "busy" from that moment until it enters `select()`
+again. Busy longer than the threshold = blocked, with an exact duration. Under uvloop (no
+Python selector) the lag probe's "overdue" time is used instead: events still fire, durations
+are lower bounds. Why a thread works at all (FINDINGS.md): while the loop thread runs Python
+code or sleeps in C, the watchdog gets the GIL within ~5 ms; a C call that holds the GIL
+(a long regex, a huge `sorted`) can't be seen from inside until it returns — use
+`introspect dump` (py-spy) for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import logging
+import os
+import sys
+import threading
+import time
+import types
+from typing import TYPE_CHECKING, Any
+
+from introspect.agent.collectors import frames as fr
+from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.lints import LintRegistry, default_lints
+
+if TYPE_CHECKING:
+    from introspect.agent.core import Agent
+
+log = logging.getLogger("introspect.agent")
+MAX_STACK = 64  # frames kept per event (innermost ones)
+LINT_PERIOD = 1.0  # seconds between periodic lint checks
+_EVENTS_PY = os.path.join("asyncio", "events.py")
+
+
+class SelectorClock:
+    """Time-stamps the loop's entries to and returns from `select()` (on the instance only)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.selector = getattr(loop, "_selector", None)
+        self.entered_at = 0.0
+        self.returned_at = 0.0
+        self.in_select = True
+        self.active = False
+
+    def install(self) -> bool:
+        selector = self.selector
+        original = getattr(selector, "select", None)
+        if original is None or getattr(original, "_introspect_clock", None) is not None:
+            return False
+        clock = self
+        monotonic = time.monotonic
+
+        def select(timeout: float | None = None) -> Any:
+            clock.entered_at = monotonic()
+            clock.in_select = True
+            try:
+                return original(timeout)
+            finally:
+                clock.returned_at = monotonic()
+                clock.in_select = False
+
+        select._introspect_clock = self  # type: ignore[attr-defined]
+        try:
+            selector.select = select  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            return False  # a selector without an instance dict: lag-probe fallback
+        self.active = True
+        return True
+
+    def uninstall(self) -> None:
+        if self.active and self.selector is not None:
+            try:
+                del self.selector.select
+            except AttributeError:
+                pass
+        self.active = False
+
+
+def _callee_name(frame: types.FrameType) -> str | None:
+    """The callable the frame is calling right now (`time.sleep`), from the call's source
+    span; resolved through modules only, so no user code runs."""
+    try:
+        positions = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+        lineno, end_lineno, col, end_col = positions
+        if lineno is None or col is None or lineno != end_lineno:
+            return None
+        text = linecache.getline(frame.f_code.co_filename, lineno)[col:end_col]
+    except Exception:
+        return None
+    head = text.split("(", 1)[0].strip()
+    if not head or "(" not in text or not all(p.isidentifier() for p in head.split(".")):
+        return None
+    parts = head.split(".")
+    obj: Any = frame.f_globals.get(parts[0], frame.f_builtins.get(parts[0]))
+    for part in parts[1:]:
+        if not isinstance(obj, types.ModuleType | type):
+            return head
+        obj = obj.__dict__.get(part)
+    if isinstance(obj, types.BuiltinFunctionType | types.BuiltinMethodType):
+        module = getattr(obj, "__module__", None) or (parts[0] if len(parts) > 1 else "")
+        return f"{module}.{obj.__qualname__}" if module else obj.__qualname__
+    return head
+
+
+def capture_stack(frame: types.FrameType | None) -> tuple[list[dict[str, Any]], str, str, str]:
+    """(frames outermost first, culprit, location, callback) of the loop thread right now."""
+    stack = fr.stack_of_frame(frame, limit=256)
+    frames = [{"function": f, "file": file, "line": line} for f, file, line in stack]
+    culprit = ""
+    if frame is not None:
+        native = _callee_name(frame)
+        if native is not None:
+            culprit = native
+            frames.append({"function": native, "file": "<call>", "line": 0})
+        else:
+            culprit = frame.f_code.co_name
+    user = fr.first_user_frame(stack)
+    location = f"{user[1]}:{user[2]} {user[0]}" if user else ""
+    callback = ""
+    for i, (function, file, _line) in enumerate(stack):
+        if function == "_run" and file.endswith(_EVENTS_PY) and i + 1 < len(stack):
+            f2, file2, line2 = stack[i + 1]
+            callback = f"{file2}:{line2} {f2}"
+    return frames[-MAX_STACK:], culprit, location, callback
+
+
+class _Block:
+    __slots__ = ("event", "last_log", "since", "task")
+
+    def __init__(self, since: float, task: Any, event: dict[str, Any]) -> None:
+        self.since = since
+        self.task = task
+        self.event = event
+        self.last_log = time.monotonic()
+
+
+class BlockingDetector:
+    """The `blocking` extension: `blocks_total`, `blocked_seconds_total`, `lints`."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.threshold = float(agent.config.block_threshold)
+        self.poll = max(0.005, min(0.025, self.threshold / 4))
+        self.blocks_total = 0
+        self._finished_seconds = 0.0
+        self._clock: SelectorClock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._current: _Block | None = None
+        self._stop = threading.Event()
+        self._next_lints = 0.0
+        self.lints = LintRegistry(agent, default_lints())
+        self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
+                                        daemon=True)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> BlockingDetector:
+        self.lints.install()
+        self._thread.start()
+        if self._thread.ident is not None:
+            self.agent.agent_thread_ids.add(self._thread.ident)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        if self._clock is not None:
+            self._clock.uninstall()
+            self._clock = None
+        self.lints.uninstall()
+
+    @property
+    def blocked_seconds_total(self) -> float:
+        """Finished blocks plus the one going on now: the counter rises during a long block."""
+        block = self._current
+        ongoing = block.event["duration"] if block is not None else 0.0
+        return self._finished_seconds + ongoing
+
+    # --- the watchdog ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self._tick(time.monotonic())
+            except Exception as exc:
+                self.agent.collector_errors.record("blocking", exc)
+            now = time.monotonic()
+            if now >= self._next_lints:
+                self._next_lints = now + LINT_PERIOD
+                self.lints.run_periodic(now)
+
+    def _follow_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop = self.agent.loop
+        if loop is not self._loop:
+            if self._clock is not None:
+                self._clock.uninstall()
+            self._loop, self._clock, self._current = loop, None, None
+            if loop is not None:
+                clock = SelectorClock(loop)
+                if clock.install():
+                    self._clock = clock
+        return loop
+
+    def busy_since(self, now: float) -> float | None:
+        """Since when the loop has been running callbacks without polling I/O; None = idle."""
+        clock = self._clock
+        if clock is not None and clock.returned_at:
+            return None if clock.in_select else clock.returned_at
+        overdue = self.agent.loop_probe.blocked_for()  # uvloop & co: lower bound
+        return now - overdue if overdue > 0 else None
+
+    def _tick(self, now: float) -> None:
+        loop = self._follow_loop()
+        if loop is None or not loop.is_running():
+            return
+        since = self.busy_since(now)
+        block = self._current
+        if block is not None:
+            if since is None or since != block.since:
+                self._finish(block, now)
+            else:
+                self._update(block, loop, now)
+            return
+        if since is not None and now - since >= self.threshold:
+            self._begin(loop, since, now)
+
+    def _begin(self, loop: asyncio.AbstractEventLoop, since: float, now: float) -> None:
+        thread_id = self.agent.loop_probe.thread_id
+        frame = sys._current_frames().get(thread_id) if thread_id is not None else None
+        stack, culprit, location, callback = capture_stack(frame)
+        task = asyncio.tasks._current_tasks.get(loop)
+        event = self.agent.events.add(
+            "blocking", duration=round(now - since, 6), ongoing=True, task=_task_info(task),
+            callback=None if task is not None else (callback or location), stack=stack,
+            location=location, culprit=culprit, single_step=task is not None,
+            threshold=self.threshold, exact=self._clock is not None)
+        self._current = _Block(since, task, event)
+        self.blocks_total += 1
+        who = _describe(event)
+        log.warning("introspect: event loop blocked for %.3fs (still blocked) by %s in %s",
+                    now - since, who, culprit or location)
+
+    def _update(self, block: _Block, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        # Values of existing keys only: the snapshot may be encoding this dict right now.
+        block.event["duration"] = round(now - block.since, 6)
+        if block.event["single_step"] and asyncio.tasks._current_tasks.get(loop) is not \
+                block.task:
+            block.event["single_step"] = False
+        if now - block.last_log >= 10.0:
+            block.last_log = now
+            log.warning("introspect: event loop still blocked after %.1fs by %s",
+                        now - block.since, _describe(block.event))
+
+    def _finish(self, block: _Block, now: float) -> None:
+        clock = self._clock
+        end = clock.entered_at if clock is not None and clock.entered_at >= block.since \
+            else now
+        duration = round(max(end - block.since, 0.0), 6)
+        event = block.event
+        event["duration"] = duration
+        event["ongoing"] = False
+        self._current = None
+        self._finished_seconds += duration
+        log.warning("introspect: event loop was blocked for %.3fs by %s in %s", duration,
+                    _describe(event), event["culprit"] or event["location"])
+        self.lints.observe("loop_blocked", event=event)
+        self.lints.observe("task_never_yields", event=event)
+
+
+def _task_info(task: Any) -> dict[str, Any] | None:
+    if task is None:
+        return None
+    meta = getattr(task, META_ATTR, None)
+    try:
+        name = task.get_name()
+    except Exception:
+        name = "?"
+    if meta is None:
+        return {"id": -id(task), "name": name, "kind": fr.qualname_of(task.get_coro())}
+    return {"id": meta.seq, "name": name, "kind": meta.kind}
+
+
+def _describe(event: dict[str, Any]) -> str:
+    task = event.get("task")
+    if task:
+        return f"task {task['name']} #{task['id']} ({task['kind']})"
+    return f"callback {event.get('callback') or '?'}"
+
+
+def start_for_agent(agent: Agent) -> BlockingDetector:
+    return BlockingDetector(agent).start()
