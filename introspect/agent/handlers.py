@@ -1,12 +1,15 @@
-"""Requests after the handshake: decode strictly, check the role, answer one reply each."""
+"""Requests after the handshake: decode strictly, check the role, validate, answer one reply
+each. And the update stream: one shared snapshot per tick for every subscriber, changed-only
+updates, and a slow client that gets fewer updates instead of a growing buffer."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -14,12 +17,21 @@ import msgspec
 from introspect.agent import queries
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from introspect.protocol.snapshot import Snapshot
 
 if TYPE_CHECKING:
+    from introspect.agent.core import Agent
     from introspect.agent.server import AgentServer
 
 MIN_INTERVAL = 0.1
 MAX_INTERVAL = 3600.0
+MAX_FILTER_CHARS = 1024  # a substring filter longer than this is a mistake or an attack
+MAX_CANCEL_MESSAGE = 1000
+MAX_PROFILE_SECONDS = 300.0
+# A subscriber whose unsent bytes exceed this gets no new update (it is counted in `dropped`);
+# one that has not drained for STALL_TIMEOUT is disconnected.
+WRITE_BUFFER_LIMIT = 256 * 1024
+STALL_TIMEOUT = 60.0
 
 
 @dataclass
@@ -31,19 +43,23 @@ class Session:
     interval: float = 1.0
 
 
+def tag_of(message: msgspec.Struct) -> str:
+    return str(type(message).__struct_config__.tag)
+
+
 async def serve_requests(server: AgentServer, session: Session, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
     while True:
         data = await framing.read_frame(reader, framing.MAX_FRAME_TO_AGENT)
-        try:
-            request = m.decode_client_message(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            await send(writer, m.ErrorReply(code="bad_request", message=str(exc)[:300]))
-            continue
-        if not isinstance(request, m.Request):
-            await send(writer, m.ErrorReply(code="bad_request", message="unexpected message"))
+        request = await _decode_request(data, writer)
+        if request is None:
             continue
         if isinstance(request, m.Subscribe):
+            problem = _interval_problem(request.interval)
+            if problem:
+                await send(writer, m.ErrorReply(id=request.id, code="bad_request",
+                                                message=problem))
+                continue
             await stream_updates(server, session, request, reader, writer)
             return
         if isinstance(request, m.ConsoleOpen):
@@ -55,6 +71,20 @@ async def serve_requests(server: AgentServer, session: Session, reader: asyncio.
         await send(writer, reply)
 
 
+async def _decode_request(data: bytes, writer: asyncio.StreamWriter) -> m.Request | None:
+    """The request, or None after answering `bad_request` (the connection stays usable)."""
+    try:
+        request = m.decode_client_message(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        await send(writer, m.ErrorReply(code="bad_request", message=str(exc)[:300]))
+        return None
+    if not isinstance(request, m.Request):
+        await send(writer, m.ErrorReply(code="bad_request",
+                                        message=f"unexpected {tag_of(request)} message"))
+        return None
+    return request
+
+
 async def send(writer: asyncio.StreamWriter, message: m.Message) -> None:
     writer.write(framing.pack(m.encode(message)))
     await writer.drain()
@@ -63,67 +93,99 @@ async def send(writer: asyncio.StreamWriter, message: m.Message) -> None:
 async def handle(server: AgentServer, session: Session, request: m.Request) -> m.Reply:
     agent = server.agent
     if isinstance(request, m.CONTROL_REQUESTS) and session.role != "control":
-        server.audit.record(type(request).__name__, "forbidden", session.peer, session.role,
-                            request=msgspec.to_builtins(request))
+        server.audit.record(tag_of(request), "forbidden", session.peer, session.role,
+                            client=session.client, request=msgspec.to_builtins(request))
         return m.ErrorReply(code="forbidden",
-                            message=f"{type(request).__name__} needs the control role; this "
+                            message=f"{tag_of(request)} needs the control role; this "
                                     "connection is read-only")
+    problem = _validate(request)
+    if problem:
+        return m.ErrorReply(code="bad_request", message=problem)
     try:
-        if isinstance(request, m.Ping):
-            return m.Ack(detail="pong")
-        if isinstance(request, m.SnapshotRequest):
-            top = _clamp(request.top_tasks, 0, 1000)
-            return m.SnapshotReply(snapshot=agent.snapshot(top_tasks=top))
-        if isinstance(request, m.TaskListRequest):
-            if request.limit < 0 or request.offset < 0:
-                return m.ErrorReply(code="bad_request", message="offset and limit must be >= 0")
-            return queries.task_page(agent, request)
-        if isinstance(request, m.TaskDetailRequest):
-            detail = queries.task_detail(agent, request.task_id)
-            if detail is None:
-                return m.ErrorReply(code="not_found",
-                                    message=f"no live task with id {request.task_id}")
-            return detail
-        if isinstance(request, m.ThreadStacksRequest):
-            return m.ThreadStacks(threads=queries.thread_stacks(agent))
-        if isinstance(request, m.QueueListRequest):
-            from introspect.agent import snapshot_builder
-
-            return m.QueueList(queues=snapshot_builder.queues(agent))
-        if isinstance(request, m.DumpRequest):
-            return queries.dump(agent, _clamp(request.max_tasks, 0, 100_000))
-        if isinstance(request, m.SetInterval):
-            if not MIN_INTERVAL <= request.interval <= MAX_INTERVAL:
-                return m.ErrorReply(code="bad_request",
-                                    message=f"interval must be within {MIN_INTERVAL}-"
-                                            f"{MAX_INTERVAL:g} s")
-            session.interval = request.interval
-            return m.Ack(detail=f"interval {request.interval:g}s")
-        if isinstance(request, m.CancelTask):
-            ok, detail = queries.cancel_task(agent, request.task_id, request.message)
-            server.audit.record("cancel_task", "ok" if ok else "failed", session.peer,
-                                session.role, task_id=request.task_id, detail=detail)
-            if not ok:
-                return m.ErrorReply(code="not_found", message=detail)
-            return m.Ack(detail=detail)
-        if isinstance(request, m.ProfileRequest):
-            from introspect.profiling.self_profile import profile_self
-
-            server.audit.record("profile", "ok", session.peer, session.role,
-                                duration=request.duration)
-            return await profile_self(server.agent, request)
-        if isinstance(request, m.GcCollect):
-            generation = _clamp(request.generation, 0, 2)
-            started = time.perf_counter()
-            collected = gc.collect(generation)
-            took = time.perf_counter() - started
-            server.audit.record("gc_collect", "ok", session.peer, session.role,
-                                generation=generation, collected=collected)
-            return m.Ack(detail=f"collected {collected} objects in {took * 1000:.1f} ms")
+        return await _answer(server, session, agent, request)
     except Exception as exc:
         agent.collector_errors.record("server", exc)
         return m.ErrorReply(code="unavailable", message=f"{type(exc).__name__}: {exc}"[:300])
-    return m.ErrorReply(code="bad_request", message=f"unsupported request {type(request).__name__}")
+
+
+def _validate(request: m.Request) -> str | None:
+    """Strict types come from msgspec; here: the values a type can't rule out."""
+    if isinstance(request, m.TaskListRequest):
+        if request.limit < 0 or request.offset < 0:
+            return "offset and limit must be >= 0"
+        for name in ("kind", "name", "state", "location", "text"):
+            value = getattr(request, name)
+            if value is not None and len(value) > MAX_FILTER_CHARS:
+                return f"filter {name} is longer than {MAX_FILTER_CHARS} characters"
+        if request.min_age is not None and not math.isfinite(request.min_age):
+            return "min_age must be a finite number of seconds"
+    if isinstance(request, m.SetInterval):
+        return _interval_problem(request.interval)
+    if isinstance(request, m.ProfileRequest):
+        if not (math.isfinite(request.duration) and 0 < request.duration
+                <= MAX_PROFILE_SECONDS):
+            return f"profile duration must be within 0-{MAX_PROFILE_SECONDS:g} s"
+        if not (1 <= request.rate <= 1000 and 1 <= request.top <= 1000):
+            return "profile rate must be 1-1000 Hz and top 1-1000"
+    return None
+
+
+def _interval_problem(interval: float) -> str | None:
+    if math.isfinite(interval) and MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        return None
+    return f"interval must be within {MIN_INTERVAL}-{MAX_INTERVAL:g} s"
+
+
+async def _answer(server: AgentServer, session: Session, agent: Agent,
+                  request: m.Request) -> m.Reply:
+    if isinstance(request, m.Ping):
+        return m.Ack(detail="pong")
+    if isinstance(request, m.SnapshotRequest):
+        top = _clamp(request.top_tasks, 0, 1000)
+        return m.SnapshotReply(snapshot=agent.snapshot(top_tasks=top))
+    if isinstance(request, m.TaskListRequest):
+        return queries.task_page(agent, request)
+    if isinstance(request, m.TaskDetailRequest):
+        detail = queries.task_detail(agent, request.task_id)
+        if detail is None:
+            return m.ErrorReply(code="not_found", message=f"no live task with id "
+                                f"{request.task_id}")
+        return detail
+    if isinstance(request, m.ThreadStacksRequest):
+        return m.ThreadStacks(threads=queries.thread_stacks(agent))
+    if isinstance(request, m.QueueListRequest):
+        from introspect.agent import snapshot_builder
+
+        return m.QueueList(queues=snapshot_builder.queues(agent))
+    if isinstance(request, m.DumpRequest):
+        return queries.dump(agent, _clamp(request.max_tasks, 0, 100_000))
+    if isinstance(request, m.SetInterval):
+        session.interval = request.interval
+        return m.Ack(detail=f"interval {request.interval:g}s")
+    if isinstance(request, m.CancelTask):
+        message = None if request.message is None else request.message[:MAX_CANCEL_MESSAGE]
+        ok, detail = queries.cancel_task(agent, request.task_id, message)
+        server.audit.record("cancel_task", "ok" if ok else "failed", session.peer,
+                            session.role, client=session.client, task_id=request.task_id,
+                            detail=detail)
+        if not ok:
+            return m.ErrorReply(code="not_found", message=detail)
+        return m.Ack(detail=detail)
+    if isinstance(request, m.ProfileRequest):
+        from introspect.profiling.self_profile import profile_self
+
+        server.audit.record("profile", "ok", session.peer, session.role, client=session.client,
+                            duration=request.duration)
+        return await profile_self(server.agent, request)
+    if isinstance(request, m.GcCollect):
+        generation = _clamp(request.generation, 0, 2)
+        started = time.perf_counter()
+        collected = gc.collect(generation)
+        took = time.perf_counter() - started
+        server.audit.record("gc_collect", "ok", session.peer, session.role,
+                            client=session.client, generation=generation, collected=collected)
+        return m.Ack(detail=f"collected {collected} objects in {took * 1000:.1f} ms")
+    return m.ErrorReply(code="bad_request", message=f"unsupported request {tag_of(request)}")
 
 
 async def open_console(server: AgentServer, session: Session, request: m.ConsoleOpen,
@@ -131,14 +193,16 @@ async def open_console(server: AgentServer, session: Session, request: m.Console
     """Hand the connection to the console extension; False (and an error sent) if refused."""
     console = server.agent.extensions.get("console")
     if session.role != "control":
-        server.audit.record("console_open", "forbidden", session.peer, session.role)
+        server.audit.record("console_open", "forbidden", session.peer, session.role,
+                            client=session.client)
         reply: m.Reply = m.ErrorReply(code="forbidden", message="the console needs the control "
                                       "role; this connection is read-only")
     elif console is None or not server.agent.config.console:
         reply = m.ErrorReply(code="unavailable", message="the console is disabled: start the "
                              "agent with --console (INTROSPECT_CONSOLE=1)")
     else:
-        server.audit.record("console_open", "ok", session.peer, session.role)
+        server.audit.record("console_open", "ok", session.peer, session.role,
+                            client=session.client)
         await console.serve(server, session, request, reader, writer)
         return True
     reply.id = request.id
@@ -150,44 +214,102 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
+# --- the update stream --------------------------------------------------------------------
+@dataclass
+class Tick:
+    """One snapshot, encoded section by section once, shared by every subscriber."""
+
+    generation: int
+    built_at: float  # monotonic
+    snapshot: Snapshot
+    sections: dict[str, bytes]
+    frames: dict[tuple[int, int], bytes] = field(default_factory=dict)
+
+    def full_bytes(self) -> bytes:
+        return msgspec.msgpack.encode(self.snapshot)
+
+
+class SnapshotTicker:
+    """N subscribers cost one snapshot per tick, not N: a snapshot younger than `max_age`
+    is reused, and subscribers' ticks are aligned to the same instants."""
+
+    MAX_VARIANTS = 8  # distinct `top_tasks` values kept at once
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.generation = 0
+        self.builds = 0
+        self._latest: dict[int, Tick] = {}
+
+    def latest(self, top_tasks: int, max_age: float) -> Tick:
+        tick = self._latest.get(top_tasks)
+        now = time.monotonic()
+        if tick is not None and now - tick.built_at <= max_age:
+            return tick
+        snap = self.agent.snapshot(top_tasks=top_tasks)
+        self.generation += 1
+        self.builds += 1
+        sections = {name: msgspec.msgpack.encode(getattr(snap, name))
+                    for name in snap.__struct_fields__}
+        tick = Tick(self.generation, time.monotonic(), snap, sections)
+        self._latest.pop(top_tasks, None)
+        if len(self._latest) >= self.MAX_VARIANTS:
+            self._latest.pop(next(iter(self._latest)))
+        self._latest[top_tasks] = tick
+        return tick
+
+
+def update_frame(tick: Tick, previous: Tick | None, dropped: int) -> bytes:
+    """The framed Update taking a client from `previous` (None: nothing yet) to `tick`.
+    Clients in step share the same bytes; sections travel pre-encoded (msgspec.Raw)."""
+    key = (previous.generation if previous is not None else 0, dropped)
+    frame = tick.frames.get(key)
+    if frame is not None:
+        return frame
+    if previous is None:
+        update = m.Update(seq=tick.generation, time=tick.snapshot.time, full=True,
+                          dropped=dropped, snapshot=msgspec.Raw(tick.full_bytes()))
+    else:
+        changed = {name: msgspec.Raw(blob) for name, blob in tick.sections.items()
+                   if name == "time" or previous.sections.get(name) != blob}
+        update = m.Update(seq=tick.generation, time=tick.snapshot.time, full=False,
+                          dropped=dropped, changed=changed)
+    frame = framing.pack(m.encode(update))
+    if len(tick.frames) < 16:
+        tick.frames[key] = frame
+    return frame
+
+
 async def stream_updates(server: AgentServer, session: Session, request: m.Subscribe,
                          reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A full snapshot, then changed-only updates every interval. A client that can't keep up
     gets fewer updates (counted in `dropped`), never an unbounded buffer."""
-    session.interval = min(max(request.interval, MIN_INTERVAL), MAX_INTERVAL)
+    session.interval = request.interval
     top = _clamp(request.top_tasks, 0, 1000)
-    previous: dict[str, bytes] = {}
-    seq = 0
+    transport = writer.transport
+    sent: Tick | None = None
     dropped = 0
+    stalled_since: float | None = None
     control = asyncio.ensure_future(_read_control(server, session, reader, writer))
     try:
-        next_at = time.monotonic()
-        while not control.done():
-            snap = server.agent.snapshot(top_tasks=top)
-            sections = {name: msgspec.msgpack.encode(getattr(snap, name))
-                        for name in snap.__struct_fields__}
-            if seq == 0:
-                update = m.Update(seq=seq, time=snap.time, full=True, dropped=dropped,
-                                  snapshot=snap)
-            else:
-                changed = {name: msgspec.to_builtins(getattr(snap, name))
-                           for name, blob in sections.items()
-                           if previous.get(name) != blob or name == "time"}
-                update = m.Update(seq=seq, time=snap.time, full=False, dropped=dropped,
-                                  changed=changed)
-            previous = sections
-            started = time.monotonic()
-            await send(writer, update)
-            seq += 1
-            next_at += session.interval
+        while not control.done() and not transport.is_closing():
             now = time.monotonic()
-            if now > next_at:  # the client (or we) fell behind: skip, and say so
-                missed = int((now - next_at) / session.interval) + 1
-                if now - started > session.interval:
-                    dropped += missed
-                next_at += missed * session.interval
+            if sent is not None and transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                dropped += 1
+                stalled_since = stalled_since or now
+                if now - stalled_since > STALL_TIMEOUT:
+                    return  # not read for a minute: free the connection
+            else:
+                stalled_since = None
+                tick = server.ticker.latest(top, max_age=session.interval / 2)
+                if tick is not sent:
+                    writer.write(update_frame(tick, sent, dropped))
+                    sent = tick
+            # Wake on the interval's grid, so every subscriber of an interval shares a tick.
+            interval = session.interval
+            delay = interval - (time.monotonic() % interval)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(control), max(0.0, next_at - now))
+                await asyncio.wait_for(asyncio.shield(control), delay)
     finally:
         control.cancel()
         with contextlib.suppress(BaseException):
@@ -199,13 +321,13 @@ async def _read_control(server: AgentServer, session: Session, reader: asyncio.S
     """While streaming, the client may still send requests (set interval, cancel...)."""
     while True:
         data = await framing.read_frame(reader, framing.MAX_FRAME_TO_AGENT)
-        try:
-            request = m.decode_client_message(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        request = await _decode_request(data, writer)
+        if request is None:
             continue
-        if isinstance(request, m.Request) and not isinstance(request, m.Subscribe):
+        if isinstance(request, m.Subscribe | m.ConsoleOpen):
+            reply: m.Reply = m.ErrorReply(code="bad_request",
+                                          message=f"{tag_of(request)} while streaming")
+        else:
             reply = await handle(server, session, request)
-            reply.id = request.id
-            await send(writer, reply)
-
-
+        reply.id = request.id
+        await send(writer, reply)

@@ -1,6 +1,8 @@
 """The agent's server: its own thread and event loop, so it answers while the app's loop is
 blocked (the GIL is released to it every switch interval). Unix socket by default (0600, in
-the per-user runtime dir); TCP only with a token (or `insecure_no_auth` on loopback).
+the per-user runtime dir); TCP only with a token (or `insecure_no_auth` on loopback); TLS with
+the standard `ssl` module. Every connection is bounded: handshake deadline, frame limits,
+write-buffer limit, a maximum number of connections.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import socket
 import ssl
 import struct
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,16 +31,29 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 log = logging.getLogger("introspect.agent")
-HANDSHAKE_TIMEOUT = 5.0
-WRITE_BUFFER_LIMIT = 256 * 1024  # per client; a slow reader gets fewer updates, not more memory
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0  # INTROSPECT_HANDSHAKE_TIMEOUT overrides (tests use a short one)
+MAX_CONNECTIONS = 128  # beyond this, new connections are answered `busy` and closed
 
 
 class Listener:
-    def __init__(self, sock: socket.socket, kind: str, address: str, path: Path | None = None):
+    def __init__(self, sock: socket.socket, kind: str, address: str, path: Path | None = None,
+                 tls: bool = False):
         self.sock = sock
         self.kind = kind  # "unix" | "tcp"
         self.address = address
         self.path = path
+        self.tls = tls
+
+
+def handshake_timeout() -> float:
+    raw = os.environ.get("INTROSPECT_HANDSHAKE_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_HANDSHAKE_TIMEOUT
+    except ValueError:
+        raise UserError(f"INTROSPECT_HANDSHAKE_TIMEOUT={raw!r}: expected seconds") from None
+    if not 0 < value <= 600:
+        raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
+    return value
 
 
 class AgentServer:
@@ -50,11 +66,14 @@ class AgentServer:
         self.thread: threading.Thread | None = None
         self.client_count = 0
         self.runtime_dir: Path | None = None
+        self.handshake_timeout = handshake_timeout()
+        self.ticker = handlers.SnapshotTicker(agent)  # shared by every subscriber
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = False
         self.ssl_context: ssl.SSLContext | None = None
         self.connections: set[asyncio.Task] = set()
+        self._client_socks: set[socket.socket] = set()
 
     @property
     def addresses(self) -> list[str]:
@@ -62,28 +81,36 @@ class AgentServer:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        specs = list(self.config.listen) or ["unix:"]
-        for spec in specs:
-            if spec.startswith("unix:"):
-                self.listeners.append(self._bind_unix(spec[len("unix:"):]))
-            else:
-                self.listeners.append(self._bind_tcp(spec[len("tcp://"):]))
+        try:
+            self.runtime_dir = discovery.runtime_dir(create=True)
+        except (OSError, discovery.RuntimeDirError) as exc:
+            raise UserError(f"agent runtime dir: {exc}") from None
+        specs = _own_specs(list(self.config.listen) or ["unix:"], self.runtime_dir)
+        try:
+            for spec in specs:
+                if spec.startswith("unix:"):
+                    self.listeners.append(self._bind_unix(spec[len("unix:"):]))
+                else:
+                    self.listeners.append(self._bind_tcp(spec[len("tcp://"):]))
+        except BaseException:
+            self._remove_files()
+            raise
         self.thread = threading.Thread(target=self._run, name="introspect-agent", daemon=True)
         self.thread.start()
         self._ready.wait(5.0)
         self.announce()
 
     def _bind_unix(self, path_text: str) -> Listener:
-        if path_text:
-            path = Path(path_text)
-        else:
-            self.runtime_dir = discovery.runtime_dir(create=True)
-            path = discovery.socket_path(os.getpid(), self.runtime_dir)
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_socket():
-                path.unlink()
+        path = Path(path_text) if path_text else discovery.socket_path(os.getpid(),
+                                                                        self.runtime_dir)
+        if path.is_socket():
+            if _socket_answers(path):
+                raise UserError(f"cannot listen on unix:{path}: another process is listening "
+                                "there")
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # left behind by a process that died (kill -9)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
+        old_umask = os.umask(0o177)  # the socket file is born 0600: no window for others
         try:
             sock.bind(str(path))
         except OSError as exc:
@@ -103,15 +130,9 @@ class AgentServer:
             port = int(port_text)
         except ValueError:
             raise UserError(f"listen address tcp://{hostport}: the port must be a number") from None
-        if not (self.config.token or self.config.read_token):
-            if not self.config.insecure_no_auth:
-                raise UserError(f"refusing to listen on tcp://{hostport} without a token: set "
-                                "INTROSPECT_TOKEN (or --insecure-no-auth, loopback only)")
-            if not _is_loopback(host):
-                raise UserError("--insecure-no-auth is allowed on loopback addresses only, "
-                                f"not {host}")
-        if self.config.tls_cert:
-            self.ssl_context = _server_ssl(self.config)
+        check_tcp_allowed(self.config, host, hostport)
+        if self.config.tls_cert and self.ssl_context is None:
+            self.ssl_context = server_ssl_context(self.config)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -124,7 +145,8 @@ class AgentServer:
         sock.setblocking(False)
         real_port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        return Listener(sock, "tcp", f"tcp://{shown}:{real_port}")
+        tls = self.ssl_context is not None
+        return Listener(sock, "tcp", f"{'tls' if tls else 'tcp'}://{shown}:{real_port}", tls=tls)
 
     def announce(self) -> None:
         if self.runtime_dir is None:
@@ -132,13 +154,11 @@ class AgentServer:
         unix = next((lst for lst in self.listeners if lst.kind == "unix"), None)
         tcp = next((lst for lst in self.listeners if lst.kind == "tcp"), None)
         metrics = self.agent.extensions.get("metrics")
-        import sys
-
         ann = discovery.Announcement(
             pid=os.getpid(), ppid=os.getppid(), argv=list(sys.argv),
             started_at=self.agent.started_at, socket=str(unix.path) if unix else "",
             tcp=tcp.address if tcp else None, metrics=getattr(metrics, "url", None),
-            python=sys.version.split()[0])
+            python=sys.version.split()[0], listen=self.addresses)
         try:
             discovery.write_announcement(ann, self.runtime_dir)
         except OSError as exc:
@@ -147,6 +167,7 @@ class AgentServer:
     def _run(self) -> None:
         self.agent.agent_thread_ids.add(threading.get_ident())
         loop = asyncio.new_event_loop()  # private loop: never the app's policy hooks
+        loop.set_exception_handler(self._loop_exception)
         self.loop = loop
         try:
             loop.run_until_complete(self._serve())
@@ -156,16 +177,20 @@ class AgentServer:
             with contextlib.suppress(Exception):
                 loop.close()
 
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Our private loop's errors are counted, never printed into the host's stderr."""
+        exc = context.get("exception")
+        self.agent.collector_errors.record("server", exc or RuntimeError(context.get("message")))
+
     async def _serve(self) -> None:
         servers = []
         for lst in self.listeners:
             if lst.kind == "unix":
                 srv = await asyncio.start_unix_server(
                     lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
-            else:
+            else:  # TLS is started per connection, under the handshake deadline and audited
                 srv = await asyncio.start_server(
-                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock,
-                    ssl=self.ssl_context)
+                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
             servers.append(srv)
         self._stop_event = asyncio.Event()
         self._ready.set()
@@ -199,13 +224,17 @@ class AgentServer:
                 with contextlib.suppress(FileNotFoundError):
                     lst.path.unlink()
         if self.runtime_dir is not None:
-            discovery.remove_announcement(os.getpid(), self.runtime_dir)
+            with contextlib.suppress(OSError):
+                discovery.announcement_path(os.getpid(), self.runtime_dir).unlink()
 
     def forget_after_fork(self) -> None:
-        """In a forked child: close inherited listening sockets, touch no file of the parent."""
-        for lst in self.listeners:
+        """In a forked child: close the inherited listening and client sockets (a client of
+        the parent must see EOF when the parent dies, not wait for this child), touch no file
+        of the parent."""
+        for sock in [lst.sock for lst in self.listeners] + list(self._client_socks):
             with contextlib.suppress(OSError):
-                lst.sock.close()
+                sock.close()
+        self._client_socks = set()
         self.listeners = []
         self.loop = None
         self.thread = None
@@ -216,18 +245,28 @@ class AgentServer:
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)
+        sock = writer.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            self._client_socks.add(sock)
         self.client_count += 1
         peer = _peer_name(writer, listener)
-        writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
+        writer.transport.set_write_buffer_limits(high=handlers.WRITE_BUFFER_LIMIT)
         try:
-            session = await asyncio.wait_for(self._handshake(reader, writer, listener, peer),
-                                             HANDSHAKE_TIMEOUT)
+            if self.client_count > MAX_CONNECTIONS:
+                self.audit.record("connect", "busy", peer)
+                await _send_quietly(writer, m.ErrorReply(
+                    code="busy", message=f"the agent already serves {MAX_CONNECTIONS} "
+                    "connections"))
+                return
+            session = await asyncio.wait_for(
+                self._secure_handshake(reader, writer, listener, peer), self.handshake_timeout)
             if session is not None:
                 await handlers.serve_requests(self, session, reader, writer)
         except TimeoutError:
             self.audit.record("handshake", "expired", peer)
-            await _send_quietly(writer, m.ErrorReply(code="auth_failed",
-                                                     message="handshake timed out"))
+            await _send_quietly(writer, m.ErrorReply(
+                code="auth_failed", message=f"handshake not completed within "
+                f"{self.handshake_timeout:g}s"))
         except (EOFError, ConnectionError, framing.FrameError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -238,24 +277,36 @@ class AgentServer:
             self.client_count -= 1
             if task is not None:
                 self.connections.discard(task)
+            if isinstance(sock, socket.socket):
+                self._client_socks.discard(sock)
             with contextlib.suppress(Exception):
                 writer.close()
 
+    async def _secure_handshake(self, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter, listener: Listener,
+                                peer: str) -> handlers.Session | None:
+        if listener.tls and self.ssl_context is not None:
+            try:
+                await writer.start_tls(self.ssl_context)
+            except (ssl.SSLError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or type(exc).__name__
+                self.audit.record("tls", "denied", peer, reason=str(reason))
+                return None
+        return await self._handshake(reader, writer, listener, peer)
+
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                          listener: Listener, peer: str) -> handlers.Session | None:
-        try:
-            hello = m.decode_client_message(
-                await framing.read_frame(reader, framing.MAX_FRAME_TO_AGENT))
-        except (ValueError, TypeError, m.msgspec.DecodeError, m.msgspec.ValidationError):
-            await _send_quietly(writer, m.ErrorReply(code="bad_request",
-                                                     message="expected a hello message"))
-            return None
+        hello = await _read_message(reader)
         if not isinstance(hello, m.Hello):
+            self.audit.record("handshake", "invalid", peer)
             await _send_quietly(writer, m.ErrorReply(code="bad_request",
                                                      message="expected a hello message"))
             return None
         shared = sorted(set(hello.versions) & set(SUPPORTED_VERSIONS))
+        client_name = hello.client[:100]
         if not shared:
+            self.audit.record("handshake", "incompatible", peer, client=client_name,
+                              offered=hello.versions[:8])
             await _send_quietly(writer, m.ErrorReply(
                 code="incompatible",
                 message=f"agent speaks protocol {list(SUPPORTED_VERSIONS)}, client offered "
@@ -269,37 +320,45 @@ class AgentServer:
         await _send(writer, m.Challenge(version=version, agent_nonce=agent_nonce,
                                         auth="token" if needs_token else "none",
                                         agent_pid=os.getpid()))
-        reply = m.decode_client_message(
-            await framing.read_frame(reader, framing.MAX_FRAME_TO_AGENT))
+        reply = await _read_message(reader)
         if not isinstance(reply, m.Authenticate):
+            self.audit.record("handshake", "invalid", peer, client=client_name)
             await _send_quietly(writer, m.ErrorReply(code="bad_request",
                                                      message="expected authenticate"))
             return None
-        role: str | None
-        if not needs_token:
-            role = "control"
-            if listener.kind == "tcp" and not tokens_configured:
-                role = "control"  # insecure_no_auth on loopback, by explicit choice
-        else:
-            role = None
-            proof = reply.proof or b""
-            nonce = hello.client_nonce
-            if len(nonce) >= 16:
-                if self.config.token and auth.verify(self.config.token, agent_nonce, nonce,
-                                                     proof):
-                    role = "control"
-                elif self.config.read_token and auth.verify(self.config.read_token,
-                                                            agent_nonce, nonce, proof):
-                    role = "read"
+        # Without a token: the same user on the local socket, or TCP on loopback by the
+        # explicit --insecure-no-auth (the listener refused to start otherwise).
+        role: str | None = "control"
+        if needs_token:
+            role = self._role_for(reply.proof or b"", agent_nonce, hello.client_nonce)
         if role is None:
-            self.audit.record("authenticate", "denied", peer, client=hello.client[:100])
-            await _send_quietly(writer, m.ErrorReply(code="auth_failed",
-                                                     message="authentication failed: wrong or "
-                                                             "missing token"))
+            outcome = "missing_token" if not reply.proof else "denied"
+            self.audit.record("authenticate", outcome, peer, client=client_name)
+            await _send_quietly(writer, m.ErrorReply(
+                code="auth_failed", message="authentication failed: "
+                + ("no token presented" if not reply.proof else "wrong token")))
             return None
         await _send(writer, m.Welcome(role=role, pid=os.getpid(), version=version))
-        return handlers.Session(peer=peer, role=role, client=hello.client[:100],
-                                version=version)
+        return handlers.Session(peer=peer, role=role, client=client_name, version=version)
+
+    def _role_for(self, proof: bytes, agent_nonce: bytes, client_nonce: bytes) -> str | None:
+        if len(client_nonce) < 16 or len(client_nonce) > 64:
+            return None  # a short client nonce would let a replayed proof through
+        # Both tokens are always checked so the timing does not tell which one matched.
+        control = bool(self.config.token) and auth.verify(self.config.token or "", agent_nonce,
+                                                          client_nonce, proof)
+        read = bool(self.config.read_token) and auth.verify(self.config.read_token or "",
+                                                            agent_nonce, client_nonce, proof)
+        return "control" if control else ("read" if read else None)
+
+
+async def _read_message(reader: asyncio.StreamReader) -> m.Message | None:
+    """One handshake message; None for anything undecodable (the caller answers and closes)."""
+    data = await framing.read_frame(reader, framing.MAX_HANDSHAKE_FRAME)
+    try:
+        return m.decode_client_message(data)
+    except (m.msgspec.DecodeError, m.msgspec.ValidationError):
+        return None
 
 
 async def _send(writer: asyncio.StreamWriter, message: m.Message) -> None:
@@ -341,6 +400,61 @@ def _same_user(writer: asyncio.StreamWriter) -> bool:
     return creds[1] in (os.getuid(), 0)
 
 
+def _socket_answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _own_specs(specs: list[str], directory: Path) -> list[str]:
+    """Listen addresses inherited from an agent-enabled ancestor (a fork child, a spawned
+    multiprocessing worker, a gunicorn worker all inherit INTROSPECT_LISTEN) belong to that
+    ancestor: the child takes the default per-user socket instead of stealing or failing."""
+    fixed = [spec for spec in specs if _is_fixed(spec)]
+    if not fixed:
+        return specs
+    held = _addresses_of_ancestors(directory)
+    own = [spec for spec in specs if not (_is_fixed(spec) and _normalise(spec) in held)]
+    if len(own) != len(specs):
+        log.info("introspect: %s held by a parent agent; this process listens on its own "
+                 "per-user socket", ", ".join(s for s in specs if s not in own))
+        if not any(spec.startswith("unix:") for spec in own):
+            own.insert(0, "unix:")
+    return own
+
+
+def _is_fixed(spec: str) -> bool:
+    if spec.startswith("unix:"):
+        return bool(spec[len("unix:"):])
+    return not spec.endswith(":0")
+
+
+def _normalise(spec: str) -> str:
+    if spec.startswith("unix:"):
+        return "unix:" + os.path.abspath(spec[len("unix:"):])
+    return spec.replace("tls://", "tcp://").replace("localhost", "127.0.0.1")
+
+
+def _addresses_of_ancestors(directory: Path) -> set[str]:
+    try:
+        import psutil
+
+        ancestors = {p.pid for p in psutil.Process().parents()}
+    except Exception:
+        ancestors = {os.getppid()}
+    held: set[str] = set()
+    for ann in discovery.list_agents(directory, clean=False):
+        if ann.pid in ancestors:
+            held.update(_normalise(a) for a in ann.listen)
+    return held
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -350,8 +464,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _server_ssl(config: Any) -> ssl.SSLContext:
+def check_tcp_allowed(config: Any, host: str, hostport: str) -> None:
+    """TCP needs a token; `insecure_no_auth` is accepted on loopback only."""
+    if config.token or config.read_token:
+        return
+    if not config.insecure_no_auth:
+        raise UserError(f"refusing to listen on tcp://{hostport} without a token: set "
+                        "INTROSPECT_TOKEN (or --insecure-no-auth, loopback only)")
+    if not _is_loopback(host):
+        raise UserError(f"--insecure-no-auth is allowed on loopback addresses only, not {host}")
+
+
+def server_ssl_context(config: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    if not config.tls_key and not config.tls_cert:
+        raise UserError("TLS configuration: INTROSPECT_TLS_CERT is required")
     try:
         context.load_cert_chain(config.tls_cert, config.tls_key)
         if config.tls_client_ca:
@@ -360,5 +487,3 @@ def _server_ssl(config: Any) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise UserError(f"TLS configuration: {exc}") from None
     return context
-
-

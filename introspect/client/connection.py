@@ -12,7 +12,7 @@ import itertools
 import os
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -55,6 +55,26 @@ def client_ssl_context() -> ssl.SSLContext:
     if cert:
         context.load_cert_chain(cert, os.environ.get("INTROSPECT_TLS_CLIENT_KEY") or None)
     return context
+
+
+def tls_failure(target: Target, exc: ssl.SSLError) -> ConnectError:
+    """One line that says what went wrong with TLS and what to set."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or "certificate verify failed"
+        return ConnectError(f"TLS handshake with {target} failed: the agent's certificate was "
+                            f"not accepted ({why}); set INTROSPECT_TLS_CA to the CA that "
+                            "signed it")
+    reason = exc.reason or str(exc)
+    hint = ""
+    if "CERTIFICATE" in str(reason).upper() or "ALERT" in str(reason).upper():
+        hint = " (the agent requires a client certificate: set INTROSPECT_TLS_CLIENT_CERT)"
+    return ConnectError(f"TLS handshake with {target} failed: {reason}{hint}")
+
+
+def _check_version(challenge: m.Challenge, target: Target) -> None:
+    if challenge.version not in SUPPORTED_VERSIONS:
+        raise UserError(f"{target}: incompatible agent: it chose protocol {challenge.version}, "
+                        f"this client speaks {list(SUPPORTED_VERSIONS)}")
 
 
 def _raise_for(reply: m.Message, target: Target) -> None:
@@ -118,7 +138,7 @@ class Client:
             raise ConnectError(f"cannot connect to {t}: timed out after {self.timeout:g}s") \
                 from None
         except ssl.SSLError as exc:
-            raise ConnectError(f"TLS handshake with {t} failed: {exc.reason or exc}") from None
+            raise tls_failure(t, exc) from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {t}: {exc.strerror or exc}") from None
         self.sock = sock
@@ -134,6 +154,7 @@ class Client:
         self._send(m.Hello(versions=list(SUPPORTED_VERSIONS), client=self.name,
                            client_nonce=nonce))
         challenge = _expect(self._recv(), m.Challenge, self.target)
+        _check_version(challenge, self.target)
         proof = None
         if challenge.auth == "token":
             if not self.token:
@@ -257,6 +278,8 @@ class AsyncClient:
             raise ConnectError(f"cannot connect to {t}: the agent is not running") from None
         except TimeoutError:
             raise ConnectError(f"cannot connect to {t}: timed out") from None
+        except ssl.SSLError as exc:
+            raise tls_failure(t, exc) from None
         except OSError as exc:
             raise ConnectError(f"cannot connect to {t}: {exc.strerror or exc}") from None
         try:
@@ -264,6 +287,7 @@ class AsyncClient:
             await self._send(m.Hello(versions=list(SUPPORTED_VERSIONS), client=self.name,
                                      client_nonce=nonce))
             challenge = _expect(await self.recv(), m.Challenge, t)
+            _check_version(challenge, t)
             proof = None
             if challenge.auth == "token":
                 if not self.token:
@@ -293,9 +317,12 @@ class AsyncClient:
                 self.timeout if timeout is None else timeout)
         except TimeoutError:
             raise ConnectError(f"{self.target}: the agent did not answer") from None
-        except (EOFError, framing.FrameError, OSError):
+        except (EOFError, framing.FrameError, OSError, asyncio.IncompleteReadError):
             raise ConnectError(f"{self.target}: disconnected") from None
-        return m.decode_agent_message(data)
+        try:
+            return m.decode_agent_message(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ConnectError(f"{self.target}: unreadable reply ({exc})") from None
 
     async def send_request(self, req: m.Request) -> int:
         req.id = next(self._ids)
@@ -308,6 +335,48 @@ class AsyncClient:
             reply = await self.recv()
             if getattr(reply, "id", rid) in (rid, 0) and not isinstance(reply, m.Update):
                 return _expect(reply, expect, self.target)
+
+    # --- typed requests (the same names as Client's) -----------------------------------------
+    async def snapshot(self, top_tasks: int = 20) -> Snapshot:
+        reply = await self.request(m.SnapshotRequest(top_tasks=top_tasks), m.SnapshotReply)
+        return reply.snapshot
+
+    async def tasks(self, **filters: Any) -> m.TaskPage:
+        return await self.request(m.TaskListRequest(**filters), m.TaskPage)
+
+    async def task(self, task_id: int) -> m.TaskDetail:
+        return await self.request(m.TaskDetailRequest(task_id=task_id), m.TaskDetail)
+
+    async def thread_stacks(self) -> list[m.ThreadStack]:
+        return (await self.request(m.ThreadStacksRequest(), m.ThreadStacks)).threads
+
+    async def queues(self) -> list[Any]:
+        return (await self.request(m.QueueListRequest(), m.QueueList)).queues
+
+    async def dump(self, max_tasks: int = 10_000) -> m.DumpReply:
+        return await self.request(m.DumpRequest(max_tasks=max_tasks), m.DumpReply)
+
+    async def cancel(self, task_id: int, message: str | None = None) -> str:
+        return (await self.request(m.CancelTask(task_id=task_id, message=message), m.Ack)).detail
+
+    async def gc_collect(self, generation: int = 2) -> str:
+        return (await self.request(m.GcCollect(generation=generation), m.Ack)).detail
+
+    async def ping(self) -> str:
+        return (await self.request(m.Ping(), m.Ack)).detail
+
+    async def subscribe(self, interval: float = 1.0,
+                        top_tasks: int = 20) -> AsyncIterator[m.Update]:
+        """Yield updates until the connection ends (full first, then changed-only). Other
+        replies on this connection (to requests sent while streaming) are skipped: use a
+        second client for requests. `introspect.client.stream` merges them into Snapshots."""
+        await self.send_request(m.Subscribe(interval=interval, top_tasks=top_tasks))
+        wait = max(self.timeout, interval * 3 + 2)
+        while True:
+            reply = await self.recv(timeout=wait)
+            _raise_for(reply, self.target)
+            if isinstance(reply, m.Update):
+                yield reply
 
     async def close(self) -> None:
         writer, self.writer = self.writer, None

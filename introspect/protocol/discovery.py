@@ -56,6 +56,7 @@ class Announcement:
     tcp: str | None = None
     metrics: str | None = None
     python: str = ""
+    listen: list[str] = field(default_factory=list)  # every address, as the agent reports it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

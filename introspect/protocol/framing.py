@@ -14,6 +14,8 @@ HEADER = struct.Struct(">I")
 # Agent → client frames can carry a big snapshot; client → agent requests are small.
 MAX_FRAME_TO_CLIENT = 32 * 1024 * 1024
 MAX_FRAME_TO_AGENT = 64 * 1024
+# Before authentication a peer is a stranger: the hello/authenticate frames are tiny.
+MAX_HANDSHAKE_FRAME = 4 * 1024
 
 
 class FrameError(Exception):
