@@ -1,0 +1,136 @@
+"""The Prometheus exporter: the agent's collector in the default registry, and `/metrics` when a
+port is configured (`--metrics-port`, `INTROSPECT_METRICS_PORT`, `start(metrics_port=...)`).
+
+Misconfiguration is loud: a port in use raises `UserError`, so `introspect run` prints
+`introspect: error: cannot serve /metrics on 127.0.0.1:9464: already in use ...` and exits
+with status 2 before the program runs; `introspect.start()` raises it to the caller. A metrics
+endpoint that silently isn't there is the failure we refuse: it is found only when the
+dashboards go blank.
+
+With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn-style workers), `/metrics` serves
+prometheus_client's `MultiProcessCollector` (the app's own metrics, aggregated over every
+worker's files) plus this process's runtime metrics; see docs/metrics.md for exactly what is
+and is not aggregated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+from prometheus_client import exposition
+from prometheus_client.registry import REGISTRY, CollectorRegistry
+
+from introspect.metrics.prometheus_collector import IntrospectCollector
+from introspect.metrics.readings import AgentReadings
+from introspect.metrics.scrape_server import ScrapeServer
+
+MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
+
+
+class MetricsEndpoint:
+    """What `agent.extensions["metrics"]` holds: `url` (None without a port) and `stop()`."""
+
+    def __init__(self, agent: Any, readings: AgentReadings, collector: IntrospectCollector,
+                 registry: CollectorRegistry) -> None:
+        self.agent = agent
+        self.readings = readings
+        self.collector = collector
+        self.registry = registry
+        self.server: ScrapeServer | None = None
+        self.url: str | None = None
+        self.port: int | None = None
+        self._beat: Any = None
+
+    def serve(self, host: str, port: int) -> None:
+        """Bind (UserError when the port is taken), then answer from the loop and the thread."""
+        probe = self.agent.loop_probe
+        server = ScrapeServer(host, port, self.render, probe.blocked_for)
+        self.server, self.url, self.port = server, server.url, server.port
+
+        def beat() -> None:  # on the loop thread, every probe beat
+            loop = probe.loop
+            if loop is not None:
+                server.on_loop_beat(loop)
+
+        self._beat = beat
+        probe.on_beat.append(beat)
+        thread = server.start()
+        if thread.ident is not None:
+            self.agent.agent_thread_ids.add(thread.ident)
+
+    def render(self, accept: str = "", served_by: str = "direct") -> tuple[bytes, str]:
+        self.readings.count_scrape(served_by)
+        encoder, content_type = exposition.choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+    def stop(self) -> None:
+        if self._beat is not None:
+            with contextlib.suppress(ValueError):
+                self.agent.loop_probe.on_beat.remove(self._beat)
+            self._beat = None
+        if self.server is not None:
+            self.server.stop()
+        for registry in {id(REGISTRY): REGISTRY, id(self.registry): self.registry}.values():
+            with contextlib.suppress(KeyError):
+                registry.unregister(self.collector)
+
+
+def multiproc_dir() -> str | None:
+    for name in MULTIPROC_ENV:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def serving_registry(collector: IntrospectCollector) -> CollectorRegistry:
+    """The default registry; in multiprocess mode a fresh one aggregating every worker."""
+    directory = multiproc_dir()
+    if directory is None:
+        return REGISTRY
+    from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    if not os.path.isdir(directory):
+        from introspect.errors import UserError
+
+        raise UserError(f"PROMETHEUS_MULTIPROC_DIR={directory!r} is not a directory")
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    for own in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(own)  # this process's own process_*, python_info, python_gc_*
+    collector.registry = registry
+    registry.register(collector)
+    return registry
+
+
+def start_for_agent(agent: Any) -> MetricsEndpoint:
+    """Always registers the collector in the default registry (an app that serves it shows our
+    metrics); serves `/metrics` only when a metrics port is configured."""
+    readings = AgentReadings(agent)
+    collector = IntrospectCollector(readings)
+    REGISTRY.register(collector)
+    endpoint: MetricsEndpoint | None = None
+    try:
+        endpoint = MetricsEndpoint(agent, readings, collector, serving_registry(collector))
+        if agent.config.metrics_port is not None:
+            endpoint.serve(agent.config.metrics_addr or "127.0.0.1", agent.config.metrics_port)
+    except BaseException:
+        if endpoint is not None:
+            endpoint.stop()
+        with contextlib.suppress(KeyError):
+            REGISTRY.unregister(collector)
+        raise
+    return endpoint
+
+
+def collector() -> IntrospectCollector | None:
+    """The running agent's collector, to register in a registry of your own (for example the
+    `CollectorRegistry()` + `MultiProcessCollector` an app builds for its own endpoint)."""
+    import introspect
+
+    agent = introspect.get_agent()
+    endpoint = agent.extensions.get("metrics") if agent is not None else None
+    return getattr(endpoint, "collector", None)
