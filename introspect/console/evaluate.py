@@ -1,0 +1,185 @@
+"""Compile what the user typed (top-level `await` allowed) and run it on the app's loop.
+
+The code runs in a task of the app's loop, so it sees the app's objects from the thread that
+owns them. Nothing the user's code raises — not even SystemExit or KeyboardInterrupt — leaves
+that task: it is printed to the console as a traceback, and the host carries on.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import codeop
+import concurrent.futures
+import inspect
+import itertools
+import linecache
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from introspect.console.output import EvaluationOutput, OutputSink, current_output
+
+COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+MAX_SOURCE_CHARS = 256 * 1024
+MAX_REPR_CHARS = 100_000
+_KEEP_SOURCES = 200  # console sources kept in linecache for tracebacks
+
+_counter = itertools.count(1)
+_sources: deque[str] = deque()
+
+
+@dataclass
+class Compiled:
+    filename: str
+    body: CodeType | None  # every statement but a final expression
+    expr: CodeType | None  # a final expression, whose value is shown
+
+
+class SourceBuffer:
+    """Lines of one statement being typed; tells complete from incomplete like the REPL."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._compiler = codeop.CommandCompiler()
+        self._compiler.compiler.flags |= COMPILE_FLAGS
+
+    @property
+    def continuing(self) -> bool:
+        return bool(self.lines)
+
+    def reset(self) -> None:
+        self.lines = []
+
+    def push(self, line: str) -> Compiled | None:
+        """None while the statement is incomplete; raises SyntaxError (buffer reset) for
+        invalid input; the compiled statement (buffer reset) once complete."""
+        self.lines.append(line)
+        source = "\n".join(self.lines)
+        if len(source) > MAX_SOURCE_CHARS:
+            self.reset()
+            raise SyntaxError(f"input longer than {MAX_SOURCE_CHARS} characters")
+        try:
+            complete = self._compiler(source, "<console>", "single")
+        except (SyntaxError, ValueError, OverflowError):
+            self.reset()
+            raise
+        if complete is None:
+            return None
+        self.reset()
+        return compile_source(source)
+
+
+def compile_source(source: str) -> Compiled:
+    """Split off a final expression so its value can be shown (and awaited if needed)."""
+    filename = f"<console#{next(_counter)}>"
+    _remember(filename, source)
+    tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST | COMPILE_FLAGS)
+    expr = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = tree.body.pop()
+        expr = compile(ast.Expression(last.value), filename, "eval", COMPILE_FLAGS)
+    body = compile(tree, filename, "exec", COMPILE_FLAGS) if tree.body else None
+    return Compiled(filename, body, expr)
+
+
+def _remember(filename: str, source: str) -> None:
+    """Tracebacks show the console's own lines (bounded: old sources are forgotten)."""
+    lines = [line + "\n" for line in source.splitlines()]
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    _sources.append(filename)
+    while len(_sources) > _KEEP_SOURCES:
+        linecache.cache.pop(_sources.popleft(), None)
+
+
+async def _run(code: CodeType, namespace: dict[str, Any]) -> Any:
+    result = eval(code, namespace)  # a coroutine when the code has a top-level await
+    if code.co_flags & inspect.CO_COROUTINE:
+        result = await result
+    return result
+
+
+async def run_compiled(compiled: Compiled, namespace: dict[str, Any], sink: OutputSink) -> None:
+    """The task that runs on the app's loop; it never raises."""
+    out = EvaluationOutput(sink)
+    current_output.set(out)  # this task's context (and its children's) only
+    try:
+        if compiled.body is not None:
+            await _run(compiled.body, namespace)
+        if compiled.expr is not None:
+            value = await _run(compiled.expr, namespace)
+            if value is not None:
+                namespace["_"] = value
+                out.write(_safe_repr(value) + "\n")
+    except asyncio.CancelledError:
+        out.write("KeyboardInterrupt: the evaluation was cancelled\n")
+    except SystemExit as exc:
+        out.write(f"SystemExit({exc.code!r}) ignored: the console never stops the program\n")
+    except BaseException as exc:  # the host must never see the user's exception
+        out.write(format_exception(exc))
+    finally:
+        out.active = False
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        return format_exception(exc).rstrip("\n")
+    if len(text) > MAX_REPR_CHARS:
+        text = text[:MAX_REPR_CHARS] + f"... [{len(text) - MAX_REPR_CHARS} more characters]"
+    return text
+
+
+def format_exception(exc: BaseException) -> str:
+    """A traceback starting at the user's code (our own frames are dropped)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+class Evaluation:
+    """One evaluation scheduled on a loop; `finished` completes when its task has ended."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.finished: concurrent.futures.Future = concurrent.futures.Future()
+        self._task: asyncio.Task | None = None
+        self._cancelled = False
+
+    def _start(self, compiled: Compiled, namespace: dict[str, Any], sink: OutputSink) -> None:
+        if self._cancelled:  # interrupted before the loop got to it
+            self.finished.set_result(None)
+            return
+        try:
+            self._task = self.loop.create_task(run_compiled(compiled, namespace, sink),
+                                               name="introspect-console-eval")
+        except Exception as exc:  # a closing loop, a failing custom task factory
+            sink.write(format_exception(exc))
+            self.finished.set_result(None)
+            return
+        self._task.add_done_callback(lambda _task: self.finished.set_result(None))
+
+    def cancel(self) -> None:
+        """Ask for cancellation (from any thread). Code that does not await can't be stopped."""
+        try:
+            self.loop.call_soon_threadsafe(self._cancel)
+        except RuntimeError:  # the loop is closed: nothing runs any more
+            if not self.finished.done():
+                self.finished.set_result(None)
+
+    def _cancel(self) -> None:
+        self._cancelled = True
+        if self._task is not None:
+            self._task.cancel()
+
+
+def submit(loop: asyncio.AbstractEventLoop, compiled: Compiled, namespace: dict[str, Any],
+           sink: OutputSink) -> Evaluation:
+    """Schedule the evaluation on `loop` (from any thread)."""
+    evaluation = Evaluation(loop)
+    loop.call_soon_threadsafe(evaluation._start, compiled, namespace, sink)
+    return evaluation
