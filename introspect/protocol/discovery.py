@@ -121,7 +121,7 @@ def list_agents(directory: Path | None = None, clean: bool = True) -> list[Annou
             ann = Announcement.from_json(path.read_text())
         except (OSError, ValueError, TypeError):
             continue
-        if not _is_same_live_process(ann) or not os.path.exists(ann.socket):
+        if not _is_same_live_process(ann) or (ann.socket and not os.path.exists(ann.socket)):
             if clean:
                 remove_announcement(ann.pid, directory)
             continue
