@@ -71,6 +71,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "audit_log": ("INTROSPECT_AUDIT_LOG", "also append audit lines to this file"),
     "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
 }
+# Read by clients (CLI, TUI) and by both sides for discovery.
+CLIENT_VARIABLES: dict[str, str] = {
+    "INTROSPECT_RUNTIME_DIR": "where agents announce themselves and put their sockets "
+                              "(default `$XDG_RUNTIME_DIR/introspect` or `/tmp/introspect-UID`)",
+    "INTROSPECT_TARGETS_FILE": "named remote agents (default `~/.config/introspect/targets.toml`)",
+    "INTROSPECT_TLS_CA": "client: CA bundle to verify a `tls://` agent",
+    "INTROSPECT_TLS_CLIENT_CERT": "client: certificate to present to an agent requiring one",
+    "INTROSPECT_TLS_CLIENT_KEY": "client: key for `INTROSPECT_TLS_CLIENT_CERT`",
+}
 FILE_VARIANTS = {"token": "INTROSPECT_TOKEN_FILE", "read_token": "INTROSPECT_READ_TOKEN_FILE"}
 
 
@@ -153,6 +162,8 @@ def env_table() -> str:
         rows.append(f"| `{variable}` | {meaning} |")
         if name in FILE_VARIANTS:
             rows.append(f"| `{FILE_VARIANTS[name]}` | a file holding `{variable}` |")
+    for variable, meaning in CLIENT_VARIABLES.items():
+        rows.append(f"| `{variable}` | {meaning} |")
     return "\n".join(rows)
 
 

@@ -202,11 +202,15 @@ def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> 
 
 def executor_row(obj: Any, name: str, site: str) -> dict:
     if isinstance(obj, concurrent.futures.ThreadPoolExecutor):
-        workers = len(obj._threads)
-        idle = getattr(getattr(obj, "_idle_semaphore", None), "_value", 0)
+        threads = list(obj._threads)
+        frames = sys._current_frames()
+        # A worker waiting for work sits in `_worker` itself (the queue get is C code); a busy
+        # one is inside the work item's `run`.
+        busy = sum(1 for t in threads
+                   if (f := frames.get(t.ident or -1)) is not None and f.f_code.co_name != "_worker")
         return {"name": name, "type": "thread", "queue_length": obj._work_queue.qsize(),
-                "workers": workers, "max_workers": obj._max_workers,
-                "busy": max(0, workers - idle), "created_at": site}
+                "workers": len(threads), "max_workers": obj._max_workers,
+                "busy": busy, "created_at": site}
     processes = getattr(obj, "_processes", None) or {}
     pending = len(getattr(obj, "_pending_work_items", {}) or {})
     workers = len(processes)
