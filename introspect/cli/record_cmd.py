@@ -1,0 +1,110 @@
+"""`introspect record TARGET -o FILE [--duration S] [--max-bytes N]`: record the update stream
+for `introspect top --replay` (format: docs/recording-format.md)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+from introspect.cli.common import add_connection_args, open_client
+from introspect.errors import ConnectError, UserError
+from introspect.recording.format import RecordingHeader
+from introspect.recording.writer import RecordingWriter
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 500k, 20M, 1G")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record the update stream for later replay",
+                       description="Record what the agent streams (a full snapshot, then "
+                       "changes) into a compact compressed file; play it with `introspect top "
+                       "--replay FILE`. Stops at --duration, at --max-bytes, when the target "
+                       "exits, or on Ctrl-C; the file is valid in every case.")
+    p.add_argument("target", help="PID, Unix socket path, or HOST:PORT")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording to write")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--max-bytes", type=parse_size, metavar="N",
+                   help="stop once the file reaches N bytes (suffixes k, M, G)")
+    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+                   help="seconds between updates (default 1)")
+    p.add_argument("--top", type=int, default=100, metavar="N",
+                   help="tasks kept per update for the replay's task views (default 100)")
+    add_connection_args(p)
+    p.set_defaults(func=run)
+
+
+class Progress:
+    """One progress line on stderr, rewritten in place on a terminal, every few s otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def show(self, writer: RecordingWriter, elapsed: float, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        line = (f"recording {writer.path}: {writer.updates} updates, "
+                f"{writer.bytes_written / 1024:.1f} KiB, {elapsed:.0f}s")
+        end = "\n" if final or not self.tty else ""
+        sys.stderr.write(("\r\x1b[K" if self.tty else "") + line + end)
+        sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.duration is not None and args.duration <= 0:
+        raise UserError("--duration must be positive")
+    if not 0.1 <= args.interval <= 3600:
+        raise UserError("--interval must be between 0.1 and 3600 seconds")
+    client = open_client(args, name="introspect-record")
+    writer: RecordingWriter | None = None
+    reason = "interrupted"
+    started = time.monotonic()
+    progress = Progress()
+    try:
+        for update in client.subscribe(interval=args.interval, top_tasks=max(0, args.top)):
+            if writer is None:
+                if update.snapshot is None:
+                    continue
+                header = RecordingHeader(created=time.time(), target=args.target,
+                                         interval=args.interval, top_tasks=args.top,
+                                         node=update.snapshot.node,
+                                         recorder="introspect record")
+                try:
+                    writer = RecordingWriter(args.output, header)
+                except OSError as exc:
+                    raise UserError(f"cannot write {args.output}: {exc.strerror or exc}") \
+                        from None
+            writer.write_update(update)
+            elapsed = time.monotonic() - started
+            progress.show(writer, elapsed)
+            if args.max_bytes is not None and writer.bytes_written >= args.max_bytes:
+                reason = "max-bytes"
+                break
+            if args.duration is not None and elapsed >= args.duration:
+                reason = "duration"
+                break
+    except ConnectError as exc:
+        if writer is None:
+            raise
+        reason = "target-exited"
+        sys.stderr.write(f"\nintrospect: the target went away ({exc}); recording kept\n")
+    except KeyboardInterrupt:
+        reason = "interrupted"
+    finally:
+        client.close()
+        if writer is not None:
+            writer.close(reason)
+            progress.show(writer, time.monotonic() - started, final=True)
+    return 0

@@ -1,0 +1,321 @@
+"""IntrospectApp: header, ten views in tabs, footer; fed by a live agent or a recording."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from introspect.client.target import resolve_target
+from introspect.errors import UserError
+from introspect.protocol import messages as m
+from introspect.recording.format import RecordingHeader
+from introspect.recording.reader import Recording
+from introspect.recording.writer import RecordingWriter
+from introspect.textsafe import escape
+from introspect.tui.state.connection import (
+    Connecting,
+    ConnectionState,
+    Disconnected,
+    NoTarget,
+    TargetExited,
+)
+from introspect.tui.state.live import LiveSession
+from introspect.tui.state.model import ObserverState
+from introspect.tui.state.replay import ReplayController
+from introspect.tui.views.base import View
+from introspect.tui.views.dialogs import ConfirmScreen, help_screen
+from introspect.tui.views.errors import ErrorsView
+from introspect.tui.views.header import HeaderBar
+from introspect.tui.views.load import LoadView
+from introspect.tui.views.memory import MemoryView
+from introspect.tui.views.metrics import MetricsView
+from introspect.tui.views.nodes import NodesView
+from introspect.tui.views.queues import QueuesView
+from introspect.tui.views.system import SystemView
+from introspect.tui.views.task_detail import TaskDetailScreen
+from introspect.tui.views.tasks import TasksView
+from introspect.tui.views.threads import ThreadsView
+from introspect.tui.views.tree import TreeView
+
+# key, tab id, tab label, view class
+VIEWS: list[tuple[str, str, str, type[View]]] = [
+    ("1", "system", "1 System", SystemView),
+    ("2", "load", "2 Load", LoadView),
+    ("3", "tasks", "3 Tasks", TasksView),
+    ("4", "tree", "4 Tree", TreeView),
+    ("5", "queues", "5 Queues", QueuesView),
+    ("6", "threads", "6 Threads", ThreadsView),
+    ("7", "memory", "7 Memory", MemoryView),
+    ("8", "errors", "8 Errors", ErrorsView),
+    ("9", "metrics", "9 Metrics", MetricsView),
+    ("0", "nodes", "0 Nodes", NodesView),
+]
+REPLAY_ACTIONS = {"replay_toggle", "replay_step", "replay_seek", "replay_speed"}
+REPLAY_TICK = 0.1
+
+
+class IntrospectApp(App[None]):
+    CSS_PATH = "introspect.tcss"
+    TITLE = "introspect top"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        *(Binding(key, f"show_view('{tab}')", label, show=False) for key, tab, label, _ in VIEWS),
+        Binding("p", "pause", "Pause"),
+        Binding("space", "replay_toggle", "Play/pause", show=False),
+        Binding("full_stop", "replay_step(1)", "Step"),
+        Binding("comma", "replay_step(-1)", "Back", show=False),
+        Binding("greater_than_sign", "replay_seek(10)", "Seek +10s", show=False),
+        Binding("less_than_sign", "replay_seek(-10)", "Seek -10s", show=False),
+        Binding("plus", "replay_speed(True)", "Faster", show=False),
+        Binding("minus", "replay_speed(False)", "Slower", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, *, target: str | None = None, token: str | None = None,
+                 interval: float = 1.0, top_tasks: int = 100,
+                 recording: Recording | None = None, replay_start: int = 0,
+                 replay_playing: bool = True, replay_speed: float = 1.0,
+                 record_to: str | Path | None = None, initial_view: str | None = None) -> None:
+        super().__init__()
+        self.token = token
+        self.interval = interval
+        self.top_tasks = top_tasks
+        self.model = ObserverState()
+        self.connection: ConnectionState = NoTarget()
+        self.display_paused = False
+        self.source: LiveSession | ReplayController | None = None
+        self.target_label: str | None = None
+        self.record_to = Path(record_to) if record_to else None
+        self.recorder: RecordingWriter | None = None
+        self.initial_target = target
+        self.initial_view = initial_view
+        self.replay: ReplayController | None = None
+        if recording is not None:
+            self.replay = ReplayController(recording, start=replay_start,
+                                           playing=replay_playing, speed=replay_speed)
+        self._last_tick = time.monotonic()
+
+    # --- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield Static(id="banner", classes="hidden")
+        with TabbedContent(id="views"):
+            for _key, tab, label, view in VIEWS:
+                with TabPane(label, id=tab):
+                    yield view(id=f"view-{tab}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.replay is not None:
+            self.source = self.replay
+            self.model = self.replay.state
+            self.connection = self.replay.connection_state()
+            self.target_label = f"replay of {self.replay.recording.header.target}"
+            self.set_interval(REPLAY_TICK, self._replay_tick)
+        elif self.initial_target:
+            self.switch_target(self.initial_target)
+        else:
+            self.initial_view = "nodes"
+            self._set_banner(Text("No target given: choose a node below (Enter), or quit with "
+                                  "q and run `introspect top PID`."))
+        if self.initial_view:
+            self.action_show_view(self.initial_view)
+        self.refresh_display()
+
+    # --- data ------------------------------------------------------------------------------
+    def switch_target(self, target_text: str) -> None:
+        """Watch another node without leaving the app."""
+        try:
+            target = resolve_target(target_text)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        token = self.token
+        if token is None and target.kind == "tcp":
+            from introspect.client.targets_file import token_for
+
+            token = token_for(target_text)
+        old = self.source
+        self.workers.cancel_group(self, "live")
+        if isinstance(old, LiveSession):
+            self.run_worker(old.close(), group="cleanup")
+        self.model = ObserverState()
+        self.target_label = target_text
+        self._close_recorder()
+        self.source = LiveSession(target, target_text, token=token, interval=self.interval,
+                                  top_tasks=self.top_tasks, on_update=self.on_update,
+                                  on_state=self.on_connection)
+        self.run_worker(self.source.run(), group="live", exclusive=True, exit_on_error=False)
+        self._set_banner(None)
+        self.refresh_display()
+
+    def on_update(self, update: m.Update) -> None:
+        if self.model.apply(update) is None:
+            return
+        self._record(update)
+        if not self.display_paused:
+            self.refresh_display()
+
+    def _record(self, update: m.Update) -> None:
+        if self.record_to is None:
+            return
+        if self.recorder is None:
+            if not update.full or update.snapshot is None:
+                return
+            header = RecordingHeader(created=time.time(), target=self.target_label or "",
+                                     interval=self.interval, top_tasks=self.top_tasks,
+                                     node=update.snapshot.node, recorder="introspect top")
+            self.recorder = RecordingWriter(self.record_to, header)
+        self.recorder.write_update(update)
+
+    def _close_recorder(self, reason: str = "closed") -> None:
+        if self.recorder is not None:
+            self.recorder.close(reason)
+            self.recorder = None
+
+    def on_connection(self, state: ConnectionState) -> None:
+        self.connection = state
+        if isinstance(state, Disconnected):
+            self._set_banner(Text(f"Disconnected from {escape(state.target, 80)}: "
+                                  f"{escape(state.reason, 200)}. Reconnecting (attempt "
+                                  f"{state.attempt}) in {state.retry_in:.1f}s…"))
+        elif isinstance(state, TargetExited):
+            self._set_banner(Text(f"The target {escape(state.target, 80)} has exited "
+                                  f"(pid {state.pid}). The last data stays on screen; press "
+                                  "0 to pick another node, q to quit."))
+            self._close_recorder("target-exited")
+        elif not isinstance(state, Connecting):
+            self._set_banner(None)
+        self.query_one(HeaderBar).show(self.model, self.connection, self.display_paused)
+
+    def _set_banner(self, text: Text | None) -> None:
+        banner = self.query_one("#banner", Static)
+        if text is None:
+            banner.add_class("hidden")
+        else:
+            banner.update(text)
+            banner.remove_class("hidden")
+
+    def refresh_display(self) -> None:
+        self.query_one(HeaderBar).show(self.model, self.connection, self.display_paused)
+        view = self.active_view()
+        if view is not None and self.model.snapshot is not None:
+            view.show(self.model)
+
+    def active_view(self) -> View | None:
+        active = self.query_one("#views", TabbedContent).active
+        if not active:
+            return None
+        return self.query_one(f"#view-{active}", View)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        view = self.active_view()
+        if view is not None and self.model.snapshot is not None:
+            view.show(self.model)
+        if isinstance(view, NodesView):
+            view.action_reload()
+
+    # --- replay ----------------------------------------------------------------------------
+    def _replay_tick(self) -> None:
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick, now
+        if self.replay is not None and self.replay.tick(elapsed):
+            self._replay_moved()
+        elif self.replay is not None:
+            self.connection = self.replay.connection_state()
+
+    def _replay_moved(self) -> None:
+        assert self.replay is not None
+        self.model = self.replay.state
+        self.connection = self.replay.connection_state()
+        self.refresh_display()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            return self.replay is not None
+        return True
+
+    def action_replay_toggle(self) -> None:
+        if self.replay is not None:
+            self.replay.toggle()
+            self._last_tick = time.monotonic()
+            self._replay_moved()
+
+    def action_replay_step(self, delta: int) -> None:
+        if self.replay is not None:
+            self.replay.step(delta)
+            self._replay_moved()
+
+    def action_replay_seek(self, seconds: float) -> None:
+        if self.replay is not None:
+            self.replay.seek_seconds(seconds)
+            self._replay_moved()
+
+    def action_replay_speed(self, faster: bool) -> None:
+        if self.replay is not None:
+            self.replay.change_speed(faster)
+            self._replay_moved()
+
+    # --- actions ---------------------------------------------------------------------------
+    def action_show_view(self, tab: str) -> None:
+        self.query_one("#views", TabbedContent).active = tab
+        view = self.query_one(f"#view-{tab}", View)
+        focusable = view.query("DataTable, Tree").first() if view.query("DataTable, Tree") \
+            else None
+        if focusable is not None:
+            focusable.focus()
+
+    def action_pause(self) -> None:
+        if self.replay is not None:
+            self.action_replay_toggle()
+            return
+        self.display_paused = not self.display_paused
+        self.refresh_display()
+
+    def action_help(self) -> None:
+        self.push_screen(help_screen())
+
+    def open_task(self, task_id: int) -> None:
+        self.push_screen(TaskDetailScreen(task_id))
+
+    def confirm_cancel(self, task_id: int, name: str) -> None:
+        question = Text(f"Cancel task #{task_id} ")
+        question.append(escape(name, 60), style="bold")
+        question.append(" in the target? This calls task.cancel() in the running service.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._do(lambda s: s.cancel(task_id)), group="actions")
+
+        self.push_screen(ConfirmScreen(question), answered)
+
+    def confirm_gc(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._do(lambda s: s.gc_collect()), group="actions")
+
+        self.push_screen(ConfirmScreen(Text("Run a full gc.collect() in the target? It pauses "
+                                            "the target while it runs.")), answered)
+
+    async def _do(self, action: Any) -> None:
+        if self.source is None:
+            return
+        try:
+            detail = await action(self.source)
+        except UserError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.notify(escape(detail, 200), markup=False)
+
+    async def action_quit(self) -> None:
+        self._close_recorder()
+        if self.source is not None:
+            await self.source.close()
+        self.exit()

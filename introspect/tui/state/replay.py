@@ -1,0 +1,132 @@
+"""A recording as a data source: a playhead over its updates with pause, step, seek, speed.
+Requests the agent would answer live are answered from what the recording holds."""
+
+from __future__ import annotations
+
+from introspect.errors import UserError
+from introspect.protocol import messages as m
+from introspect.recording.reader import Recording
+from introspect.tui.state.connection import Replaying
+from introspect.tui.state.model import ObserverState
+from introspect.tui.state.task_query import page_locally
+
+SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class ReplayController:
+    live = False
+
+    def __init__(self, recording: Recording, *, start: int = 0, playing: bool = True,
+                 speed: float = 1.0) -> None:
+        self.recording = recording
+        self.index = max(0, min(start, len(recording.updates) - 1))
+        self.playing = playing
+        self.speed = speed
+        self._clock = 0.0  # recording seconds elapsed since the current update
+        self.state = self._rebuild(self.index)
+
+    @property
+    def last(self) -> int:
+        return len(self.recording.updates) - 1
+
+    def connection_state(self) -> Replaying:
+        return Replaying(str(self.recording.path), self.index, self.last + 1, self.playing,
+                         self.speed)
+
+    def _rebuild(self, index: int) -> ObserverState:
+        """The state exactly as live had it after update `index`: replay the history window."""
+        state = ObserverState()
+        first = max(0, index - (state.history.maxlen or 0) + 1)
+        for i in range(first, index + 1):
+            state.seq = self.recording.updates[i].seq
+            state.dropped = self.recording.updates[i].dropped
+            state.apply_sections(self.recording.sections[i])
+        return state
+
+    def goto(self, index: int) -> bool:
+        index = max(0, min(index, self.last))
+        if index == self.index:
+            return False
+        if index == self.index + 1:
+            update = self.recording.updates[index]
+            self.state.seq, self.state.dropped = update.seq, update.dropped
+            self.state.apply_sections(self.recording.sections[index])
+        else:
+            self.state = self._rebuild(index)
+        self.index = index
+        self._clock = 0.0
+        return True
+
+    def tick(self, elapsed: float) -> bool:
+        """Advance by `elapsed` wall seconds of playback; True if the playhead moved."""
+        if not self.playing:
+            return False
+        if self.index >= self.last:
+            self.playing = False
+            return False
+        self._clock += elapsed * self.speed
+        moved = False
+        while self.index < self.last:
+            gap = self.recording.updates[self.index + 1].time - \
+                self.recording.updates[self.index].time
+            if self._clock < gap:
+                break
+            clock = self._clock - gap
+            self.goto(self.index + 1)
+            self._clock = clock
+            moved = True
+        return moved
+
+    def toggle(self) -> None:
+        if not self.playing and self.index >= self.last:
+            self.goto(0)
+        self.playing = not self.playing
+
+    def step(self, delta: int) -> bool:
+        self.playing = False
+        return self.goto(self.index + delta)
+
+    def seek_seconds(self, seconds: float) -> bool:
+        """Jump by recording time (negative = back)."""
+        updates = self.recording.updates
+        target = updates[self.index].time + seconds
+        if seconds >= 0:
+            index = next((i for i in range(self.index, self.last + 1)
+                          if updates[i].time >= target), self.last)
+        else:
+            index = next((i for i in range(self.index, -1, -1) if updates[i].time <= target), 0)
+        return self.goto(index)
+
+    def change_speed(self, faster: bool) -> float:
+        ordered = sorted(set(SPEEDS) | {self.speed})
+        i = ordered.index(self.speed)
+        self.speed = ordered[min(i + 1, len(ordered) - 1)] if faster else ordered[max(i - 1, 0)]
+        return self.speed
+
+    # --- the same questions a live agent answers -------------------------------------------
+    async def tasks(self, req: m.TaskListRequest) -> m.TaskPage:
+        snap = self.state.snapshot
+        if snap is None:
+            return m.TaskPage(total=0, matched=0, offset=0, tasks=[])
+        return page_locally(list(snap.tasks.top), snap.tasks.total, req)
+
+    async def task_detail(self, task_id: int) -> m.TaskDetail:
+        snap = self.state.snapshot
+        rows = list(snap.tasks.top) if snap else []
+        row = next((r for r in rows if r.id == task_id), None)
+        if row is None:
+            raise UserError(f"task {task_id} is not in the recording")
+        children = [r.id for r in rows if r.parent == task_id]
+        return m.TaskDetail(task=row, await_chain=[], stack=[], children=children)
+
+    async def thread_stacks(self) -> list[m.ThreadStack]:
+        return []
+
+    async def cancel(self, task_id: int) -> str:
+        raise UserError("a recording is read-only: nothing to cancel")
+
+    async def gc_collect(self) -> str:
+        raise UserError("a recording is read-only")
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,98 @@
+"""The task page: where it is stuck (await chain, innermost first to outermost), its stack,
+parent and children, creation site; cancel with confirmation."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from introspect.errors import UserError
+from introspect.protocol import messages as m
+from introspect.tui.views.fmt import duration, safe, short_path
+
+
+def render_detail(detail: m.TaskDetail) -> Text:
+    t = detail.task
+    out = Text()
+    out.append("task ", style="bold")
+    out.append(f"#{t.id} ")
+    out.append_text(safe(t.name, 80, style="bold"))
+    out.append("\nkind       ")
+    out.append_text(safe(t.kind, 120))
+    out.append(f"\nstate      {t.state}, age {duration(t.age_seconds)}, "
+               f"busy {duration(t.busy_seconds)}")
+    if detail.waiting_on:
+        out.append("\nwaiting on ")
+        out.append_text(safe(detail.waiting_on, 120))
+        if detail.waiting_seconds is not None:
+            out.append(f" for {duration(detail.waiting_seconds)}")
+    out.append("\ncreated at ")
+    out.append_text(safe(detail.created_at or "?", 160))
+    if detail.coroutine:
+        out.append("\ncoroutine  ")
+        out.append_text(safe(detail.coroutine, 120))
+    out.append(f"\nparent     {'#' + str(t.parent) if t.parent is not None else 'none'}")
+    kids = ", ".join(f"#{c}" for c in detail.children[:50])
+    more = f" … {len(detail.children) - 50} more" if len(detail.children) > 50 else ""
+    out.append(f"\nchildren   {kids or 'none'}{more}")
+    out.append("\n\nAWAIT CHAIN", style="bold")
+    if not detail.await_chain:
+        out.append("\n  (not available)", style="dim")
+    for depth, link in enumerate(detail.await_chain):
+        out.append("\n  " + "  " * min(depth, 10) + ("└ " if depth else ""))
+        out.append_text(safe(link.what, 100, style="bold"))
+        if link.location:
+            out.append("  ")
+            out.append_text(safe(short_path(link.location), 100))
+        if link.detail:
+            out.append("  ")
+            out.append_text(safe(link.detail, 100, style="italic"))
+    out.append("\n\nSTACK", style="bold")
+    if not detail.stack:
+        out.append("\n  (not available)", style="dim")
+    for frame in detail.stack:
+        out.append("\n  ")
+        out.append_text(safe(f"{short_path(frame.file)}:{frame.line} {frame.function}", 160))
+    return out
+
+
+class TaskDetailScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False),
+                Binding("c", "cancel", "Cancel task"), Binding("r", "load", "Refresh")]
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(id="task-detail")
+        self.task_id = task_id
+        self.detail: m.TaskDetail | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="page"):
+            yield Static(Text(f"task #{self.task_id}", style="bold"), classes="page-title")
+            with VerticalScroll():
+                yield Static(Text("loading…"), id="task-detail-body", classes="page-body")
+            yield Static("c: cancel this task   r: refresh   Esc: back", classes="page-hint")
+
+    def on_mount(self) -> None:
+        self.action_load()
+
+    @work(exclusive=True, group="task-detail")
+    async def action_load(self) -> None:
+        body = self.query_one("#task-detail-body", Static)
+        try:
+            self.detail = await self.app.source.task_detail(self.task_id)  # type: ignore[attr-defined]
+        except UserError as exc:
+            body.update(Text(f"task #{self.task_id}: {exc}"))
+            return
+        body.update(render_detail(self.detail))
+
+    def action_cancel(self) -> None:
+        name = self.detail.task.name if self.detail else ""
+        self.app.confirm_cancel(self.task_id, name)  # type: ignore[attr-defined]
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,95 @@
+"""6 Threads: threads and executors with CPU, and the selected thread's current stack."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from introspect.errors import UserError
+from introspect.protocol import messages as m
+from introspect.tui.state.model import ObserverState
+from introspect.tui.views.base import View
+from introspect.tui.views.fmt import safe, short_path
+
+
+class ThreadsView(View):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.stacks: dict[int, list[m.Frame]] = {}
+
+    def compose(self) -> ComposeResult:
+        table: DataTable = DataTable(id="thread-table", cursor_type="row")
+        yield table
+        yield Static(id="executor-list", classes="status")
+        yield Static(id="thread-stack", classes="stack")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#thread-table", DataTable)
+        for key, label in (("name", "THREAD"), ("role", "ROLE"), ("cpu", "CPU%"),
+                           ("cpu_s", "CPU s"), ("native", "TID"), ("daemon", "DAEMON"),
+                           ("location", "NOW IN")):
+            table.add_column(label, key=key)
+
+    def show(self, model: ObserverState) -> None:
+        snap = model.snapshot
+        if snap is None:
+            return
+        table = self.query_one("#thread-table", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for t in snap.threads:
+            role = "loop" if t.is_loop else ("agent" if t.is_agent else "")
+            cpu = model.thread_cpu_percent.get(t.ident)
+            table.add_row(safe(t.name, 28), role, f"{cpu:.0f}" if cpu is not None else "-",
+                          f"{t.cpu_seconds:.2f}", str(t.native_id or ""),
+                          "yes" if t.daemon else "no", safe(short_path(t.location), 50),
+                          key=str(t.ident))
+        if snap.threads:
+            table.move_cursor(row=min(cursor, len(snap.threads) - 1))
+        ex = Text("EXECUTORS", style="bold")
+        if not snap.executors:
+            ex.append("  none seen", style="dim")
+        for e in snap.executors:
+            ex.append("\n  ")
+            ex.append_text(safe(e.name, 30))
+            ex.append(f"  {e.type}  workers {e.workers}/{e.max_workers}  busy {e.busy}  "
+                      f"queued {e.queue_length}")
+        self.query_one("#executor-list", Static).update(ex)
+        self.load_stacks()
+        self._show_stack()
+
+    @work(exclusive=True, group="thread-stacks")
+    async def load_stacks(self) -> None:
+        if self.source is None or not getattr(self.source, "live", False):
+            return
+        try:
+            stacks = await self.source.thread_stacks()
+        except UserError:
+            return
+        self.stacks = {s.thread.ident: s.frames for s in stacks}
+        self._show_stack()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_stack()
+
+    def _show_stack(self) -> None:
+        table = self.query_one("#thread-table", DataTable)
+        snap = self.observer.model.snapshot
+        if snap is None or not snap.threads or table.row_count == 0:
+            return
+        thread = snap.threads[min(table.cursor_row, len(snap.threads) - 1)]
+        out = Text("STACK of ", style="bold")
+        out.append_text(safe(thread.name, 40, style="bold"))
+        frames = self.stacks.get(thread.ident)
+        if frames is None:
+            out.append("\n  now in ")
+            out.append_text(safe(short_path(thread.location), 100))
+            if not getattr(self.source, "live", False):
+                out.append("  (a recording holds the innermost frame only)", style="dim")
+        else:
+            for f in reversed(frames[-12:]):  # innermost first: that is where it is now
+                out.append("\n  ")
+                out.append_text(safe(f"{short_path(f.file)}:{f.line} {f.function}", 120))
+        self.query_one("#thread-stack", Static).update(out)
