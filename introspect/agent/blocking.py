@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
+from introspect.agent.stuck import WaitTracker
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -155,6 +156,7 @@ class BlockingDetector:
         self._stop = threading.Event()
         self._next_lints = 0.0
         self.lints = LintRegistry(agent, default_lints())
+        self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 
@@ -193,6 +195,10 @@ class BlockingDetector:
             if now >= self._next_lints:
                 self._next_lints = now + LINT_PERIOD
                 self.lints.run_periodic(now)
+                try:
+                    self.waits.maybe_sample(self.agent, now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("stuck", exc)
 
     def _follow_loop(self) -> asyncio.AbstractEventLoop | None:
         loop = self.agent.loop

@@ -1,0 +1,197 @@
+"""Where is it stuck: for any task, the await chain down to the innermost awaitable (future,
+queue get, lock, sleep, executor job, subprocess, stream read) with how long it has waited;
+and groups "N tasks of kind K are all waiting on the same lock/queue/future since T".
+
+    from introspect.agent import stuck
+    stuck.task_waiting(agent, task)      -> dict   (one task)
+    stuck.report(agent, min_tasks=2)     -> list[dict]   (groups, biggest first)
+
+Both are safe from any thread (they read suspended coroutine frames only). How long a task has
+waited: exact for `asyncio.sleep` (its timer), otherwise since the agent first saw the task
+waiting on that same object — the watchdog samples waiters every few seconds while there are
+at most `SAMPLE_MAX_TASKS` tasks, so the age is a lower bound, accurate to that period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from introspect.agent.collectors import frames as fr
+from introspect.agent.collectors import tasks as task_mod
+
+if TYPE_CHECKING:
+    from introspect.agent.core import Agent
+
+SAMPLE_MAX_TASKS = 10_000
+SAMPLE_PERIOD = 2.0
+# innermost stdlib coroutine → what the task is waiting for
+_WAIT_KINDS = {
+    "Queue.get": "queue get", "Queue.put": "queue put", "Queue.join": "queue join",
+    "Lock.acquire": "lock", "Semaphore.acquire": "semaphore", "Event.wait": "event",
+    "Condition.wait": "condition", "sleep": "sleep", "StreamReader._wait_for_data": "stream read",
+    "StreamWriter.drain": "stream write", "Process.wait": "subprocess",
+    "Process.communicate": "subprocess", "Barrier.wait": "barrier",
+}
+
+
+class WaitTracker:
+    """(task seq, id(awaited future)) → first time seen; bounded by the live tasks."""
+
+    def __init__(self) -> None:
+        self._first_seen: dict[tuple[int, int], float] = {}
+        self._lock = threading.Lock()
+        self._next_sample = 0.0
+
+    def since(self, seq: int, waiter: Any, now: float) -> float:
+        key = (seq, id(waiter))
+        with self._lock:
+            return self._first_seen.setdefault(key, now)
+
+    def maybe_sample(self, agent: Agent, now: float) -> None:
+        """Called by the watchdog: note every waiting task's waiter (cheap, bounded)."""
+        if now < self._next_sample or agent.loop is None:
+            return
+        self._next_sample = now + SAMPLE_PERIOD
+        if sum(max(0, n) for n in agent.tasks.counts()[0].values()) > SAMPLE_MAX_TASKS:
+            return
+        fresh: dict[tuple[int, int], float] = {}
+        with self._lock:
+            old = self._first_seen
+            for task in task_mod.live_tasks(agent.loop):
+                waiter = getattr(task, "_fut_waiter", None)
+                meta = getattr(task, task_mod.META_ATTR, None)
+                if waiter is None or meta is None:
+                    continue
+                key = (meta.seq, id(waiter))
+                fresh[key] = old.get(key, now)
+            self._first_seen = fresh
+
+
+def _tracker(agent: Agent | None) -> WaitTracker | None:
+    ext = agent.extensions.get("blocking") if agent is not None else None
+    return getattr(ext, "waits", None)
+
+
+def _innermost_stdlib(task: asyncio.Task) -> tuple[Any, str]:
+    """(the awaited object — queue, lock, event... — or None, its wait kind)."""
+    chain = fr.coroutine_chain(task.get_coro())
+    for link in reversed(chain):
+        frame = fr.coroutine_frame(link)
+        if frame is None:
+            continue
+        qualname = fr.qualname_of(link)
+        kind = _WAIT_KINDS.get(qualname)
+        if kind is not None and fr.is_stdlib(frame.f_code.co_filename):
+            if kind == "sleep":
+                return None, kind
+            try:
+                owner = frame.f_locals.get("self")  # a suspended frame: safe to read
+            except Exception:
+                owner = None
+            return owner, kind
+        if not fr.is_stdlib(frame.f_code.co_filename):
+            break
+    waiter = getattr(task, "_fut_waiter", None)
+    if waiter is not None and "_chain_future" in repr(getattr(waiter, "_callbacks", "")):
+        return waiter, "executor job"
+    return waiter, "future"
+
+
+def _describe(obj: Any, kind: str, agent: Agent | None) -> str:
+    if obj is None:
+        return kind
+    name = ""
+    if agent is not None:
+        for item, qname, *_rest in agent.queues.items():
+            if item is obj:
+                name = qname
+                break
+    label = f"{type(obj).__module__}.{type(obj).__qualname__}".replace("asyncio.locks.",
+                                                                      "asyncio.")
+    return f"{kind}: {name or label} 0x{id(obj):x}"
+
+
+def task_waiting(agent: Agent | None, task: asyncio.Task, now: float | None = None
+                 ) -> dict[str, Any]:
+    """One task: its await chain (outermost first), what it waits on, since when."""
+    now = time.monotonic() if now is None else now
+    meta = getattr(task, task_mod.META_ATTR, None)
+    seq = meta.seq if meta else -id(task)
+    chain = [{"what": w, "location": loc, "detail": d} for w, loc, d in
+             task_mod.await_chain(task)]
+    waiter = getattr(task, "_fut_waiter", None)
+    out: dict[str, Any] = {
+        "id": seq, "name": task.get_name(), "kind": meta.kind if meta else "",
+        "chain": chain, "waiting": waiter is not None, "waiting_on": "", "wait_kind": "",
+        "object_id": None, "waiting_seconds": None, "location": task_mod.where(task)[0]}
+    if waiter is None:
+        return out
+    obj, kind = _innermost_stdlib(task)
+    out["wait_kind"] = kind
+    out["waiting_on"] = _describe(obj, kind, agent)
+    out["object_id"] = id(obj) if obj is not None else None
+    since = None
+    if kind == "sleep":
+        since = _sleep_started(task, waiter)
+    if since is None:
+        tracker = _tracker(agent)
+        since = tracker.since(seq, waiter, now) if tracker is not None else None
+    if since is not None:
+        out["waiting_seconds"] = round(max(0.0, now - since), 3)
+    return out
+
+
+def _sleep_started(task: asyncio.Task, waiter: Any) -> float | None:
+    """`asyncio.sleep(delay)`: its timer fires at `when`, so it began at `when - delay`."""
+    for link in reversed(fr.coroutine_chain(task.get_coro())):
+        frame = fr.coroutine_frame(link)
+        if frame is not None and fr.qualname_of(link) == "sleep":
+            try:
+                delay = float(frame.f_locals.get("delay", 0))
+                handle = frame.f_locals.get("h")
+                when = getattr(handle, "_when", None)
+            except Exception:
+                return None
+            if when is None:
+                return None
+            loop = task.get_loop()
+            return time.monotonic() - (loop.time() - (when - delay))
+    return None
+
+
+def report(agent: Agent, min_tasks: int = 2, limit: int = 20,
+           max_tasks: int = 100_000) -> list[dict[str, Any]]:
+    """Groups of tasks of one kind waiting on the same object, biggest first:
+    {kind, count, waiting_on, wait_kind, object_id, since_seconds, tasks: [ids (first 50)],
+     message}. Sleeps are not grouped (each has its own timer)."""
+    loop = agent.loop
+    if loop is None:
+        return []
+    now = time.monotonic()
+    groups: dict[tuple[str, int], dict[str, Any]] = {}
+    for task in task_mod.live_tasks(loop)[:max_tasks]:
+        if getattr(task, "_fut_waiter", None) is None:
+            continue
+        try:
+            info = task_waiting(agent, task, now)
+        except Exception:
+            continue
+        if info["object_id"] is None:
+            continue
+        group = groups.setdefault((info["kind"], info["object_id"]), {
+            "kind": info["kind"], "count": 0, "waiting_on": info["waiting_on"],
+            "wait_kind": info["wait_kind"], "object_id": info["object_id"],
+            "since_seconds": 0.0, "tasks": []})
+        group["count"] += 1
+        group["since_seconds"] = max(group["since_seconds"], info["waiting_seconds"] or 0.0)
+        if len(group["tasks"]) < 50:
+            group["tasks"].append(info["id"])
+    out = [g for g in groups.values() if g["count"] >= min_tasks]
+    out.sort(key=lambda g: (-g["count"], -g["since_seconds"]))
+    for g in out:
+        g["message"] = (f"{g['count']} tasks of kind {g['kind']} are all waiting on "
+                        f"{g['waiting_on']} (the oldest for {g['since_seconds']:.1f}s)")
+    return out[:limit]
