@@ -117,6 +117,7 @@ def start_for_agent(agent: Any) -> MetricsEndpoint:
         endpoint = MetricsEndpoint(agent, readings, collector, serving_registry(collector))
         if agent.config.metrics_port is not None:
             endpoint.serve(agent.config.metrics_addr or "127.0.0.1", agent.config.metrics_port)
+            _announce(agent, endpoint)
     except BaseException:
         if endpoint is not None:
             endpoint.stop()
@@ -124,6 +125,17 @@ def start_for_agent(agent: Any) -> MetricsEndpoint:
             REGISTRY.unregister(collector)
         raise
     return endpoint
+
+
+def _announce(agent: Any, endpoint: MetricsEndpoint) -> None:
+    """The agent announced itself before its extensions started: announce again, now with the
+    /metrics URL, so `introspect ps` and file_sd generators find the (possibly ephemeral) port.
+    The announcement reads `agent.extensions["metrics"]`, which `start_all` sets to this same
+    endpoint right after we return."""
+    announce = getattr(getattr(agent, "server", None), "announce", None)
+    if callable(announce):
+        agent.extensions["metrics"] = endpoint
+        announce()
 
 
 def collector() -> IntrospectCollector | None:
