@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import wait_until
+from demo_support import wait_until
 
 from introspect.demo import restart_comments_workers
 from introspect.demo.comments import POISON_MESSAGE, UnexpectedMessage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from conftest import unexpected_tracebacks
+from demo_support import unexpected_tracebacks
 
 from introspect.demo.service import DemoService
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import re
 from pathlib import Path
+
+import pytest
 
 from introspect.demo.service import DemoService
 
@@ -41,3 +44,43 @@ def test_every_documented_name_exists() -> None:
     for name in set(re.findall(r"`(introspect\.demo\.\w+\.\w+)", README)):
         module_name, _, attribute = name.rpartition(".")
         assert hasattr(importlib.import_module(module_name), attribute), name
+
+
+
+def kind_of(task: asyncio.Task[object]) -> str:
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    module = frame.f_globals.get("__name__", "?") if frame is not None else "?"
+    return f"{module}.{coro.__qualname__}"
+
+
+async def kinds_seen_during_one_cycle() -> set[str]:
+    service = DemoService(speed=20, quiet=True)
+    seen: set[str] = set()
+    service.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while "demo: cycle: cycle 2 starts" not in service.ctx.narrator.lines:
+            assert loop.time() < deadline, "the first cycle did not end"
+            seen.update(kind_of(task) for task in asyncio.all_tasks())
+            await asyncio.sleep(0.005)
+    finally:
+        await service.stop()
+    return seen
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # intended
+def test_every_task_kind_of_a_cycle_is_documented() -> None:
+    seen = asyncio.run(kinds_seen_during_one_cycle())
+    seen.discard(f"{__name__}.kinds_seen_during_one_cycle")  # this test's own main task
+    table = README[README.index("Task **kinds**") : README.index("Functions that show")]
+    documented = set(re.findall(r"^\| `(introspect\.demo\.[\w.]+)` \|", table, flags=re.M))
+    documented.discard("introspect.demo.service.run_demo")  # the main task of `python -m`
+    assert seen <= documented
+    # Tasks that end within their first step cannot be caught between steps.
+    one_step = {
+        "introspect.demo.blocking_calls.slow_report_handler",
+        "introspect.demo.unhandled_errors.fire_and_forget_audit",
+    }
+    assert documented - seen <= one_step

@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from conftest import wait_until
+from demo_support import wait_until
 from prometheus_client import REGISTRY, generate_latest
 
 from introspect.demo.service import DemoService
