@@ -109,13 +109,20 @@ def _callee_name(frame: types.FrameType) -> str | None:
     return head
 
 
-def capture_stack(frame: types.FrameType | None) -> tuple[list[dict[str, Any]], str, str, str]:
-    """(frames outermost first, culprit, location, callback) of the loop thread right now."""
+def capture_stack(frame: types.FrameType | None, in_call: bool = True
+                  ) -> tuple[list[dict[str, Any]], str, str, str]:
+    """(frames outermost first, culprit, location, callback) of the loop thread right now.
+    `in_call`: the thread is waiting inside the call its innermost frame is making (it burns
+    no CPU), so that callee — `time.sleep`, a socket read — is the culprit. Otherwise the
+    thread runs Python code and was merely caught just after a call."""
+    while frame is not None and frame.f_code.co_name == "_on_sigprof" and \
+            fr.is_agent(frame.f_code.co_filename):
+        frame = frame.f_back  # our busy-time sampler happened to be running: not the culprit
     stack = fr.stack_of_frame(frame, limit=256)
     frames = [{"function": f, "file": file, "line": line} for f, file, line in stack]
     culprit = ""
     if frame is not None:
-        native = _callee_name(frame)
+        native = _callee_name(frame) if in_call else None
         if native is not None:
             culprit = native
             frames.append({"function": native, "file": "<call>", "line": 0})
@@ -155,7 +162,10 @@ class BlockingDetector:
         self._current: _Block | None = None
         self._stop = threading.Event()
         self._next_lints = 0.0
+        self._cpu_clock: int | None = None
+        self._cpu_seen: tuple[float, float] | None = None  # (wall, loop thread CPU) last tick
         self.lints = LintRegistry(agent, default_lints())
+        self.lints.configure(os.environ.get("INTROSPECT_LINTS", ""))
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
@@ -206,6 +216,7 @@ class BlockingDetector:
             if self._clock is not None:
                 self._clock.uninstall()
             self._loop, self._clock, self._current = loop, None, None
+            self._cpu_clock, self._cpu_seen = None, None
             if loop is not None:
                 clock = SelectorClock(loop)
                 if clock.install():
@@ -225,6 +236,8 @@ class BlockingDetector:
         if loop is None or not loop.is_running():
             return
         since = self.busy_since(now)
+        previous_cpu = self._cpu_seen
+        self._cpu_seen = self._loop_cpu(now) if since is not None else None
         block = self._current
         if block is not None:
             if since is None or since != block.since:
@@ -233,18 +246,35 @@ class BlockingDetector:
                 self._update(block, loop, now)
             return
         if since is not None and now - since >= self.threshold:
-            self._begin(loop, since, now)
+            self._begin(loop, since, now, _cpu_share(previous_cpu, self._cpu_seen))
 
-    def _begin(self, loop: asyncio.AbstractEventLoop, since: float, now: float) -> None:
+    def _loop_cpu(self, now: float) -> tuple[float, float] | None:
+        """(now, CPU seconds of the loop thread): a thread inside a blocking call burns none."""
+        if self._cpu_clock is None:
+            thread_id = self.agent.loop_probe.thread_id
+            try:
+                self._cpu_clock = time.pthread_getcpuclockid(thread_id)  # type: ignore[arg-type]
+            except (AttributeError, OSError, TypeError, OverflowError):
+                return None
+        try:
+            return now, time.clock_gettime(self._cpu_clock)
+        except OSError:
+            self._cpu_clock = None
+            return None
+
+    def _begin(self, loop: asyncio.AbstractEventLoop, since: float, now: float,
+               cpu_share: float | None) -> None:
         thread_id = self.agent.loop_probe.thread_id
         frame = sys._current_frames().get(thread_id) if thread_id is not None else None
-        stack, culprit, location, callback = capture_stack(frame)
+        in_call = cpu_share is None or cpu_share < 0.05  # ~0 in a sleep or read
+        stack, culprit, location, callback = capture_stack(frame, in_call)
         task = asyncio.tasks._current_tasks.get(loop)
         event = self.agent.events.add(
             "blocking", duration=round(now - since, 6), ongoing=True, task=_task_info(task),
             callback=None if task is not None else (callback or location), stack=stack,
             location=location, culprit=culprit, single_step=task is not None,
-            threshold=self.threshold, exact=self._clock is not None)
+            threshold=self.threshold, exact=self._clock is not None,
+            loop_thread_cpu_share=None if cpu_share is None else round(cpu_share, 2))
         self._current = _Block(since, task, event)
         self.blocks_total += 1
         who = _describe(event)
@@ -276,6 +306,13 @@ class BlockingDetector:
                     _describe(event), event["culprit"] or event["location"])
         self.lints.observe("loop_blocked", event=event)
         self.lints.observe("task_never_yields", event=event)
+
+
+def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | None
+               ) -> float | None:
+    if before is None or after is None or after[0] - before[0] < 0.002:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
 
 
 def _task_info(task: Any) -> dict[str, Any] | None:

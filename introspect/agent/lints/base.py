@@ -81,6 +81,32 @@ class LintRegistry:
     def enable(self, name: str) -> None:
         self.get(name).enabled = True
 
+    def configure(self, spec: str) -> None:
+        """`INTROSPECT_LINTS`: comma-separated `-name` (disable), `+name` (enable),
+        `name.setting=number` (e.g. `task_kind_leak.window=600`). UserError if wrong."""
+        from introspect.errors import UserError
+
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            try:
+                if item[0] in "+-":
+                    lint = self.get(item[1:])
+                    lint.enabled = item[0] == "+"
+                    continue
+                target, _, raw = item.partition("=")
+                name, _, setting = target.partition(".")
+                lint = self.get(name)
+                current = getattr(type(lint), setting, None)
+                if not setting or setting.startswith("_") or not isinstance(
+                        current, int | float) or isinstance(current, bool):
+                    raise KeyError(f"lint {name} has no numeric setting {setting!r}")
+                setattr(lint, setting, type(current)(float(raw)) if isinstance(current, int)
+                        else float(raw))
+            except (KeyError, ValueError) as exc:
+                msg = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+                raise UserError(f"INTROSPECT_LINTS: {item!r}: {msg}") from None
+
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": lint.name, "enabled": lint.enabled, "summary": lint.summary,
                  "count": self._counts.get(lint.name, 0)} for lint in self.lints.values()]
