@@ -19,6 +19,8 @@ from introspect.agent.collectors import frames as fr
 
 META_ATTR = "_introspect_meta"
 OUTCOMES = ("ok", "error", "cancelled")
+_current_task = asyncio.current_task
+_monotonic = time.monotonic
 
 
 class TaskMeta(NamedTuple):
@@ -26,7 +28,9 @@ class TaskMeta(NamedTuple):
     kind: str
     created: float  # time.monotonic()
     parent: int | None
-    created_wall: float
+
+
+_new_meta = tuple.__new__  # C-level construction of a TaskMeta: this is the hot path
 
 
 class TaskCollector:
@@ -39,6 +43,7 @@ class TaskCollector:
         self.finished: dict[tuple[str, str], int] = {}
         self._on_crash = on_crash
         self._on_error = on_error
+        self._on_done_callback = self._on_done  # bound once, not per task
 
     # --- hot path (loop thread) ------------------------------------------------------------
     def kind_of(self, coro: Any) -> str:
@@ -60,17 +65,23 @@ class TaskCollector:
         return f"{module}.{code.co_qualname}"
 
     def register(self, task: asyncio.Task, coro: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """Account a new task (called on the loop thread by the factory)."""
+        """Account a new task (called on the loop thread by the factory). Hot path: keep it
+        to dict lookups and one tuple."""
         try:
-            kind = self.kind_of(coro)
-            parent = asyncio.current_task(loop)
+            try:
+                kind = self._kinds[coro.cr_code]
+            except (AttributeError, KeyError):
+                kind = self.kind_of(coro)
+            parent = _current_task(loop)
             parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
-            setattr(task, META_ATTR, TaskMeta(next(self._seq), kind, time.monotonic(),
-                                              parent_meta.seq if parent_meta else None,
-                                              time.time()))
-            self.live[kind] = self.live.get(kind, 0) + 1
-            self.created[kind] = self.created.get(kind, 0) + 1
-            task.add_done_callback(self._on_done)
+            setattr(task, META_ATTR, _new_meta(TaskMeta, (
+                next(self._seq), kind, _monotonic(),
+                parent_meta[0] if parent_meta is not None else None)))
+            live = self.live
+            live[kind] = live.get(kind, 0) + 1
+            created = self.created
+            created[kind] = created.get(kind, 0) + 1
+            task.add_done_callback(self._on_done_callback)
         except Exception as exc:  # never break task creation
             self._on_error("tasks", exc)
 
