@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     headless = args.headless or not sys.stdout.isatty()
     if not headless:
         try:
-            import introspect.cli.top_cmd  # noqa: F401
             import textual  # noqa: F401
+
+            import introspect.cli.top_cmd  # noqa: F401
         except ImportError:
             headless = True
     duration = args.duration if args.duration is not None else (

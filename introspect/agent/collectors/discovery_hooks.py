@@ -206,8 +206,8 @@ def executor_row(obj: Any, name: str, site: str) -> dict:
         frames = sys._current_frames()
         # A worker waiting for work sits in `_worker` itself (the queue get is C code); a busy
         # one is inside the work item's `run`.
-        busy = sum(1 for t in threads
-                   if (f := frames.get(t.ident or -1)) is not None and f.f_code.co_name != "_worker")
+        busy = sum(1 for t in threads if (f := frames.get(t.ident or -1)) is not None
+                   and f.f_code.co_name != "_worker")
         return {"name": name, "type": "thread", "queue_length": obj._work_queue.qsize(),
                 "workers": len(threads), "max_workers": obj._max_workers,
                 "busy": busy, "created_at": site}
