@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from introspect.tui.app import IntrospectApp
 
+    # Other commands (`introspect demo`) call us with only some options set.
+    for name, default in (("replay", None), ("target", None), ("interval", 1.0),
+                          ("record", None), ("view", None), ("speed", 1.0), ("paused", False),
+                          ("start", 0), ("token_file", None)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+
     if args.replay and args.target:
         raise UserError("give either TARGET or --replay FILE, not both")
     if not 0.1 <= args.interval <= 3600:

@@ -51,15 +51,19 @@ class MetricsView(View):
             self.query_one("#metrics-status", Static).update(Text(
                 f"a recording does not hold the app's metrics (they were at {url})"))
 
-    @work(exclusive=True, group="app-metrics")
+    @work(exclusive=True, group="app-metrics", exit_on_error=False)
     async def fetch(self, url: str) -> None:
         status = self.query_one("#metrics-status", Static)
         try:
             values = await asyncio.to_thread(app_metrics.fetch, url)
         except Exception as exc:  # any network/parse failure is shown, never raised
+            if not self.is_attached:
+                return
             status.update(Text(f"cannot read {url}: {exc}"))
             return
         self.history.add(values)
+        if not self.is_attached:
+            return
         table = self.query_one("#metrics-table", DataTable)
         cursor = table.cursor_row
         table.clear()

@@ -44,8 +44,7 @@ class QueuesView(View):
                 style, saturated = f"bold {error}", saturated + 1
             elif model.queue_growing(q):
                 style, growing = warning, growing + 1
-            name = safe(q.name, 40, style=style) if q.name else \
-                tail(short_path(q.created_at), 40)
+            name = tail(short_path(q.name or q.created_at), 40)
             name.stylize(style)
             table.add_row(name, Text(str(q.length), style=style),
                           str(q.capacity) if q.capacity else "∞",

@@ -80,15 +80,18 @@ class TaskDetailScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.action_load()
 
-    @work(exclusive=True, group="task-detail")
+    @work(exclusive=True, group="task-detail", exit_on_error=False)
     async def action_load(self) -> None:
         body = self.query_one("#task-detail-body", Static)
         try:
             self.detail = await self.app.source.task_detail(self.task_id)  # type: ignore[attr-defined]
         except UserError as exc:
+            if not self.is_attached:
+                return
             body.update(Text(f"task #{self.task_id}: {exc}"))
             return
-        body.update(render_detail(self.detail))
+        if self.is_attached:
+            body.update(render_detail(self.detail))
 
     def action_cancel(self) -> None:
         name = self.detail.task.name if self.detail else ""

@@ -18,7 +18,7 @@ from introspect.tui.views.fmt import duration, safe, short_path, tail
 PAGE_SIZE = 100
 SORTS = ["age", "id", "name", "kind", "state", "busy", "location"]
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("kind", "KIND"), ("state", "STATE"),
-           ("age", "AGE"), ("busy", "BUSY"), ("location", "LOCATION"), ("awaiting", "AWAITING")]
+           ("age", "AGE"), ("busy", "BUSY"), ("awaiting", "AWAITING"), ("location", "LOCATION")]
 GROUP_COLUMNS = [("kind", "KIND"), ("count", "LIVE"), ("created", "CREATED"), ("ok", "OK"),
                  ("error", "ERROR"), ("cancelled", "CANCELLED")]
 
@@ -27,8 +27,8 @@ class TasksView(View):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("s", "next_sort", "Sort"),
-        Binding("r", "reverse", "Reverse"),
-        Binding("n", "page(1)", "Next page"),
+        Binding("r", "reverse", "Reverse", show=False),
+        Binding("n", "page(1)", "Next page", show=False),
         Binding("N", "page(-1)", "Prev page", show=False),
         Binding("g", "group", "Group by kind"),
         Binding("c", "cancel", "Cancel task"),
@@ -71,7 +71,7 @@ class TasksView(View):
         else:
             self.reload()
 
-    @work(exclusive=True, group="task-page")
+    @work(exclusive=True, group="task-page", exit_on_error=False)
     async def reload(self) -> None:
         source = self.source
         if source is None:
@@ -79,9 +79,11 @@ class TasksView(View):
         try:
             page = await source.tasks(self.request())
         except UserError as exc:
+            if not self.is_attached:
+                return
             self.query_one("#task-status", Static).update(Text(f"tasks: {exc}"))
             return
-        if self.grouped:
+        if self.grouped or not self.is_attached:
             return
         if page.offset and page.offset >= page.matched:  # the page emptied under us
             self.page_offset = max(0, (page.matched - 1) // PAGE_SIZE * PAGE_SIZE)
@@ -96,7 +98,7 @@ class TasksView(View):
             busy = row.busy_seconds / row.age_seconds * 100 if row.age_seconds > 0 else 0.0
             table.add_row(str(row.id), safe(row.name, 24), tail(row.kind, 28),
                           row.state, duration(row.age_seconds), f"{busy:.0f}%",
-                          tail(short_path(row.location), 36), safe(row.awaiting, 40),
+                          safe(row.awaiting, 30), tail(short_path(row.location), 36),
                           key=str(row.id))
         if page.tasks:
             table.move_cursor(row=min(cursor, len(page.tasks) - 1))

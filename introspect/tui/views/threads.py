@@ -60,7 +60,7 @@ class ThreadsView(View):
         self.load_stacks()
         self._show_stack()
 
-    @work(exclusive=True, group="thread-stacks")
+    @work(exclusive=True, group="thread-stacks", exit_on_error=False)
     async def load_stacks(self) -> None:
         if self.source is None or not getattr(self.source, "live", False):
             return
@@ -69,7 +69,8 @@ class ThreadsView(View):
         except UserError:
             return
         self.stacks = {s.thread.ident: s.frames for s in stacks}
-        self._show_stack()
+        if self.is_attached:
+            self._show_stack()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_stack()

@@ -53,7 +53,7 @@ class TreeView(View):
     def show(self, model: ObserverState) -> None:
         self.action_reload()
 
-    @work(exclusive=True, group="task-tree")
+    @work(exclusive=True, group="task-tree", exit_on_error=False)
     async def action_reload(self) -> None:
         if self.source is None:
             return
@@ -61,9 +61,12 @@ class TreeView(View):
             page = await self.source.tasks(m.TaskListRequest(limit=MAX_TREE_TASKS, sort="id",
                                                              descending=False))
         except UserError as exc:
+            if not self.is_attached:
+                return
             self.query_one("#tree-status", Static).update(Text(f"tree: {exc}"))
             return
-        self._build(page)
+        if self.is_attached:
+            self._build(page)
 
     def _build(self, page: m.TaskPage) -> None:
         tree = self.query_one("#task-tree", Tree)

@@ -1,0 +1,114 @@
+"""The recording format: round trip, a killed recorder's file, bad files, and `introspect record`
+against a real agent (bounded by duration and by size)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from introspect.errors import UserError
+from introspect.protocol import messages as m
+from introspect.recording import RecordingHeader, RecordingWriter, read_recording
+from tests.tui.fixture_app import QUEUE_BACKLOG
+from tests.tui.support import RECORDING, fixture_process
+
+
+def test_committed_fixture_is_a_valid_small_recording() -> None:
+    rec = read_recording(RECORDING)
+    assert RECORDING.stat().st_size < 200_000
+    assert rec.header.version == 1 and rec.header.node is not None
+    assert rec.updates[0].full and not any(u.full for u in rec.updates[1:])
+    assert rec.end is not None and rec.end.updates == len(rec.updates)
+    assert [t["name"] for t in rec.sections[-1]["tasks"]["top"]].count("victim") == 1
+
+
+def _copy_with_updates(src: Path, dst: Path, updates: list[m.Update]) -> RecordingWriter:
+    header = RecordingHeader(created=1.0, target="test", interval=0.5, top_tasks=50)
+    writer = RecordingWriter(dst, header)
+    for u in updates:
+        writer.write_update(u)
+    return writer
+
+
+def test_round_trip_and_killed_recorder(tmp_path: Path) -> None:
+    rec = read_recording(RECORDING)
+    path = tmp_path / "copy.rec"
+    writer = _copy_with_updates(RECORDING, path, rec.updates)
+    # Not closed, like a recorder killed with SIGKILL: every flushed frame is readable.
+    partial = read_recording(path)
+    assert partial.truncated and partial.end is None
+    assert len(partial.updates) == len(rec.updates)
+    assert partial.sections[-1] == rec.sections[-1]
+    writer.close("duration")
+    full = read_recording(path)
+    assert not full.truncated and full.end is not None and full.end.reason == "duration"
+    # Cut in the middle of the compressed stream: the complete frames before the cut survive.
+    data = path.read_bytes()
+    (tmp_path / "cut.rec").write_bytes(data[: len(data) * 2 // 3])
+    cut = read_recording(tmp_path / "cut.rec")
+    assert cut.truncated and 1 <= len(cut.updates) < len(rec.updates)
+
+
+@pytest.mark.parametrize("content", [b"", b"not gzip at all", b"\x1f\x8b garbage"])
+def test_bad_files_are_one_line_errors(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.rec"
+    path.write_bytes(content)
+    with pytest.raises(UserError):
+        read_recording(path)
+
+
+def test_replay_of_a_bad_file_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.rec"
+    path.write_bytes(b"nope")
+    result = subprocess.run([sys.executable, "-m", "introspect", "top", "--replay", str(path)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert result.stderr.startswith("introspect: error:") and "Traceback" not in result.stderr
+
+
+def test_record_command_against_a_live_agent(tmp_path: Path) -> None:
+    with fixture_process() as proc:
+        proc.wait_for_line("ready")
+        proc.wait_for_agent()
+        out = tmp_path / "live.rec"
+        result = subprocess.run(
+            [sys.executable, "-m", "introspect", "record", str(proc.pid), "-o", str(out),
+             "--interval", "0.2", "--duration", "1"], capture_output=True, text=True,
+            timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert "recording" in result.stderr and "updates" in result.stderr
+        rec = read_recording(out)
+        assert rec.end is not None and rec.end.reason == "duration"
+        assert rec.header.node is not None and rec.header.node.pid == proc.pid
+        assert len(rec.updates) >= 3
+        last = rec.sections[-1]
+        assert max(q["length"] for q in last["queues"]) == QUEUE_BACKLOG
+        assert "victim" in [t["name"] for t in last["tasks"]["top"]]
+
+        small = tmp_path / "small.rec"
+        result = subprocess.run(
+            [sys.executable, "-m", "introspect", "record", str(proc.pid), "-o", str(small),
+             "--interval", "0.1", "--max-bytes", "3k"], capture_output=True, text=True,
+            timeout=30)
+        assert result.returncode == 0, result.stderr
+        rec = read_recording(small)
+        assert rec.end is not None and rec.end.reason == "max-bytes"
+        # The bound is checked after each frame: at most one frame (+ the end frame) over.
+        assert small.stat().st_size < 3 * 1024 + 2048
+
+
+def test_record_stops_cleanly_when_the_target_exits(tmp_path: Path) -> None:
+    with fixture_process(seconds=1.5) as proc:
+        proc.wait_for_line("ready")
+        proc.wait_for_agent()
+        out = tmp_path / "exit.rec"
+        result = subprocess.run(
+            [sys.executable, "-m", "introspect", "record", str(proc.pid), "-o", str(out),
+             "--interval", "0.2"], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert "went away" in result.stderr
+        rec = read_recording(out)
+        assert rec.end is not None and rec.end.reason == "target-exited"
