@@ -16,6 +16,9 @@ import time
 from typing import Any
 
 audit_log = logging.getLogger("introspect.audit")
+# The app's logging config decides where audit lines go; with none, they must not appear on
+# the app's stderr through logging's last-resort handler.
+audit_log.addHandler(logging.NullHandler())
 MAX_VALUE_CHARS = 300
 MAX_KEYS = 64  # distinct (action, outcome) pairs counted; the set is fixed by our code anyway
 

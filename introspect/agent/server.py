@@ -242,6 +242,10 @@ class AgentServer:
     # --- one client --------------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       listener: Listener) -> None:
+        if listener.tls:
+            # Before any await: the ClientHello must stay in the kernel until start_tls, or
+            # the plain stream reader swallows it and the TLS handshake stalls.
+            writer.transport.pause_reading()
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)

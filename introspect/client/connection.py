@@ -67,8 +67,19 @@ def tls_failure(target: Target, exc: ssl.SSLError) -> ConnectError:
     reason = exc.reason or str(exc)
     hint = ""
     if "CERTIFICATE" in str(reason).upper() or "ALERT" in str(reason).upper():
-        hint = " (the agent requires a client certificate: set INTROSPECT_TLS_CLIENT_CERT)"
+        hint = " (the agent probably requires a client certificate: set " \
+            "INTROSPECT_TLS_CLIENT_CERT)"
     return ConnectError(f"TLS handshake with {target} failed: {reason}{hint}")
+
+
+def _closed_in_handshake(target: Target, exc: ConnectError) -> ConnectError:
+    """A TLS agent that wants a client certificate just closes the connection (TLS 1.3 lets
+    the client finish its side first): say the likely cause."""
+    if target.tls and not os.environ.get("INTROSPECT_TLS_CLIENT_CERT") \
+            and "TLS" not in str(exc):
+        return ConnectError(f"{exc}: the agent probably requires a client certificate (set "
+                            "INTROSPECT_TLS_CLIENT_CERT and INTROSPECT_TLS_CLIENT_KEY)")
+    return exc
 
 
 def _check_version(challenge: m.Challenge, target: Target) -> None:
@@ -153,7 +164,10 @@ class Client:
         nonce = auth.new_nonce()
         self._send(m.Hello(versions=list(SUPPORTED_VERSIONS), client=self.name,
                            client_nonce=nonce))
-        challenge = _expect(self._recv(), m.Challenge, self.target)
+        try:
+            challenge = _expect(self._recv(), m.Challenge, self.target)
+        except ConnectError as exc:
+            raise _closed_in_handshake(self.target, exc) from None
         _check_version(challenge, self.target)
         proof = None
         if challenge.auth == "token":
@@ -193,6 +207,8 @@ class Client:
                                f"{self.timeout if timeout is None else timeout:g}s") from None
         except (EOFError, framing.FrameError):
             raise ConnectError(f"{self.target}: the agent closed the connection") from None
+        except ssl.SSLError as exc:  # TLS 1.3: a refused client certificate shows up here
+            raise tls_failure(self.target, exc) from None
         except OSError as exc:
             raise ConnectError(f"{self.target}: connection lost ({exc.strerror or exc})") \
                 from None
@@ -286,7 +302,10 @@ class AsyncClient:
             nonce = auth.new_nonce()
             await self._send(m.Hello(versions=list(SUPPORTED_VERSIONS), client=self.name,
                                      client_nonce=nonce))
-            challenge = _expect(await self.recv(), m.Challenge, t)
+            try:
+                challenge = _expect(await self.recv(), m.Challenge, t)
+            except ConnectError as exc:
+                raise _closed_in_handshake(t, exc) from None
             _check_version(challenge, t)
             proof = None
             if challenge.auth == "token":
@@ -317,6 +336,8 @@ class AsyncClient:
                 self.timeout if timeout is None else timeout)
         except TimeoutError:
             raise ConnectError(f"{self.target}: the agent did not answer") from None
+        except ssl.SSLError as exc:
+            raise tls_failure(self.target, exc) from None
         except (EOFError, framing.FrameError, OSError, asyncio.IncompleteReadError):
             raise ConnectError(f"{self.target}: disconnected") from None
         try:
