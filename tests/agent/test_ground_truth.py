@@ -7,7 +7,9 @@ import json
 from tests.support.procs import AgentProcess, wait_until
 
 GROUND_TRUTH = r'''
-import asyncio, concurrent.futures, gc, json, queue, sys, threading
+import asyncio, collections, concurrent.futures, gc, json, multiprocessing, queue, sys
+import threading
+import introspect
 
 async def idle_worker(stop):
     await stop.wait()
@@ -40,6 +42,11 @@ async def main():
         thread_q.put(i)
     simple = queue.SimpleQueue()
     simple.put("a"); simple.put("b")
+    mp_queue = multiprocessing.Queue()
+    for i in range(4):
+        mp_queue.put(i)
+    backlog = introspect.watch(collections.deque([1, 2, 3, 4, 5, 6], maxlen=50), name="backlog")
+    await asyncio.get_running_loop().run_in_executor(None, int)  # the loop's default executor
 
     release = threading.Event()
     parked = [threading.Thread(target=release.wait, name=f"parked-{i}", daemon=True)
@@ -102,6 +109,10 @@ def test_snapshot_agrees_with_ground_truth():
         assert bounded.putters == 1
         assert ("thread", 3, 10) in queues
         assert ("simple", 2, 0) in queues
+        assert ("multiprocessing", 4, 0) in queues
+        assert "app.py" in queues[("multiprocessing", 4, 0)].created_at
+        watched = next(q for q in snap.queues if q.name == "backlog")
+        assert (watched.length, watched.capacity, watched.watched) == (6, 50, True)
         lengths = [q.length for q in snap.queues]
         assert lengths == sorted(lengths, reverse=True), "largest backlog first"
 
@@ -114,6 +125,8 @@ def test_snapshot_agrees_with_ground_truth():
 
         pool = next(e for e in snap.executors if e.name == "gt-pool")
         assert (pool.workers, pool.max_workers, pool.busy) == (2, 3, 2)
+        default = next(e for e in snap.executors if e.name == "asyncio-default")
+        assert default.workers == 1 and default.busy == 1  # the stdin reader below
 
         assert snap.gc.collections == truth["gc"]
 
