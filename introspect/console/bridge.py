@@ -44,12 +44,13 @@ class ConsoleExtension:
     async def serve(self, server: AgentServer, session: Session, request: m.ConsoleOpen,
                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Called by the agent's handlers (control role checked, `console_open` audited)."""
-        output.install()
         console = ConsoleSession(self, server, session, request, reader, writer)
         self.sessions.add(console)
+        output.acquire()
         try:
             await console.run()
         finally:
+            output.release()
             self.sessions.discard(console)
 
     # --- where code runs -----------------------------------------------------------------

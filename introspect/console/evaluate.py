@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
+from introspect.console import output
 from introspect.console.output import EvaluationOutput, OutputSink, current_output
 
 COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -181,5 +182,11 @@ def submit(loop: asyncio.AbstractEventLoop, compiled: Compiled, namespace: dict[
            sink: OutputSink) -> Evaluation:
     """Schedule the evaluation on `loop` (from any thread)."""
     evaluation = Evaluation(loop)
-    loop.call_soon_threadsafe(evaluation._start, compiled, namespace, sink)
+    output.acquire()  # until it ends, even if its session closes first
+    evaluation.finished.add_done_callback(lambda _future: output.release())
+    try:
+        loop.call_soon_threadsafe(evaluation._start, compiled, namespace, sink)
+    except RuntimeError:  # the loop closed under us
+        evaluation.finished.set_result(None)
+        raise
     return evaluation

@@ -110,24 +110,50 @@ class ConsoleAwareStream:
 
 _install_lock = threading.Lock()
 _installed: dict[str, ConsoleAwareStream] = {}
+_users = 0
 
 
-def install() -> None:
-    """Wrap sys.stdout and sys.stderr (idempotent; a missing stream is left alone)."""
+def acquire() -> None:
+    """A console session or an evaluation starts: the proxies must be in place. Counted, so
+    a program nobody has a console into pays nothing (the proxies go away after the last)."""
+    global _users
     with _install_lock:
-        for name in ("stdout", "stderr"):
-            current = getattr(sys, name)
-            if current is None or isinstance(current, ConsoleAwareStream):
-                continue
-            proxy = ConsoleAwareStream(current)
-            _installed[name] = proxy
-            setattr(sys, name, proxy)
+        _users += 1
+        if _users == 1:
+            _install()
+
+
+def release() -> None:
+    global _users
+    with _install_lock:
+        _users = max(0, _users - 1)
+        if _users == 0:
+            _uninstall()
+
+
+def _install() -> None:
+    """Wrap sys.stdout and sys.stderr (idempotent; a missing stream is left alone)."""
+    for name in ("stdout", "stderr"):
+        current = getattr(sys, name)
+        if current is None or isinstance(current, ConsoleAwareStream):
+            continue
+        proxy = ConsoleAwareStream(current)
+        _installed[name] = proxy
+        setattr(sys, name, proxy)
 
 
 def uninstall() -> None:
-    """Put the original streams back, unless the app replaced ours since (then it owns them)."""
+    """The agent stops: put the original streams back whoever still uses them."""
+    global _users
     with _install_lock:
-        for name, proxy in list(_installed.items()):
-            if getattr(sys, name) is proxy:
-                setattr(sys, name, proxy._original)
-            del _installed[name]
+        _users = 0
+        _uninstall()
+
+
+def _uninstall() -> None:
+    """Put the original streams back, unless the app replaced ours since (then it owns them).
+    A write already inside a proxy finishes on the original stream: nothing is lost."""
+    for name, proxy in list(_installed.items()):
+        if getattr(sys, name) is proxy:
+            setattr(sys, name, proxy._original)
+        del _installed[name]

@@ -26,7 +26,7 @@ async def ticker():
     while True:
         counter["n"] += 1
         if counter["n"] % 20 == 0:
-            print(f"app-tick {counter['n']}", flush=True)
+            print(f"app-tick {counter['n']} {type(sys.stdout).__name__}", flush=True)
         await asyncio.sleep(0.01)
 
 async def victim():
@@ -95,8 +95,12 @@ def test_print_goes_to_the_console_and_the_programs_own_output_stays_its_own(app
     assert "app-tick" not in out  # the app printed during the evaluation: not into the console
     assert sum("app-tick" in line for line in app.stdout) > ticks_before
     assert not any("console-only-marker" in line for line in app.stdout + app.stderr)
+    assert any(line.rstrip().endswith("ConsoleAwareStream") for line in app.stdout)
     child.sendeof()
     child.expect(pexpect.EOF)
+    # with no console open, the program's streams are its own again (no cost, no proxy)
+    wait_until(lambda: app.stdout[-1].rstrip().endswith("TextIOWrapper"),
+               message="sys.stdout restored after the last console closed")
 
 
 def test_helpers_list_cancel_and_snapshot(app, tmp_path):
