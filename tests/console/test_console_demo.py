@@ -49,7 +49,7 @@ def test_restart_the_crashed_comments_workers_from_the_console(demo, tmp_path):
     out = run_line(child, "demo.restart_comments_workers()")
     assert "restarted with 4 workers" in out, out
     wait_until(lambda: worker_count(demo) == 4, timeout=5,
-               message=f"4 comments workers in a snapshot; demo said: {''.join(demo.stderr)[-800:]}")
+               message=f"4 workers in a snapshot; demo said: {''.join(demo.stderr)[-800:]}")
     assert run_line(child, "state.comments.live_workers()").strip() == "4"
     assert cycle_starts(demo) == cycles, "the demo's own cycle restarted them first: too slow"
     child.sendeof()
