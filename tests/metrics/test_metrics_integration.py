@@ -17,7 +17,7 @@ async def e(): await asyncio.sleep(3600)
 async def main():
     loop = asyncio.get_running_loop()
     # phase 1: a (3 tasks) and b (2); phase 2: c, d, e appear (more than the limit of 3)
-    first = [asyncio.create_task(a()) for _ in range(3)] + [asyncio.create_task(b()) for _ in range(2)]
+    first = [asyncio.create_task(f()) for f in (a, a, a, b, b)]
     print("phase1", flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
     later = [asyncio.create_task(f()) for f in (c, c, c, d, e)]
