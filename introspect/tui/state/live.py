@@ -56,7 +56,18 @@ class LiveSession:
 
     def _target_gone(self) -> bool:
         pid = self.target.pid
-        return pid is not None and not discovery.pid_alive(pid)
+        if pid is None:
+            return False
+        if not discovery.pid_alive(pid):
+            return True
+        import psutil
+
+        try:  # an exited child its parent has not reaped yet still answers kill(pid, 0)
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.Error:
+            return False
 
     async def run(self) -> None:
         """Stream until cancelled (or the target exits)."""
