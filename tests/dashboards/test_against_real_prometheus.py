@@ -50,6 +50,12 @@ METRIC_FAMILIES = [
     "python_gc_collections_total", "python_gc_objects_collected_total", "python_info",
 ]
 
+# Families with no series while the service is healthy: the exporter emits
+# introspect_agent_errors_total{collector} only once a collector has failed (it does not
+# pre-export 0 per collector). Queries over them may return nothing; remove a name from here
+# when the exporter pre-exports it.
+ABSENT_WHEN_HEALTHY = {"introspect_agent_errors_total"}
+
 # The series each alert reads (checked below to appear in the alert's expression).
 ALERT_INPUTS = {
     "IntrospectTargetDown": ["up"],
@@ -153,7 +159,8 @@ def poll_until_all_have_data(prom: PrometheusServer, queries: dict[str, str], wh
 
 @pytest.mark.timeout(300)
 def test_every_metric_family_is_exported(prom, demo):
-    queries = {name: f'{name}{{job="{JOB}"}}' for name in METRIC_FAMILIES}
+    queries = {name: f'{name}{{job="{JOB}"}}' for name in METRIC_FAMILIES
+               if name not in ABSENT_WHEN_HEALTHY}
     poll_until_all_have_data(prom, queries, "every metric family exported", demo[1])
 
 
@@ -162,7 +169,8 @@ def test_every_metric_family_is_exported(prom, demo):
                          ids=["service", "fleet"])
 def test_every_dashboard_query_returns_data(prom, demo, board):
     queries = {f"{title} {ref}": render_expr(expr, job=JOB)
-               for title, ref, expr in panel_queries(board)}
+               for title, ref, expr in panel_queries(board)
+               if not any(name in expr for name in ABSENT_WHEN_HEALTHY)}
     queries |= {f"variable {name}": render_expr(q, job=JOB) for name, q in variable_queries(board)}
     poll_until_all_have_data(prom, queries, f"{board['uid']} panels with data", demo[1])
 
