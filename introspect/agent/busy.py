@@ -23,6 +23,7 @@ import collections
 import hashlib
 import heapq
 import os
+import random
 import signal
 import threading
 import time
@@ -54,6 +55,7 @@ class BusySampler:
         self._by_kind: dict[str, float] = {}
         self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
         self._last_cpu = 0.0
+        self._gap = interval  # process CPU the timer waits before the next tick
         self._next_prune = 0.0
         self._saved_exec: dict[str, Any] = {}
         self._atexit_registered = False
@@ -65,9 +67,17 @@ class BusySampler:
     def _on_sigprof(self, signum: int, frame: Any) -> None:
         try:
             now = time.thread_time()
-            delta = now - self._last_cpu
+            # Each tick stands for `interval` of process CPU, scaled by the main thread's
+            # share of it since the previous tick (other threads' CPU also fires the timer).
+            # Not the raw delta: with jittered ticks, a long gap before a tick is more likely
+            # to end inside a long step... and then short steps would be over-weighted.
+            delta = (now - self._last_cpu) * self.interval / self._gap
             self._last_cpu = now
             self.samples += 1
+            # Jitter the next tick: a fixed period aliases with periodic work (a 25 ms cycle
+            # sampled every 10 ms always lands on the same two phases).
+            self._gap = self.interval * (0.5 + random.random())
+            signal.setitimer(signal.ITIMER_PROF, self._gap, self.interval)
             loop = self.agent.loop
             task = asyncio.tasks._current_tasks.get(loop) if loop is not None else None
             meta = getattr(task, META_ATTR, None)

@@ -1,0 +1,161 @@
+"""Busy time per task: statistical shares against the CPU the program measured itself, and
+exact step counts against the steps the program performed."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support.procs import AgentProcess, wait_until
+
+SPINNERS = """
+    import asyncio, json, sys, time
+
+    import random
+    ROUNDS = 40
+    spent = {"heavy": 0.0, "light": 0.0}
+    rng = random.Random(7)  # aperiodic steps (each 0.7x-1.3x), so no phase locking either
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i
+        return x
+
+    async def spinner(label, n):
+        for _ in range(ROUNDS):
+            t0 = time.thread_time()
+            spin(int(n * rng.uniform(0.7, 1.3)))
+            spent[label] += time.thread_time() - t0
+            await asyncio.sleep(0)
+
+    async def heavy_spinner():
+        await spinner("heavy", 900_000)
+
+    async def light_spinner():
+        await spinner("light", 300_000)
+
+    async def main():
+        await asyncio.sleep(0.3)  # the sampler arms on the loop's first beats
+        heavy = asyncio.create_task(heavy_spinner(), name="heavy")
+        light = asyncio.create_task(light_spinner(), name="light")
+        await asyncio.gather(heavy, light)
+        print("measured " + json.dumps(spent), flush=True)
+        await asyncio.sleep(3600)
+    asyncio.run(main())
+"""
+
+
+def _measured(proc: AgentProcess) -> dict[str, float]:
+    line = proc.wait_for_line("measured ", timeout=60)
+    return json.loads(line.split("measured ", 1)[1])
+
+
+def test_statistical_busy_shares_follow_the_work_three_to_one() -> None:
+    # busy_by_kind() is what the metrics export; read it in the program, next to its truth.
+    source = SPINNERS.replace(
+        'print("measured " + json.dumps(spent), flush=True)',
+        'import introspect\n'
+        '        busy = introspect.get_agent().extensions["sampling"].busy_by_kind()\n'
+        '        print("sampled " + json.dumps(busy), flush=True)\n'
+        '        print("measured " + json.dumps(spent), flush=True)')
+    with AgentProcess.script(source) as proc:
+        measured = _measured(proc)
+        sampled = json.loads(proc.wait_for_line("sampled ").split("sampled ", 1)[1])
+    truth = measured["heavy"] / measured["light"]
+    got = sampled["__main__.heavy_spinner"] / sampled["__main__.light_spinner"]
+    assert abs(got / truth - 1) <= 0.15, (got, truth, sampled, measured)
+    assert abs(truth - 3) < 0.6  # the program did do 3:1 work
+
+
+LIVE_SPINNERS = """
+    import asyncio, time
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i
+
+    async def heavy_spinner():
+        while True:
+            spin(300_000)
+            await asyncio.sleep(0)
+
+    async def light_spinner():
+        while True:
+            spin(100_000)
+            await asyncio.sleep(0)
+
+    async def main():
+        asyncio.create_task(heavy_spinner(), name="heavy")
+        asyncio.create_task(light_spinner(), name="light")
+        print("spinning", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+"""
+
+
+def test_snapshot_shows_busy_seconds_per_live_task() -> None:
+    with AgentProcess.script(LIVE_SPINNERS) as proc:
+        proc.wait_for_line("spinning")
+
+        def rows() -> dict[str, float] | None:
+            top = proc.snapshot().tasks.top
+            busy = {r.name: r.busy_seconds for r in top if r.name in ("heavy", "light")}
+            return busy if busy.get("light", 0) >= 0.5 else None
+
+        busy = wait_until(rows, timeout=30, interval=0.2, message="0.5 s of light busy time")
+    # Wiring through the snapshot; the 3:1 accuracy is the statistical test's job above.
+    assert busy["heavy"] / busy["light"] >= 1.5, busy
+
+
+EXACT = """
+    import asyncio, json
+    import introspect
+
+    STEPS = {"heavy": 37, "light": 111}
+
+    def spin(n):
+        x = 0
+        for i in range(n):
+            x += i
+
+    async def heavy_spinner():
+        for _ in range(STEPS["heavy"]):
+            spin(30_000)
+            await asyncio.sleep(0)
+
+    async def light_spinner():
+        for _ in range(STEPS["light"]):
+            spin(10_000)
+            await asyncio.sleep(0)
+
+    async def main():
+        sampling = introspect.get_agent().extensions["sampling"]
+        session = sampling.exact(30)
+        await asyncio.gather(heavy_spinner(), light_spinner())
+        session.stop()
+        print("report " + json.dumps(session.report()), flush=True)
+        print("performed " + json.dumps(STEPS), flush=True)
+
+    asyncio.run(main())
+"""
+
+
+def test_exact_mode_counts_every_step() -> None:
+    with AgentProcess.script(EXACT) as proc:
+        report = json.loads(proc.wait_for_line("report ", timeout=60).split("report ", 1)[1])
+        performed = json.loads(proc.wait_for_line("performed ").split("performed ", 1)[1])
+    kinds = report["kinds"]
+    # N awaits of sleep(0) = N + 1 steps: the first one runs up to the first await.
+    assert kinds["__main__.heavy_spinner"]["steps"] == performed["heavy"] + 1
+    assert kinds["__main__.light_spinner"]["steps"] == performed["light"] + 1
+    heavy = kinds["__main__.heavy_spinner"]
+    assert sum(n for _le, n in heavy["busy_histogram"]) == heavy["steps"]
+    assert sum(n for _le, n in heavy["delay_histogram"]) == heavy["steps"]
+    light = kinds["__main__.light_spinner"]
+    per_step = (heavy["busy_seconds"] / heavy["steps"]) / (light["busy_seconds"] / light["steps"])
+    assert per_step > 1.8, per_step  # 3x the work per step (wall clock, so loosely)
+    assert {t["kind"] for t in report["tasks"]} >= {"__main__.heavy_spinner",
+                                                   "__main__.light_spinner"}
+    assert report["running"] is False
