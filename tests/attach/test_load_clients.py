@@ -22,7 +22,7 @@ async def stream(target: str, counts: list[int], index: int, gaps: list[float]) 
     client = await AsyncClient(target, timeout=20).connect()
     try:
         last = None
-        async for update in client.subscribe(interval=INTERVAL, top_tasks=20):
+        async for _update in client.subscribe(interval=INTERVAL, top_tasks=20):
             now = time.monotonic()
             if last is not None:
                 gaps.append(now - last)
