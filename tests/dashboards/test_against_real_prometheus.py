@@ -26,8 +26,6 @@ from dashboards.generate import render_rules
 from dashboards.grafana_gen import panel_queries, render_expr, variable_queries
 from tests.support.prometheus_server import PrometheusServer, free_port, wait_for
 
-pytestmark = pytest.mark.needs_exporter
-
 JOB = "introspect-demo"
 SPEED = "10"  # one demo cycle (every story) every 6 s
 FOR_SCALE = 0.05  # for: 5m -> 15s, 10m -> 30s, 30m -> 90s
