@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from introspect.cli.common import token_from_args
-from introspect.client.connection import Client
+from introspect.client.connection import AgentError, Client
 from introspect.client.target import Target, resolve_target
 from introspect.errors import AuthError, ConnectError, UserError
 from introspect.protocol import discovery
@@ -84,6 +84,11 @@ def fetch(text: str, token: str | None, max_tasks: int, deadline: float) -> Dump
         return DumpOutcome("agent", reply.pid, reply=reply)
     except AuthError:
         raise  # a wrong token is the user's to fix, not a reason to bypass the agent
+    except AgentError as exc:
+        if exc.code == "forbidden":
+            raise
+        return _via_pyspy(target.pid or client.agent_pid,
+                          "it failed: " + _short_reason(str(exc), target), text)
     except ConnectError as exc:
         pid = target.pid or client.agent_pid
         return _via_pyspy(pid, _short_reason(str(exc), target), text)

@@ -36,6 +36,7 @@ PS2 = "... "
 MAX_QUEUED_INPUTS = 64
 CANCEL_GRACE = 0.5  # seconds for cancelled code to finish before the prompt comes back
 MAX_AUDITED_LINE = 2000
+BLOCKED_NOTE_AFTER = 1.0  # seconds of a blocked loop before we warn that code will wait
 
 
 class ConsoleSession:
@@ -147,6 +148,11 @@ class ConsoleSession:
             return
         self._interrupt.clear()  # no await since the check: a Ctrl-C can't slip in between
         loop = self.extension.target_loop()
+        blocked = self.extension.agent.loop_probe.blocked_for() \
+            if loop is self.extension.agent.loop else 0.0
+        if blocked >= BLOCKED_NOTE_AFTER:
+            self.sink.write(f"[introspect: the program's event loop has been blocked for "
+                            f"{blocked:.1f} s; this runs when it frees up (Ctrl-C gives up)]\n")
         evaluation = evaluate.submit(loop, compiled, self.namespace, self.sink)
         self.current = evaluation
         finished = asyncio.wrap_future(evaluation.finished)
