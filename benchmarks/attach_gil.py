@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.attach_workloads import WORKLOAD_A
+from benchmarks.attach_workloads import HOST_MODES
 from introspect.client.connection import Client
 from tests.support.procs import AgentProcess
 
@@ -29,8 +29,7 @@ MODES = ["idle", "saturated", "blocked-sleep", "blocked-busy"]
 
 def measure(mode: str, requests: int, top: int) -> dict[str, list[float]]:
     proc = AgentProcess([sys.executable, "-m", "introspect", "run", "--", sys.executable,
-                         "-c", WORKLOAD_A, "saturated" if mode == "saturated" else
-                         ("idle" if mode == "idle" else mode)])
+                         "-c", HOST_MODES, mode])
     with proc:
         proc.wait_for_line("ready")
         proc.wait_for_agent()

@@ -1,53 +1,51 @@
-"""Host programs for the attach benchmarks (run under `introspect run`).
+"""Host programs for the attach benchmarks, run under `introspect run`. They import workload A
+from benchmarks/workloads.py (200 producer/consumer pairs over asyncio.Queue(maxsize=1)).
 
-Workload A of FINDINGS.md: 200 producer/consumer task pairs over `asyncio.Queue(maxsize=1)`,
-so every message is a task switch. The program prints `ready` once the agent is up and, every
-`--report` seconds, `count N` (messages so far), so the benchmark reads throughput from the
-host's own counter.
+HOST_MODES: `python -c HOST_MODES MODE` prints `ready`, then keeps its loop
+    idle | saturated (workload A) | blocked-sleep (time.sleep in the loop thread) |
+    blocked-busy (pure Python in the loop thread).
+HOST_THROUGHPUT: prints `ready`, waits for a line on stdin, runs workload A for DURATION
+    seconds (argv[1]) and prints `rate MESSAGES_PER_S`.
 """
 
 from __future__ import annotations
 
-import textwrap
+from pathlib import Path
 
-WORKLOAD_A = textwrap.dedent("""
-    import asyncio, sys, time
+ROOT = str(Path(__file__).resolve().parent.parent)
 
-    PAIRS = 200
-    count = 0
+HOST_MODES = f"""
+import asyncio, sys, time
+sys.path.insert(0, {ROOT!r})
+from benchmarks.workloads import workload_a
 
-    async def producer(q):
-        while True:
-            await q.put(1)
+async def main():
+    mode = sys.argv[1]
+    print("ready", flush=True)
+    if mode == "saturated":
+        await workload_a(duration=3600)
+    elif mode == "blocked-sleep":
+        while True:  # stuck in code that releases the GIL
+            time.sleep(0.05)
+    elif mode == "blocked-busy":
+        while True:  # stuck in pure Python: holds the GIL but for the switch interval
+            sum(range(10000))
+    else:
+        await asyncio.sleep(3600)
 
-    async def consumer(q):
-        global count
-        while True:
-            await q.get()
-            count += 1
+asyncio.run(main())
+"""
 
-    async def reporter(period):
-        while True:
-            await asyncio.sleep(period)
-            print(f"count {count} {time.monotonic():.6f}", flush=True)
+HOST_THROUGHPUT = f"""
+import asyncio, sys
+sys.path.insert(0, {ROOT!r})
+from benchmarks.workloads import workload_a
 
-    async def main():
-        mode = sys.argv[1] if len(sys.argv) > 1 else "saturated"
-        period = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
-        tasks = [asyncio.ensure_future(reporter(period))]
-        if mode == "saturated":
-            for _ in range(PAIRS):
-                q = asyncio.Queue(maxsize=1)
-                tasks += [asyncio.ensure_future(producer(q)),
-                          asyncio.ensure_future(consumer(q))]
-        print("ready", flush=True)
-        if mode == "blocked-sleep":
-            while True:  # the loop thread stuck in Python code that releases the GIL
-                time.sleep(0.05)
-        if mode == "blocked-busy":
-            while True:  # the loop thread stuck in pure Python (holds the GIL)
-                sum(range(10000))
-        await asyncio.gather(*tasks)
+async def main():
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    rate = await workload_a(duration=float(sys.argv[1]))
+    print(f"rate {{rate:.1f}}", flush=True)
 
-    asyncio.run(main())
-""")
+asyncio.run(main())
+"""
