@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.workloads import workload_a, workload_b  # noqa: E402
+from benchmarks.workloads import workload_a, workload_b
 
 MODES_A = ["plain", "defaults", "exact", "debug", "aiomonitor"]
 MODES_B = ["plain", "defaults"]
