@@ -43,6 +43,7 @@ class AgentConfig:
     audit_log: str | None = None
     metrics_exit_on_error: bool = False
     sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
+    lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
     console_locals: dict[str, Any] | None = None
 
 
@@ -70,6 +71,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
                       "CA"),
     "audit_log": ("INTROSPECT_AUDIT_LOG", "also append audit lines to this file"),
     "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
+    "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
+              "(see docs/blocking.md)"),
 }
 # Read by clients (CLI, TUI) and by both sides for discovery.
 CLIENT_VARIABLES: dict[str, str] = {
