@@ -5,7 +5,7 @@ HOST_MODES: `python -c HOST_MODES MODE` prints `ready`, then keeps its loop
     idle | saturated (workload A) | blocked-sleep (time.sleep in the loop thread) |
     blocked-busy (pure Python in the loop thread).
 HOST_THROUGHPUT: prints `ready`, waits for a line on stdin, runs workload A for DURATION
-    seconds (argv[1]) and prints `rate MESSAGES_PER_S`.
+    seconds (argv[1]) and prints `rate MESSAGES_PER_S MESSAGES_PER_CPU_S`.
 """
 
 from __future__ import annotations
@@ -37,15 +37,19 @@ asyncio.run(main())
 """
 
 HOST_THROUGHPUT = f"""
-import asyncio, sys
+import asyncio, sys, time
 sys.path.insert(0, {ROOT!r})
 from benchmarks.workloads import workload_a
 
 async def main():
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    wall, cpu = time.perf_counter(), time.process_time()
     rate = await workload_a(duration=float(sys.argv[1]))
-    print(f"rate {{rate:.1f}}", flush=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # per CPU-second of this whole process (agent threads included): what the agent costs,
+    # robust to other programs competing for the machine's cores
+    print(f"rate {{rate:.1f}} {{rate * wall / cpu:.1f}}", flush=True)
 
 asyncio.run(main())
 """
