@@ -153,6 +153,7 @@ class Evaluation:
 
     def _start(self, compiled: Compiled, namespace: dict[str, Any], sink: OutputSink) -> None:
         if self._cancelled:  # interrupted before the loop got to it
+            sink.write("KeyboardInterrupt: the evaluation was cancelled\n")
             self.finished.set_result(None)
             return
         try:
