@@ -43,6 +43,7 @@ class AgentConfig:
     audit_log: str | None = None
     metrics_exit_on_error: bool = False
     sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
+    handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
     lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
     console_locals: dict[str, Any] | None = None
 
@@ -71,6 +72,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
                       "CA"),
     "audit_log": ("INTROSPECT_AUDIT_LOG", "also append audit lines to this file"),
     "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
+    "handshake_timeout": ("INTROSPECT_HANDSHAKE_TIMEOUT", "seconds a client has to complete "
+                          "the login before it is disconnected (default 5)"),
     "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
               "(see docs/blocking.md)"),
 }
@@ -152,6 +155,8 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError("block threshold must be a positive number of seconds")
     if cfg.metrics_port is not None and not 0 <= cfg.metrics_port <= 65535:
         raise UserError(f"metrics port {cfg.metrics_port} is out of range 0-65535")
+    if not 0 < cfg.handshake_timeout <= 600:
+        raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
     for spec in cfg.listen:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 log = logging.getLogger("introspect.agent")
-DEFAULT_HANDSHAKE_TIMEOUT = 5.0  # INTROSPECT_HANDSHAKE_TIMEOUT overrides (tests use a short one)
 MAX_CONNECTIONS = 128  # beyond this, new connections are answered `busy` and closed
 
 
@@ -45,17 +44,6 @@ class Listener:
         self.tls = tls
 
 
-def handshake_timeout() -> float:
-    raw = os.environ.get("INTROSPECT_HANDSHAKE_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else DEFAULT_HANDSHAKE_TIMEOUT
-    except ValueError:
-        raise UserError(f"INTROSPECT_HANDSHAKE_TIMEOUT={raw!r}: expected seconds") from None
-    if not 0 < value <= 600:
-        raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
-    return value
-
-
 class AgentServer:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -66,7 +54,7 @@ class AgentServer:
         self.thread: threading.Thread | None = None
         self.client_count = 0
         self.runtime_dir: Path | None = None
-        self.handshake_timeout = handshake_timeout()
+        self.handshake_timeout = self.config.handshake_timeout
         self.ticker = handlers.SnapshotTicker(agent)  # shared by every subscriber
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
