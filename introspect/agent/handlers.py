@@ -185,7 +185,38 @@ async def _answer(server: AgentServer, session: Session, agent: Agent,
         server.audit.record("gc_collect", "ok", session.peer, session.role,
                             client=session.client, generation=generation, collected=collected)
         return m.Ack(detail=f"collected {collected} objects in {took * 1000:.1f} ms")
+    if isinstance(request, (m.ExactAccounting, m.ExactReportRequest, m.StuckRequest)):
+        return _detectors(server, session, agent, request)
     return m.ErrorReply(code="bad_request", message=f"unsupported request {tag_of(request)}")
+
+
+def _detectors(server: AgentServer, session: Session, agent: Agent,
+               request: m.Request) -> m.Reply:
+    """Exact accounting and the "all waiting on the same thing" report (issue 6)."""
+    sampler = agent.extensions.get("sampling")
+    if isinstance(request, m.StuckRequest):
+        from introspect.agent import stuck
+
+        groups = stuck.report(agent, min_tasks=_clamp(request.min_tasks, 1, 100_000),
+                              limit=_clamp(request.limit, 1, 1000))
+        return m.StuckReport(groups=[msgspec.convert(
+            {k: g[k] for k in m.StuckGroup.__struct_fields__}, m.StuckGroup) for g in groups])
+    if sampler is None:
+        return m.ErrorReply(code="unavailable", message="busy-time accounting is not running "
+                            "in this agent")
+    if isinstance(request, m.ExactAccounting):
+        if not (math.isfinite(request.seconds) and 0 < request.seconds <= 600):
+            return m.ErrorReply(code="bad_request", message="seconds must be within 0-600")
+        try:
+            sampler.exact(request.seconds)
+        except RuntimeError as exc:
+            return m.ErrorReply(code="unavailable", message=str(exc))
+        server.audit.record("exact_accounting", "ok", session.peer, session.role,
+                            client=session.client, seconds=request.seconds)
+        return m.Ack(detail=f"exact accounting on for {request.seconds:g}s")
+    assert isinstance(request, m.ExactReportRequest)
+    report = sampler.exact_report()
+    return m.ExactReport(report=msgspec.to_builtins(report) if report is not None else None)
 
 
 async def open_console(server: AgentServer, session: Session, request: m.ConsoleOpen,

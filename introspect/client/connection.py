@@ -250,6 +250,16 @@ class Client:
     def gc_collect(self, generation: int = 2) -> str:
         return self.request(m.GcCollect(generation=generation), m.Ack).detail
 
+    def exact_accounting(self, seconds: float) -> str:
+        return self.request(m.ExactAccounting(seconds=seconds), m.Ack).detail
+
+    def exact_report(self) -> dict[str, Any] | None:
+        return self.request(m.ExactReportRequest(), m.ExactReport).report
+
+    def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:
+        return self.request(m.StuckRequest(min_tasks=min_tasks, limit=limit),
+                            m.StuckReport).groups
+
     def subscribe(self, interval: float = 1.0, top_tasks: int = 20) -> Iterator[m.Update]:
         """Yield updates forever (full first, then changed-only)."""
         self._send(m.Subscribe(id=next(self._ids), interval=interval, top_tasks=top_tasks))
@@ -382,6 +392,16 @@ class AsyncClient:
 
     async def gc_collect(self, generation: int = 2) -> str:
         return (await self.request(m.GcCollect(generation=generation), m.Ack)).detail
+
+    async def exact_accounting(self, seconds: float) -> str:
+        return (await self.request(m.ExactAccounting(seconds=seconds), m.Ack)).detail
+
+    async def exact_report(self) -> dict[str, Any] | None:
+        return (await self.request(m.ExactReportRequest(), m.ExactReport)).report
+
+    async def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:
+        return (await self.request(m.StuckRequest(min_tasks=min_tasks, limit=limit),
+                                   m.StuckReport)).groups
 
     async def ping(self) -> str:
         return (await self.request(m.Ping(), m.Ack)).detail

@@ -133,6 +133,24 @@ class ProfileRequest(Request, tag="profile"):
     top: int = 30
 
 
+class ExactAccounting(Request, tag="exact_start"):
+    """Switch on exact per-task accounting (steps, busy time, scheduling delay) for a
+    bounded time (control role: it costs the host more than the defaults)."""
+
+    seconds: float = 30.0
+
+
+class ExactReportRequest(Request, tag="exact_report"):
+    max_tasks: int = 1000
+
+
+class StuckRequest(Request, tag="stuck"):
+    """Groups of tasks of one kind all waiting on the same lock/queue/future."""
+
+    min_tasks: int = 2
+    limit: int = 20
+
+
 # --- replies -----------------------------------------------------------------------------
 class Reply(Message, kw_only=True):
     id: int = 0
@@ -241,6 +259,27 @@ class ProfileReply(Reply, tag="profile_reply"):
     functions: list[ProfileFunction]
 
 
+class ExactReport(Reply, tag="exact_report_reply"):
+    """The current (or last) exact session's report; None when none was started. Its shape is
+    documented in docs/blocking.md (per task: steps, busy, delay; per kind: histograms)."""
+
+    report: dict[str, Any] | None = None
+
+
+class StuckGroup(msgspec.Struct, kw_only=True):
+    kind: str
+    count: int
+    waiting_on: str
+    wait_kind: str
+    since_seconds: float
+    tasks: list[int]
+    message: str
+
+
+class StuckReport(Reply, tag="stuck_reply"):
+    groups: list[StuckGroup]
+
+
 ClientMessage = (
     Hello
     | Authenticate
@@ -258,6 +297,9 @@ ClientMessage = (
     | ConsoleOpen
     | ConsoleInput
     | ProfileRequest
+    | ExactAccounting
+    | ExactReportRequest
+    | StuckRequest
 )
 AgentMessage = (
     Challenge
@@ -273,9 +315,12 @@ AgentMessage = (
     | Ack
     | ConsoleOutput
     | ProfileReply
+    | ExactReport
+    | StuckReport
 )
 
-CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect, ConsoleOpen, ProfileRequest)
+CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect, ConsoleOpen, ProfileRequest,
+                                      ExactAccounting)
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)
