@@ -25,9 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from introspect.client.connection import Client  # noqa: E402
-from introspect.protocol import messages as m  # noqa: E402
-from tests.support.procs import AgentProcess  # noqa: E402
+from introspect.protocol import messages as m
+from tests.support.procs import AgentProcess
 
 TARGET = textwrap.dedent("""
     import asyncio, sys, time
@@ -103,12 +102,12 @@ def loop_cost(proc: AgentProcess, rounds: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"idle_p99": [], "sub_p99": [], "idle_max": [],
                                    "sub_max": [], "collect": [], "sizes": []}
     for _ in range(rounds):
-        for p50, p99, mx in probe_lines(proc, 3):
+        for _p50, p99, mx in probe_lines(proc, 3):
             out["idle_p99"].append(p99)
             out["idle_max"].append(mx)
         sub = Subscriber(proc)
         sub.start()
-        for p50, p99, mx in probe_lines(proc, 3):
+        for _p50, p99, mx in probe_lines(proc, 3):
             out["sub_p99"].append(p99)
             out["sub_max"].append(mx)
         sub.stop_flag.set()
@@ -159,12 +158,12 @@ async def key_to_screen(pid: int) -> dict[str, list[float]]:
             old = view.page
             start = time.perf_counter()
             await pilot.press("3")
-            await until(lambda: view.page is not old)
+            await until(lambda old=old: view.page is not old)
             results["tasks tab (agent page)"].append(time.perf_counter() - start)
             old = view.page
             start = time.perf_counter()
             await pilot.press("r")
-            await until(lambda: view.page is not old and view.page.tasks and
+            await until(lambda old=old, i=i: view.page is not old and view.page.tasks and
                         view.descending == (i % 2 == 1))
             results["re-sort (agent page)"].append(time.perf_counter() - start)
             old = view.page
@@ -172,7 +171,8 @@ async def key_to_screen(pid: int) -> dict[str, list[float]]:
             view.text = None
             start = time.perf_counter()
             await pilot.press("slash", *needle, "enter")
-            await until(lambda: view.page is not old and view.text == needle)
+            await until(lambda old=old, needle=needle: view.page is not old and
+                        view.text == needle)
             results["filter (agent page)"].append(time.perf_counter() - start)
             await pilot.press("slash")
             await pilot.press("ctrl+a", "ctrl+k", "enter")  # clear the filter
