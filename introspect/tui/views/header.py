@@ -43,7 +43,7 @@ class HeaderBar(Static):
         snap = model.snapshot
         line1 = Text()
         if snap is None:
-            line1.append("introspect top", style="bold")
+            line1.append("introspect top  ", style="bold")
         else:
             node = snap.node
             line1.append_text(safe(node.hostname, 24, style="bold"))
