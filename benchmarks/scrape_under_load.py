@@ -10,8 +10,9 @@ runs alternating (option by option, round after round):
 - app-loop:   our server on the app's loop only (the takeover thread disabled)
 - hybrid:     what ships: the app's loop serves, a thread takes over when the loop is stuck
 
-Three situations in the child: `saturated` (workload A: 200 producer/consumer pairs over
-Queue(maxsize=1)), `blocked-sleep` (the loop thread in time.sleep), `blocked-spin` (the loop
+Four situations in the child: `saturated` (workload A: 200 producer/consumer pairs over
+Queue(maxsize=1)), `saturated-io` (100 socket pairs ping-ponging 1-byte messages through
+asyncio streams: every step is an epoll round), `blocked-sleep` (the loop thread in time.sleep), `blocked-spin` (the loop
 thread in a pure-Python loop). The parent scrapes from another process; a scrape with no answer
 within the timeout counts as unanswered.
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = ("thread", "agent-loop", "app-loop", "hybrid")
-SITUATIONS = ("saturated", "blocked-sleep", "blocked-spin")
+SITUATIONS = ("saturated", "saturated-io", "blocked-sleep", "blocked-spin")
 TIMEOUT = 3.0
 
 CHILD = r"""
@@ -65,6 +66,19 @@ def start_agent_loop(endpoint):
     ready.wait()
     return port[0]
 
+async def start_ping_pong():
+    import socket
+    a, b = socket.socketpair()
+    ra, wa = await asyncio.open_connection(sock=a)
+    rb, wb = await asyncio.open_connection(sock=b)
+    async def echo(reader, writer):
+        while True:
+            data = await reader.read(1)
+            writer.write(data)
+    asyncio.ensure_future(echo(rb, wb))
+    asyncio.ensure_future(echo(ra, wa))
+    wa.write(b"x")
+
 async def main():
     if option == "app-loop":
         scrape_server.TAKEOVER_AFTER = scrape_server.PENDING_LIMIT = float("inf")
@@ -85,6 +99,10 @@ async def main():
         for _ in range(200):
             q = asyncio.Queue(maxsize=1)
             asyncio.ensure_future(_consumer(q, [0])); asyncio.ensure_future(_producer(q, [False]))
+        await asyncio.sleep(0.2)
+    if situation == "saturated-io":
+        for _ in range(100):
+            await start_ping_pong()
         await asyncio.sleep(0.2)
     print(port, flush=True)
     if situation == "blocked-sleep":
@@ -130,16 +148,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scrapes", type=int, default=6)
+    parser.add_argument("--situations", nargs="+", default=list(SITUATIONS))
     args = parser.parse_args()
     results: dict[tuple[str, str], list[float | None]] = {}
     for _round in range(args.rounds):
-        for situation in SITUATIONS:
+        for situation in args.situations:
             for option in OPTIONS:  # alternating: every option once per round and situation
                 results.setdefault((option, situation), []).extend(
                     run_one(option, situation, args.scrapes))
     print(f"| option | situation | answered (≤ {TIMEOUT:g} s) | p50 ms | max ms |")
     print("|---|---|---|---|---|")
-    for situation in SITUATIONS:
+    for situation in args.situations:
         for option in OPTIONS:
             values = results[(option, situation)]
             ok = [v for v in values if v is not None]
