@@ -66,6 +66,7 @@ def instrument_loop(loop: asyncio.AbstractEventLoop, tasks: TaskCollector,
     loop.set_exception_handler = app_set_exception_handler  # type: ignore[method-assign]
     loop.get_exception_handler = app_get_exception_handler  # type: ignore[method-assign]
     loop._introspect_restore = (set_factory, set_handler, state)  # type: ignore[attr-defined]
+    loop._introspect_registry = tasks.registry  # type: ignore[attr-defined]
     setattr(loop, _MARK, True)
     return True
 
@@ -76,7 +77,7 @@ def uninstrument_loop(loop: asyncio.AbstractEventLoop) -> None:
         return
     set_factory, set_handler, state = saved
     for name in ("set_task_factory", "get_task_factory", "set_exception_handler",
-                 "get_exception_handler", "_introspect_restore", _MARK):
+                 "get_exception_handler", "_introspect_restore", "_introspect_registry", _MARK):
         try:
             delattr(loop, name)
         except AttributeError:

@@ -14,41 +14,86 @@ from introspect.protocol import messages as m
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
-_SORT_KEYS = {
-    "id": lambda r: r.id,
-    "name": lambda r: r.name,
-    "kind": lambda r: r.kind,
-    "state": lambda r: r.state,
-    "age": lambda r: r.age_seconds,
-    "location": lambda r: r.location,
-    "busy": lambda r: r.busy_seconds,
-}
+def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | None,
+              now: float) -> Any:
+    """A key on the raw task, so only the page's rows are ever built."""
+    meta_attr = task_mod.META_ATTR
+    if req.sort == "id":
+        return _seq
+    if req.sort == "name":
+        return lambda t: t.get_name()
+    if req.sort == "kind":
+        return lambda t: getattr(t, meta_attr, _NO_META).kind
+    if req.sort == "state":
+        return lambda t: task_mod.task_state(t, running)
+    if req.sort == "busy":
+        table = busy or {}
+        return lambda t: table.get(_seq(t), 0.0)
+    if req.sort == "location":
+        return lambda t: task_mod.where(t)[0]
+    return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
+
+
+class _NoMeta:
+    kind = "?"
+    created = 0.0
+    seq = 0
+
+
+_NO_META = _NoMeta()
 
 
 def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
     loop = agent.loop
     if loop is None:
         return m.TaskPage(total=0, matched=0, offset=req.offset, tasks=[])
-    tasks = task_mod.live_tasks(loop)
     running = sb._current_task(loop)
     now = time.monotonic()
     busy_ext = agent.extensions.get("sampling")
     busy = busy_ext.task_busy() if busy_ext is not None and hasattr(busy_ext, "task_busy") \
         else None
-    need_location = bool(req.location or req.text or req.sort == "location")
-    rows = [sb.task_row(t, running, now, with_location=need_location, busy=busy) for t in tasks]
-    total = len(rows)
-    rows = [r for r in rows if _matches(r, req)]
-    matched = len(rows)
-    rows.sort(key=_SORT_KEYS.get(req.sort, _SORT_KEYS["age"]), reverse=req.descending)
-    page = rows[req.offset: req.offset + min(req.limit, 1000)]
-    if not need_location:  # fill in the expensive fields for the page only
-        by_id = {_seq(t): t for t in tasks}
-        for row in page:
-            task = by_id.get(row.id)
-            if task is not None:
-                row.location, row.awaiting = task_mod.where(task)
-    return m.TaskPage(total=total, matched=matched, offset=req.offset, tasks=page)
+    limit = min(req.limit, 1000)
+    filtered = any(v is not None for v in (req.kind, req.name, req.state, req.location,
+                                          req.min_age, req.text))
+    if not filtered and req.sort == "age" and task_mod.registry_of(loop) is not None:
+        # The common case (the TUI's first screen): creation order is age order: O(page).
+        page_tasks = task_mod.oldest_tasks(loop, limit, skip=req.offset,
+                                           newest_first=not req.descending)
+        total = sum(max(0, n) for n in agent.tasks.counts()[0].values())
+        rows = [sb.task_row(t, running, now, busy=busy) for t in page_tasks]
+        return m.TaskPage(total=total, matched=total, offset=req.offset, tasks=rows)
+    tasks = task_mod.live_tasks(loop)
+    total = len(tasks)
+    if filtered:
+        tasks = [t for t in tasks if _task_matches(t, req, running, now)]
+    tasks.sort(key=_sort_key(req, running, busy, now), reverse=req.descending)
+    page = tasks[req.offset: req.offset + limit]
+    rows = [sb.task_row(t, running, now, busy=busy) for t in page]
+    return m.TaskPage(total=total, matched=len(tasks), offset=req.offset, tasks=rows)
+
+
+def _task_matches(task: asyncio.Task, req: m.TaskListRequest, running: Any,
+                  now: float) -> bool:
+    """Cheap fields first; the frame walk for the location only when a filter needs it."""
+    meta = getattr(task, task_mod.META_ATTR, _NO_META)
+    if req.kind is not None and meta.kind != req.kind:
+        return False
+    if req.min_age is not None and now - meta.created < req.min_age:
+        return False
+    if req.state is not None and task_mod.task_state(task, running) != req.state:
+        return False
+    name = task.get_name()
+    if req.name is not None and req.name.lower() not in name.lower():
+        return False
+    if req.location is None and req.text is None:
+        return True
+    location = task_mod.where(task)[0].lower()
+    if req.location is not None and req.location.lower() not in location:
+        return False
+    if req.text is not None:
+        needle = req.text.lower()
+        return needle in name.lower() or needle in meta.kind.lower() or needle in location
+    return True
 
 
 def _seq(task: asyncio.Task) -> int:
@@ -56,28 +101,16 @@ def _seq(task: asyncio.Task) -> int:
     return meta.seq if meta else -id(task)
 
 
-def _matches(row: Any, req: m.TaskListRequest) -> bool:
-    if req.kind is not None and row.kind != req.kind:
-        return False
-    if req.state is not None and row.state != req.state:
-        return False
-    if req.name is not None and req.name.lower() not in row.name.lower():
-        return False
-    if req.location is not None and req.location.lower() not in row.location.lower():
-        return False
-    if req.min_age is not None and row.age_seconds < req.min_age:
-        return False
-    if req.text is not None:
-        needle = req.text.lower()
-        if not any(needle in field.lower() for field in (row.name, row.kind, row.location)):
-            return False
-    return True
-
-
 def find_task(agent: Agent, task_id: int) -> asyncio.Task | None:
     loop = agent.loop
     if loop is None:
         return None
+    registry = task_mod.registry_of(loop)
+    if registry is not None and task_id > 0:
+        ref = registry.get(task_id)
+        task = ref() if ref is not None else None
+        if task is not None and not task.done():
+            return task
     for task in task_mod.live_tasks(loop):
         if _seq(task) == task_id:
             return task

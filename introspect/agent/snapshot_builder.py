@@ -4,7 +4,6 @@ every read here is one the loop thread can't be hurt by, and each collector is i
 from __future__ import annotations
 
 import asyncio
-import heapq
 import os
 import sys
 import time
@@ -118,18 +117,12 @@ def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
     loop = agent.loop
     if loop is None:
         return []
-    tasks = task_mod.live_tasks(loop)
-    oldest = heapq.nsmallest(limit, tasks, key=_created_key)
+    oldest = task_mod.oldest_tasks(loop, limit)
     running = _current_task(loop)
     now = time.monotonic()
     busy = agent.extensions.get("sampling")
     busy_map = busy.task_busy() if busy is not None and hasattr(busy, "task_busy") else None
     return [task_row(t, running, now, busy=busy_map) for t in oldest]
-
-
-def _created_key(task: asyncio.Task) -> float:
-    meta = getattr(task, task_mod.META_ATTR, None)
-    return meta.created if meta else 0.0
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> Any:

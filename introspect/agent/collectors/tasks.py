@@ -12,7 +12,9 @@ import asyncio
 import itertools
 import time
 import types
+import weakref
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, NamedTuple
 
 from introspect.agent.collectors import frames as fr
@@ -20,6 +22,7 @@ from introspect.agent.collectors import frames as fr
 META_ATTR = "_introspect_meta"
 OUTCOMES = ("ok", "error", "cancelled")
 _current_task = asyncio.current_task
+_weakref = weakref.ref
 _monotonic = time.monotonic
 
 
@@ -44,6 +47,9 @@ class TaskCollector:
         self._on_crash = on_crash
         self._on_error = on_error
         self._on_done_callback = self._on_done  # bound once, not per task
+        # Live tasks in creation order (seq → weak reference): the oldest N and pages by age
+        # are O(N shown), not O(all tasks); copying it is one C call, safe from any thread.
+        self.registry: dict[int, weakref.ref] = {}
 
     # --- hot path (loop thread) ------------------------------------------------------------
     def kind_of(self, coro: Any) -> str:
@@ -74,9 +80,10 @@ class TaskCollector:
                 kind = self.kind_of(coro)
             parent = _current_task(loop)
             parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
+            seq = next(self._seq)
             setattr(task, META_ATTR, _new_meta(TaskMeta, (
-                next(self._seq), kind, _monotonic(),
-                parent_meta[0] if parent_meta is not None else None)))
+                seq, kind, _monotonic(), parent_meta[0] if parent_meta is not None else None)))
+            self.registry[seq] = _weakref(task)
             live = self.live
             live[kind] = live.get(kind, 0) + 1
             created = self.created
@@ -91,6 +98,7 @@ class TaskCollector:
             if meta is None:
                 return
             kind = meta.kind
+            self.registry.pop(meta.seq, None)
             self.live[kind] = self.live.get(kind, 1) - 1
             if task.cancelled():
                 outcome = "cancelled"
@@ -137,8 +145,52 @@ class TaskCollector:
         return list(dict(self.created))
 
 
+def _alive(refs: list[weakref.ref]) -> list[asyncio.Task]:
+    out = []
+    for ref in refs:
+        task = ref()
+        if task is not None and not task.done():
+            out.append(task)
+    return out
+
+
+def registry_of(loop: asyncio.AbstractEventLoop) -> dict[int, weakref.ref] | None:
+    return getattr(loop, "_introspect_registry", None)
+
+
+def oldest_tasks(loop: asyncio.AbstractEventLoop, count: int, skip: int = 0,
+                 newest_first: bool = False) -> list[asyncio.Task]:
+    """Live tasks in creation order (or reversed), `skip` then `count` of them: O(shown)."""
+    registry = registry_of(loop)
+    if registry is None:
+        tasks = sorted(live_tasks(loop), key=lambda t: getattr(t, META_ATTR, (0,))[0],
+                       reverse=newest_first)
+        return tasks[skip: skip + count]
+    out: list[asyncio.Task] = []
+    chunk = max(64, (skip + count) * 2)
+    taken = 0
+    while True:
+        source = reversed(registry.values()) if newest_first else iter(registry.values())
+        try:
+            refs = list(islice(source, taken, taken + chunk))  # one C call: atomic
+        except RuntimeError:  # changed size mid-copy: start over
+            out, taken = [], 0
+            continue
+        alive = _alive(refs)
+        out.extend(alive)
+        taken += len(refs)
+        if len(out) >= skip + count or len(refs) < chunk:
+            return out[skip: skip + count]
+
+
 def live_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
-    """All not-done tasks of `loop`. Tolerates being called from another thread."""
+    """All not-done tasks of `loop`. Tolerates being called from another thread.
+
+    From the agent's registry when the loop is instrumented (fast); else from asyncio's own
+    WeakSet of tasks."""
+    registry = registry_of(loop)
+    if registry is not None:
+        return _alive(list(registry.values()))
     for _ in range(100):
         try:
             tasks = list(asyncio.tasks._all_tasks)  # WeakSet; may change while we copy
@@ -181,10 +233,10 @@ def where(task: asyncio.Task) -> tuple[str, str]:
     waiter = getattr(task, "_fut_waiter", None)
     awaiting = ""
     if waiter is not None:
-        framed = [link for link in chain if fr.coroutine_frame(link) is not None]
-        bottom = framed[-1] if framed else None
-        if bottom is not None and fr.is_stdlib(fr.coroutine_frame(bottom).f_code.co_filename):
-            awaiting = _stdlib_awaiting(bottom)
+        # Read each frame once: from the agent thread it can vanish between two reads.
+        framed = [(link, f) for link in chain if (f := fr.coroutine_frame(link)) is not None]
+        if framed and fr.is_stdlib(framed[-1][1].f_code.co_filename):
+            awaiting = _stdlib_awaiting(framed[-1][0])
         if not awaiting:
             awaiting = fr.describe_awaitable(waiter)
     if not user_loc and chain:
