@@ -64,7 +64,9 @@ def measure(n: int, scrapes: int) -> dict[str, float]:
             latencies.append(time.perf_counter() - t0)
             time.sleep(0.05)
         total, count = collect_stats(body)
-        assert f'python_asyncio_tasks{{kind="__main__.idle"}} {float(n)}' in body or n == 0
+        live = [float(line.split()[-1]) for line in body.splitlines()
+                if line.startswith('python_asyncio_tasks{kind="__main__.idle"}')]
+        assert live == ([float(n)] if n else []), live  # the scrape saw every task
         return {"setup_s": setup, "p50_ms": statistics.median(latencies) * 1000,
                 "max_ms": max(latencies) * 1000, "collect_ms": total / count * 1000,
                 "bytes": len(body)}

@@ -12,9 +12,9 @@ runs alternating (option by option, round after round):
 
 Four situations in the child: `saturated` (workload A: 200 producer/consumer pairs over
 Queue(maxsize=1)), `saturated-io` (100 socket pairs ping-ponging 1-byte messages through
-asyncio streams: every step is an epoll round), `blocked-sleep` (the loop thread in time.sleep), `blocked-spin` (the loop
-thread in a pure-Python loop). The parent scrapes from another process; a scrape with no answer
-within the timeout counts as unanswered.
+asyncio streams: every step is an epoll round), `blocked-sleep` (the loop thread in
+time.sleep), `blocked-spin` (the loop thread in a pure-Python loop). The parent scrapes from
+another process; a scrape with no answer within the timeout counts as unanswered.
 """
 
 from __future__ import annotations
