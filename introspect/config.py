@@ -41,7 +41,6 @@ class AgentConfig:
     tls_key: str | None = None
     tls_client_ca: str | None = None
     audit_log: str | None = None
-    metrics_exit_on_error: bool = False
     sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
     handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
     lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)

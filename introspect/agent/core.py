@@ -75,7 +75,12 @@ class Agent:
             self.running = True
             from introspect.agent import extensions
 
-            extensions.start_all(self)
+            try:
+                extensions.start_all(self)
+            except BaseException:
+                self.stop()  # a misconfigured part: leave nothing of the agent behind
+                raise
+            self.server.announce()  # again: the announcement now names the exporters
             return self
 
     def stop(self) -> None:

@@ -308,5 +308,9 @@ def record(pid: int, duration: float, fmt: RecordFormat, output: str | os.PathLi
     if not out.exists():
         raise UserError(f"py-spy finished but wrote no profile for PID {pid}")
     if progress is not None:
-        progress(min(time.monotonic() - start, float(seconds)), float(seconds))
+        # py-spy ended on its own: the recording covered the whole duration (its clock, not
+        # ours, decides; under load it can finish a little before our elapsed time says).
+        interrupted = proc.returncode < 0
+        elapsed = min(time.monotonic() - start, float(seconds))
+        progress(elapsed if interrupted else float(seconds), float(seconds))
     return out

@@ -23,6 +23,8 @@ from typing import Any
 from introspect.agent.collectors import frames as fr
 
 _MP_CONTEXT = os.path.join("multiprocessing", "context.py")
+# Threads of the agent and of the exporters it starts; queues they create are not the app's.
+AGENT_THREAD_PREFIXES = ("introspect", "OtelPeriodicExportingMetricReader", "OtelBatch")
 
 
 class Registry:
@@ -114,6 +116,8 @@ class DiscoveryHooks:
         cls.__init__ = __init__
 
     def _new_queue(self, obj: Any) -> None:
+        if threading.current_thread().name.startswith(AGENT_THREAD_PREFIXES):
+            return  # the agent's own plumbing (e.g. the OTLP exporter's connection pool)
         site, internal = creation_site(obj, depth=3)
         if not internal:
             self.queues.add(obj, site, site)
