@@ -16,16 +16,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 RUNNER = r'''
-import asyncio, json, sys
+import asyncio, json, sys, time
 sys.path.insert(0, {root!r})
 from benchmarks.workloads import workload_a, workload_b
 async def main():
     if {agent}:
         import introspect
         introspect.start()
+    start_at = {start_at}
+    if start_at:  # paired mode: both processes start measuring at the same moment
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+    cpu = time.process_time()
     a = await workload_a({duration})
+    a_cpu = time.process_time() - cpu  # all threads of the process, agent's included
     b = await workload_b(100_000)
-    print(json.dumps({{"a": a, "b": b}}))
+    print(json.dumps({{"a": a, "a_per_cpu": a * {duration} / a_cpu, "b": b}}))
 asyncio.run(main())
 '''
 
@@ -59,10 +64,30 @@ asyncio.run(main())
 
 
 def run_once(agent: bool, duration: float) -> dict:
-    code = RUNNER.format(root=str(ROOT), agent=agent, duration=duration)
+    code = RUNNER.format(root=str(ROOT), agent=agent, duration=duration, start_at=0)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_paired(duration: float, agent_core: int) -> dict[bool, dict]:
+    """Plain and agent at the same time, each pinned to its own core (swapped every round):
+    both see the same machine, so their ratio is steadier than sequential runs on a shared
+    host whose speed drifts."""
+    import time
+
+    start_at = time.time() + 2.0
+    procs = {}
+    for agent in (False, True):
+        core = agent_core if agent else 1 - agent_core
+        code = RUNNER.format(root=str(ROOT), agent=agent, duration=duration, start_at=start_at)
+        procs[agent] = subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", code],
+                                        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    results = {}
+    for agent, proc in procs.items():
+        out, _ = proc.communicate()
+        results[agent] = json.loads(out.strip().splitlines()[-1])
+    return results
 
 
 def census(n: int) -> dict:
@@ -76,19 +101,28 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--skip-census", action="store_true")
+    parser.add_argument("--paired", action="store_true",
+                        help="run plain and agent simultaneously, one per core (needs taskset)")
     args = parser.parse_args()
-    ratios_a, ratios_b = [], []
+    ratios_a, ratios_b, ratios_cpu = [], [], []
     for i in range(args.rounds):
         order = [False, True] if i % 2 == 0 else [True, False]
-        results = {agent: run_once(agent, args.duration) for agent in order}
+        if args.paired:
+            results = run_paired(args.duration, agent_core=i % 2)
+        else:
+            results = {agent: run_once(agent, args.duration) for agent in order}
         ratios_a.append(results[True]["a"] / results[False]["a"])
         ratios_b.append(results[True]["b"] / results[False]["b"])
+        ratios_cpu.append(results[True]["a_per_cpu"] / results[False]["a_per_cpu"])
         print(f"round {i + 1}: A plain {results[False]['a']:,.0f} msg/s, agent "
               f"{results[True]['a']:,.0f} ({ratios_a[-1]:.3f}x); B plain "
               f"{results[False]['b']:,.0f} tasks/s, agent {results[True]['b']:,.0f} "
               f"({ratios_b[-1]:.3f}x)", flush=True)
     print(f"workload A with the agent at defaults: median {statistics.median(ratios_a):.3f}x "
           f"plain (min {min(ratios_a):.3f}, max {max(ratios_a):.3f})")
+    print(f"workload A, messages per CPU-second of the whole process (steal-proof): median "
+          f"{statistics.median(ratios_cpu):.3f}x plain (min {min(ratios_cpu):.3f}, "
+          f"max {max(ratios_cpu):.3f})")
     print(f"workload B with the agent at defaults: median {statistics.median(ratios_b):.3f}x "
           f"plain (min {min(ratios_b):.3f}, max {max(ratios_b):.3f})")
     if not args.skip_census:

@@ -100,7 +100,7 @@ class Agent:
             self.gc.uninstall()
             loop, self.loop = self.loop, None
             self.loop_probe.detach()
-            if loop is not None and not loop.is_closed():
+            if loop is not None:
                 uninstrument_loop(loop)
 
     def after_fork_in_child(self) -> None:

@@ -2,91 +2,151 @@
 
 - Loops created later: the current policy's `new_event_loop` is wrapped on the policy instance,
   so `asyncio.run()` and friends hand us the loop before it runs.
-- The task factory and exception handler are installed *on the loop instance*, chained to what
-  the app set; the app can still call `set_task_factory`/`set_exception_handler` and
-  `get_*` keep returning the app's own objects.
+- The counting task factory and a chained exception handler are installed with the loop's own
+  setters. `BaseEventLoop`'s four accessors (`get/set_task_factory`,
+  `get/set_exception_handler`) are wrapped once at class level so that, for an instrumented
+  loop, the app can still set its own and `get_*` keep returning the app's objects.
+- Nothing is stored on the loop instance: extra instance attributes de-specialise every
+  method lookup on the loop in CPython 3.11 (measured: -6% on workload A). Per-loop state
+  lives in a WeakKeyDictionary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.tasks import TaskCollector
 
-_MARK = "_introspect_attached"
+_BASE = asyncio.BaseEventLoop
+_ORIGINAL = {name: _BASE.__dict__[name] for name in (
+    "get_task_factory", "set_task_factory", "get_exception_handler", "set_exception_handler")}
+
+
+@dataclass
+class _Hooks:
+    tasks: TaskCollector
+    app_factory: Any
+    app_handler: Any
+
+
+_LOOPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hooks] = \
+    weakref.WeakKeyDictionary()
+
+
+def _hooks(loop: Any) -> _Hooks | None:
+    try:
+        return _LOOPS.get(loop)
+    except TypeError:
+        return None
+
+
+@functools.wraps(_ORIGINAL["set_task_factory"])
+def set_task_factory(self: Any, factory: Any) -> None:
+    hooks = _hooks(self)
+    if hooks is None:
+        return _ORIGINAL["set_task_factory"](self, factory)
+    if factory is not None and not callable(factory):
+        raise TypeError("task factory must be a callable or None")
+    hooks.app_factory = factory
+    _ORIGINAL["set_task_factory"](self, hooks.tasks.make_factory(factory))
+    return None
+
+
+@functools.wraps(_ORIGINAL["get_task_factory"])
+def get_task_factory(self: Any) -> Any:
+    hooks = _hooks(self)
+    return _ORIGINAL["get_task_factory"](self) if hooks is None else hooks.app_factory
+
+
+@functools.wraps(_ORIGINAL["set_exception_handler"])
+def set_exception_handler(self: Any, handler: Any) -> None:
+    hooks = _hooks(self)
+    if hooks is None:
+        return _ORIGINAL["set_exception_handler"](self, handler)
+    if handler is not None and not callable(handler):
+        raise TypeError(f"A callable object or None is expected, got {handler!r}")
+    hooks.app_handler = handler
+    return None
+
+
+@functools.wraps(_ORIGINAL["get_exception_handler"])
+def get_exception_handler(self: Any) -> Any:
+    hooks = _hooks(self)
+    return _ORIGINAL["get_exception_handler"](self) if hooks is None else hooks.app_handler
+
+
+_WRAPPERS = {"get_task_factory": get_task_factory, "set_task_factory": set_task_factory,
+             "get_exception_handler": get_exception_handler,
+             "set_exception_handler": set_exception_handler}
+
+
+def _install_class_accessors() -> None:
+    for name, wrapper in _WRAPPERS.items():
+        if _BASE.__dict__.get(name) is not wrapper:
+            setattr(_BASE, name, wrapper)
+
+
+def _uninstall_class_accessors() -> None:
+    for name, original in _ORIGINAL.items():
+        if _BASE.__dict__.get(name) is _WRAPPERS[name]:
+            setattr(_BASE, name, original)
 
 
 def instrument_loop(loop: asyncio.AbstractEventLoop, tasks: TaskCollector,
                     on_loop_error: Callable[[dict[str, Any]], None]) -> bool:
     """Install the counting task factory and the chained exception handler on `loop`."""
-    if getattr(loop, _MARK, False):
+    if _hooks(loop) is not None:
         return False
-    state: dict[str, Any] = {
-        "factory": loop.get_task_factory(),
-        "handler": loop.get_exception_handler(),
-    }
-    set_factory = loop.set_task_factory
-    set_handler = loop.set_exception_handler
-
-    def app_set_task_factory(factory: Any) -> None:
-        if factory is not None and not callable(factory):
-            raise TypeError("task factory must be a callable or None")
-        state["factory"] = factory
-        set_factory(tasks.make_factory(factory))
-
-    def app_get_task_factory() -> Any:
-        return state["factory"]
+    hooks = _Hooks(tasks=tasks, app_factory=loop.get_task_factory(),
+                   app_handler=loop.get_exception_handler())
 
     def introspect_exception_handler(the_loop: Any, context: dict[str, Any]) -> None:
         try:
             on_loop_error(context)
         except Exception:
             pass
-        handler = state["handler"]
+        handler = hooks.app_handler
         if handler is not None:
             handler(the_loop, context)
         else:
             the_loop.default_exception_handler(context)
 
-    def app_set_exception_handler(handler: Any) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        state["handler"] = handler
-
-    def app_get_exception_handler() -> Any:
-        return state["handler"]
-
-    set_factory(tasks.make_factory(state["factory"]))
-    set_handler(introspect_exception_handler)
-    loop.set_task_factory = app_set_task_factory  # type: ignore[method-assign]
-    loop.get_task_factory = app_get_task_factory  # type: ignore[method-assign]
-    loop.set_exception_handler = app_set_exception_handler  # type: ignore[method-assign]
-    loop.get_exception_handler = app_get_exception_handler  # type: ignore[method-assign]
-    loop._introspect_restore = (set_factory, set_handler, state)  # type: ignore[attr-defined]
-    loop._introspect_registry = tasks.registry  # type: ignore[attr-defined]
-    setattr(loop, _MARK, True)
+    if isinstance(loop, _BASE):
+        _install_class_accessors()
+        _LOOPS[loop] = hooks
+        _ORIGINAL["set_task_factory"](loop, tasks.make_factory(hooks.app_factory))
+        _ORIGINAL["set_exception_handler"](loop, introspect_exception_handler)
+    else:  # another loop class (uvloop): counted, but an app's later setter replaces ours
+        _LOOPS[loop] = hooks
+        loop.set_task_factory(tasks.make_factory(hooks.app_factory))
+        loop.set_exception_handler(introspect_exception_handler)
+    task_mod.bind_registry(loop, tasks.registry)
     return True
 
 
 def uninstrument_loop(loop: asyncio.AbstractEventLoop) -> None:
-    saved = getattr(loop, "_introspect_restore", None)
-    if saved is None:
+    hooks = _LOOPS.pop(loop, None)
+    task_mod.unbind_registry(loop)
+    if hooks is None:
         return
-    set_factory, set_handler, state = saved
-    for name in ("set_task_factory", "get_task_factory", "set_exception_handler",
-                 "get_exception_handler", "_introspect_restore", "_introspect_registry", _MARK):
-        try:
-            delattr(loop, name)
-        except AttributeError:
-            pass
     try:
-        set_factory(state["factory"])
-        set_handler(state["handler"])
+        if isinstance(loop, _BASE):
+            _ORIGINAL["set_task_factory"](loop, hooks.app_factory)
+            _ORIGINAL["set_exception_handler"](loop, hooks.app_handler)
+        else:
+            loop.set_task_factory(hooks.app_factory)
+            loop.set_exception_handler(hooks.app_handler)
     except Exception:
         pass
+    if not any(isinstance(lp, _BASE) for lp in list(_LOOPS.keys())):
+        _uninstall_class_accessors()
 
 
 class LoopWatcher:

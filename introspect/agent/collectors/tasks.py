@@ -154,8 +154,23 @@ def _alive(refs: list[weakref.ref]) -> list[asyncio.Task]:
     return out
 
 
+_REGISTRIES: weakref.WeakKeyDictionary[Any, dict[int, weakref.ref]] = \
+    weakref.WeakKeyDictionary()
+
+
+def bind_registry(loop: asyncio.AbstractEventLoop, registry: dict[int, weakref.ref]) -> None:
+    _REGISTRIES[loop] = registry
+
+
+def unbind_registry(loop: asyncio.AbstractEventLoop) -> None:
+    _REGISTRIES.pop(loop, None)
+
+
 def registry_of(loop: asyncio.AbstractEventLoop) -> dict[int, weakref.ref] | None:
-    return getattr(loop, "_introspect_registry", None)
+    try:
+        return _REGISTRIES.get(loop)
+    except TypeError:
+        return None
 
 
 def oldest_tasks(loop: asyncio.AbstractEventLoop, count: int, skip: int = 0,
