@@ -141,6 +141,18 @@ class LiveSession:
     async def gc_collect(self) -> str:
         return (await self.request(m.GcCollect(generation=2), m.Ack)).detail
 
+    async def profile(self, duration: float = 3.0, top: int = 15) -> m.ProfileReply:
+        """A py-spy profile taken by the agent of its own process (control role), on a
+        connection of its own so the other requests are not held up meanwhile."""
+        client = self._client()
+        client.timeout = duration + 15.0
+        await client.connect()
+        try:
+            return await client.request(m.ProfileRequest(duration=duration, rate=100, top=top),
+                                        m.ProfileReply)
+        finally:
+            await client.close()
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._drop_requests()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from introspect.errors import UserError
@@ -13,17 +14,24 @@ from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
 from introspect.tui.views.fmt import safe, short_path
 
+PROFILE_SECONDS = 3.0
+
 
 class ThreadsView(View):
+    BINDINGS = [Binding("f", "profile", "Profile (live)")]
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.stacks: dict[int, list[m.Frame]] = {}
+        self.profiling = False
+        self.last_profile: m.ProfileReply | None = None
 
     def compose(self) -> ComposeResult:
         table: DataTable = DataTable(id="thread-table", cursor_type="row")
         yield table
         yield Static(id="executor-list", classes="status")
         yield Static(id="thread-stack", classes="stack")
+        yield Static(id="profile-result", classes="stack")
 
     def on_mount(self) -> None:
         table = self.query_one("#thread-table", DataTable)
@@ -71,6 +79,48 @@ class ThreadsView(View):
         self.stacks = {s.thread.ident: s.frames for s in stacks}
         if self.is_attached:
             self._show_stack()
+
+    def action_profile(self) -> None:
+        """`f`: sample the target with py-spy, 3 s at a time, and show the hottest functions
+        until `f` is pressed again (needs the control role and py-spy on the target's host)."""
+        if not getattr(self.source, "live", False):
+            self.app.notify("profiling needs a live target, not a recording", severity="warning")
+            return
+        self.profiling = not self.profiling
+        if self.profiling:
+            self._render_profile(f"profiling for {PROFILE_SECONDS:g} s…")
+            self.run_profiles()
+        else:
+            self.workers.cancel_group(self, "profile")
+            self._render_profile("profiling stopped (f to start again)")
+
+    @work(exclusive=True, group="profile", exit_on_error=False)
+    async def run_profiles(self) -> None:
+        while self.profiling:
+            try:
+                reply = await self.source.profile(PROFILE_SECONDS)
+            except UserError as exc:
+                self.profiling = False
+                self.app.notify(str(exc), severity="error", timeout=8)
+                self._render_profile("profiling failed (f to retry)")
+                return
+            self.last_profile = reply
+            if self.is_attached:
+                self._render_profile()
+
+    def _render_profile(self, status: str | None = None) -> None:
+        out = Text("HOTTEST FUNCTIONS", style="bold")
+        reply = self.last_profile
+        if reply is not None:
+            out.append(f"  {reply.samples} samples over {reply.duration:g} s"
+                       + ("  (live, f to stop)" if self.profiling else ""), style="dim")
+            out.append("\n   OWN  TOTAL  FUNCTION")
+            for fn in reply.functions[:12]:
+                out.append(f"\n  {fn.own * 100:4.0f}%  {fn.total * 100:4.0f}%  ")
+                out.append_text(safe(short_path(fn.location), 100))
+        if status:
+            out.append(f"\n  {status}", style="dim")
+        self.query_one("#profile-result", Static).update(out)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_stack()
