@@ -10,7 +10,7 @@ default action kills the process: "Profiling timer expired").
 
 On demand, bounded in time: exact accounting (`exact(seconds)`): every step (poll) of every
 task timed, with its scheduling delay (made ready → run) and a histogram per kind. It runs a
-copy of `BaseEventLoop._run_once` with the timing inline (installed on the loop instance, only
+copy of `BaseEventLoop._run_once` with the timing inline (dispatched from the loop's class, only
 when the stdlib's version is the one the copy was made from), so there is no extra Python call
 per step: that is what keeps it near 0.9x where a `Handle._run` wrapper costs 0.82x.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import hashlib
 import heapq
 import os
@@ -227,8 +228,8 @@ def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
     if loop is None:
         return False, "no event loop observed yet"
     base = asyncio.base_events.BaseEventLoop
-    if not isinstance(loop, base) or getattr(type(loop), "_run_once", None) is not \
-            base._run_once:
+    if not isinstance(loop, base) or getattr(type(loop), "_run_once", None) not in (
+            base._run_once, _dispatch_run_once):
         return False, f"{type(loop).__module__}.{type(loop).__qualname__} runs its own loop " \
             "iteration (uvloop?): only sampling and lag-based blocking detection apply"
     if _fingerprint(base._run_once) not in KNOWN_RUN_ONCE:
@@ -239,6 +240,16 @@ def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
 
 def _bucket_bounds() -> list[float]:
     return [2.0 ** b / 1e6 for b in range(HIST_BUCKETS)]
+
+
+_ACTIVE: dict[int, ExactSession] = {}  # id(loop) → its running exact session
+
+
+def _dispatch_run_once(loop: Any) -> None:
+    session = _ACTIVE.get(id(loop))
+    if session is None or session.loop is not loop:
+        return asyncio.base_events.BaseEventLoop._run_once(loop)
+    return session._run_once_timed()
 
 
 class ExactSession:
@@ -261,17 +272,24 @@ class ExactSession:
         self._known = 0  # run-queue entries covered by marks
 
     def start(self) -> ExactSession:
-        self.loop._run_once = self._run_once_timed  # type: ignore[attr-defined]
+        # On the loop's class, dispatching by loop: an attribute on the loop instance would
+        # de-specialise every method lookup on it for good (CPython 3.11), even after `del`.
+        cls = type(self.loop)
+        _ACTIVE[id(self.loop)] = self
+        if cls.__dict__.get("_run_once") is not _dispatch_run_once:
+            cls._run_once = _dispatch_run_once  # type: ignore[attr-defined]
         return self
 
     def stop(self) -> None:
         if self.ended is None:
             self.ended = time.perf_counter()
-        if self.loop.__dict__.get("_run_once") == self._run_once_timed:
-            try:
-                del self.loop._run_once  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
+        if _ACTIVE.get(id(self.loop)) is self:
+            del _ACTIVE[id(self.loop)]
+        cls = type(self.loop)
+        still_used = any(type(s.loop) is cls for s in list(_ACTIVE.values()))
+        if not still_used and cls.__dict__.get("_run_once") is _dispatch_run_once:
+            with contextlib.suppress(AttributeError, TypeError):
+                del cls._run_once
 
     @property
     def running(self) -> bool:
