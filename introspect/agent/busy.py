@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import bisect
 import collections
 import contextlib
 import hashlib
@@ -238,6 +239,10 @@ def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
     return True, "available"
 
 
+# bisect_right(_EDGES, seconds) == min(int(seconds * 1e6).bit_length(), HIST_BUCKETS - 1)
+_EDGES = [2.0 ** k / 1e6 for k in range(HIST_BUCKETS - 1)]
+
+
 def _bucket_bounds() -> list[float]:
     return [2.0 ** b / 1e6 for b in range(HIST_BUCKETS)]
 
@@ -362,6 +367,8 @@ class ExactSession:
             known = len(ready)
         # --- the timed part ------------------------------------------------------------------
         tasks = self.tasks
+        bucket = bisect.bisect_right
+        edges = _EDGES
         ntodo = len(ready)
         for _i in range(ntodo):
             handle = ready.popleft()
@@ -410,8 +417,8 @@ class ExactSession:
             kind[0] += 1
             kind[1] += busy
             kind[2] += delay
-            kind[3][min(int(busy * 1e6).bit_length(), HIST_BUCKETS - 1)] += 1
-            kind[4][min(int(delay * 1e6).bit_length(), HIST_BUCKETS - 1)] += 1
+            kind[3][bucket(edges, busy)] += 1  # one C call: the bucket's index
+            kind[4][bucket(edges, delay)] += 1
         handle = None  # as in the stdlib: break cycles when an exception occurs
         self._known = known
 
