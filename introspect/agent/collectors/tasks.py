@@ -115,14 +115,40 @@ class TaskCollector:
             self._on_error("tasks", exc)
 
     def make_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
-        register = self.register
+        """The task factory: `register` inlined, every name bound to a local, one tuple and
+        one weak reference per task (workload B, task churn, is its worst case)."""
+        kinds = self._kinds
+        kind_of = self.kind_of
+        live = self.live
+        created = self.created
+        registry = self.registry
+        counter = self._seq
+        on_done = self._on_done_callback
+        on_error = self._on_error
+        task_class = asyncio.Task
 
         def introspect_task_factory(loop, coro, **kwargs):
             if previous is not None:
                 task = previous(loop, coro, **kwargs)
             else:
-                task = asyncio.Task(coro, loop=loop, **kwargs)
-            register(task, coro, loop)
+                task = task_class(coro, loop=loop, **kwargs)
+            try:
+                try:
+                    kind = kinds[coro.cr_code]
+                except (AttributeError, KeyError):
+                    kind = kind_of(coro)
+                parent = _current_task(loop)
+                parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
+                seq = next(counter)
+                task._introspect_meta = _new_meta(TaskMeta, (
+                    seq, kind, _monotonic(),
+                    parent_meta[0] if parent_meta is not None else None))
+                registry[seq] = _weakref(task)
+                live[kind] = live.get(kind, 0) + 1
+                created[kind] = created.get(kind, 0) + 1
+                task.add_done_callback(on_done)
+            except Exception as exc:  # never break task creation
+                on_error("tasks", exc)
             return task
 
         introspect_task_factory.previous = previous  # type: ignore[attr-defined]
