@@ -83,19 +83,19 @@ class Attached:
 
 
 def one_run(with_clients: bool, duration: float, clients: int,
-            interval: float) -> tuple[float, float]:
+            interval: float) -> tuple[float, float, float]:
     proc = AgentProcess([sys.executable, "-m", "introspect", "run", "--", sys.executable, "-c",
                          HOST_THROUGHPUT, str(duration)])
     with proc:
         proc.wait_for_line("ready")
         target = str(proc.wait_for_agent())
 
-        def go() -> tuple[float, float]:
+        def go() -> tuple[float, float, float]:
             assert proc.proc.stdin is not None
             proc.proc.stdin.write("go\n")
             proc.proc.stdin.flush()
             line = proc.wait_for_line("rate ", timeout=duration + 60)
-            return float(line.split()[1]), float(line.split()[2])
+            return float(line.split()[1]), float(line.split()[2]), float(line.split()[3])
 
         if with_clients:
             with Attached(target, clients, interval):
@@ -113,16 +113,20 @@ def main() -> None:
     os.environ.setdefault("INTROSPECT_RUNTIME_DIR", tempfile.mkdtemp(prefix="introspect-bench-"))
     rates: dict[bool, list[float]] = {False: [], True: []}
     per_cpu: dict[bool, list[float]] = {False: [], True: []}
+    per_loop_cpu: dict[bool, list[float]] = {False: [], True: []}
     for round_ in range(args.rounds):
         order = (False, True) if round_ % 2 == 0 else (True, False)  # alternate who goes first
         for with_clients in order:
-            rate, cpu_rate = one_run(with_clients, args.duration, args.clients, args.interval)
+            rate, cpu_rate, loop_rate = one_run(with_clients, args.duration, args.clients,
+                                                args.interval)
+            per_loop_cpu[with_clients].append(loop_rate)
             rates[with_clients].append(rate)
             per_cpu[with_clients].append(cpu_rate)
             label = f"{args.clients} clients + 1 stalled" if with_clients else "no client"
             print(f"round {round_ + 1}: {label:<24} {rate:>10,.0f} msg/s  "
-                  f"{cpu_rate:>10,.0f} msg/CPU-s", flush=True)
-    for name, table in (("msg/s", rates), ("msg/CPU-s", per_cpu)):
+                  f"{cpu_rate:>10,.0f} msg/CPU-s  {loop_rate:>10,.0f} msg/loop-CPU-s", flush=True)
+    for name, table in (("msg/s", rates), ("msg/CPU-s", per_cpu),
+                        ("msg/loop-thread-CPU-s", per_loop_cpu)):
         base, loaded = statistics.median(table[False]), statistics.median(table[True])
         print(f"median {name}: no client {base:,.0f}; with clients {loaded:,.0f}; "
               f"ratio {loaded / base:.3f} (target >= 0.95)")

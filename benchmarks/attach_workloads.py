@@ -5,7 +5,7 @@ HOST_MODES: `python -c HOST_MODES MODE` prints `ready`, then keeps its loop
     idle | saturated (workload A) | blocked-sleep (time.sleep in the loop thread) |
     blocked-busy (pure Python in the loop thread).
 HOST_THROUGHPUT: prints `ready`, waits for a line on stdin, runs workload A for DURATION
-    seconds (argv[1]) and prints `rate MESSAGES_PER_S MESSAGES_PER_CPU_S`.
+    seconds (argv[1]) and prints `rate MESSAGES_PER_S MESSAGES_PER_CPU_S MESSAGES_PER_LOOP_CPU_S`.
 """
 
 from __future__ import annotations
@@ -44,12 +44,14 @@ from benchmarks.workloads import workload_a
 async def main():
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     rate = await workload_a(duration=float(sys.argv[1]))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    # per CPU-second of this whole process (agent threads included): what the agent costs,
-    # robust to other programs competing for the machine's cores
-    print(f"rate {{rate:.1f}} {{rate * wall / cpu:.1f}}", flush=True)
+    loop_cpu = time.thread_time() - loop_cpu
+    # per CPU-second of this whole process (agent threads included), and of the loop thread
+    # alone (what the agent takes from the app's loop, whoever else competes for the cores)
+    print(f"rate {{rate:.1f}} {{rate * wall / cpu:.1f}} {{rate * wall / loop_cpu:.1f}}",
+          flush=True)
 
 asyncio.run(main())
 """
