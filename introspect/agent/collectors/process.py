@@ -8,6 +8,8 @@ import time
 
 import psutil
 
+CHILDREN_CACHE_SECONDS = 5.0
+
 
 class ProcessCollector:
     def __init__(self, pid: int | None = None) -> None:
@@ -15,6 +17,7 @@ class ProcessCollector:
         self.proc = psutil.Process(self.pid)
         self.started = self.proc.create_time()
         self._last_cpu: tuple[float, float] | None = None
+        self._children_cache: tuple[float, list[int]] | None = None
 
     def stats(self, with_children: bool = True) -> dict:
         proc = self.proc
@@ -27,12 +30,7 @@ class ProcessCollector:
             except (AttributeError, psutil.Error):
                 fds = 0
             threads = proc.num_threads()
-        children = []
-        if with_children:
-            try:
-                children = [c.pid for c in proc.children()]
-            except psutil.Error:
-                children = []
+        children = self.children() if with_children else []
         now = time.monotonic()
         percent = 0.0
         if self._last_cpu is not None and now > self._last_cpu[0]:
@@ -52,6 +50,31 @@ class ProcessCollector:
             "max_fds": max_fds if max_fds != resource.RLIM_INFINITY else 0,
             "cpu_percent": round(percent, 1),
         }
+
+    def children(self) -> list[int]:
+        """Child PIDs. Linux lists them per thread in /proc (a few small reads); elsewhere
+        psutil scans every process, so that answer is cached for a few seconds. (Each file
+        read releases the GIL, and every re-acquisition can force the app's loop thread to
+        hand it over: keep the snapshot's syscalls few.)"""
+        task_dir = f"/proc/{self.pid}/task"
+        try:
+            pids: list[int] = []
+            for tid in os.listdir(task_dir):
+                with open(f"{task_dir}/{tid}/children") as fh:
+                    pids.extend(int(p) for p in fh.read().split())
+            return sorted(set(pids))
+        except (OSError, ValueError):
+            pass
+        now = time.monotonic()
+        cached = self._children_cache
+        if cached is not None and now - cached[0] < CHILDREN_CACHE_SECONDS:
+            return cached[1]
+        try:
+            pids = [c.pid for c in self.proc.children()]
+        except psutil.Error:
+            pids = []
+        self._children_cache = (now, pids)
+        return pids
 
     def thread_cpu(self) -> dict[int, float]:
         """CPU seconds per native thread id."""
