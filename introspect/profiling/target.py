@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from introspect.errors import UserError
+from introspect.protocol.discovery import pid_alive
 from introspect.textsafe import escape
 
 _SOCKET_NAME = re.compile(r"agent-(\d+)\.sock")
 NEEDS_LOCAL = "profile needs a PID or a local agent socket (py-spy runs on this host)"
 
 
-def pid_exists(pid: int) -> bool:
-    """Whether a process with this PID exists (even one we may not signal)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
+pid_exists = pid_alive  # one definition, shared with agent discovery
 
 
 def _existing(pid: int, what: str) -> int:

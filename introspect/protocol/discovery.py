@@ -88,9 +88,12 @@ def remove_announcement(pid: int, directory: Path) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (even one we may not signal)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
