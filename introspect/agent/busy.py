@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 SAMPLE_INTERVAL = 0.01  # CPU seconds between samples
 MAX_TASKS = 100_000  # per-task entries kept; beyond that only kinds are accounted
+EXACT_ATTR = "_introspect_exact"  # a task's stats list in the current exact session
 PRUNE_EVERY = 10.0  # seconds between removals of finished tasks from the per-task map
 MAX_EXACT_SECONDS = 600.0
 META_ATTR = "_introspect_meta"
@@ -301,13 +302,24 @@ class ExactSession:
         return self.ended is None
 
     def _stats_for(self, meta: Any, task: Any) -> list[Any]:
+        """The task's stats list, cached on the task itself (one attribute lookup per step
+        after this); beyond MAX_TASKS tasks share one list per kind."""
         kind = self.kinds.get(meta.kind)
         if kind is None:
             kind = self.kinds[meta.kind] = [0, 0.0, 0.0, [0] * HIST_BUCKETS,
-                                            [0] * HIST_BUCKETS]
-        stats = [0, 0.0, 0.0, 0.0, kind, task.get_name(), meta.kind]
+                                            [0] * HIST_BUCKETS, None]
         if len(self.tasks) < MAX_TASKS:
+            stats = [0, 0.0, 0.0, 0.0, kind, task.get_name(), meta.kind, self]
             self.tasks[meta.seq] = stats
+        else:
+            stats = kind[5]
+            if stats is None:
+                stats = kind[5] = [0, 0.0, 0.0, 0.0, kind, "(beyond the per-task limit)",
+                                   meta.kind, self]
+        try:
+            setattr(task, EXACT_ATTR, stats)
+        except (AttributeError, TypeError):
+            pass
         return stats
 
     def _run_once_timed(self) -> None:
@@ -369,6 +381,7 @@ class ExactSession:
         tasks = self.tasks
         bucket = bisect.bisect_right
         edges = _EDGES
+        debug = loop._debug
         ntodo = len(ready)
         for _i in range(ntodo):
             handle = ready.popleft()
@@ -382,7 +395,7 @@ class ExactSession:
             if handle._cancelled:
                 continue
             t0 = clock()
-            if loop._debug:
+            if debug:
                 try:
                     loop._current_handle = handle
                     start = loop.time()
@@ -400,23 +413,22 @@ class ExactSession:
                 marks.append([len(ready) - known, t1])
                 known = len(ready)
             owner = getattr(handle._callback, "__self__", None)
-            meta = getattr(owner, META_ATTR, None)
             busy = t1 - t0
-            if meta is None:
-                self.callback_steps += 1
-                self.callback_busy += busy
-                continue
-            stats = tasks.get(meta.seq) or self._stats_for(meta, owner)
+            stats = getattr(owner, EXACT_ATTR, None) if owner is not None else None
+            if stats is None or stats[7] is not self:  # first step of this task here
+                meta = getattr(owner, META_ATTR, None)
+                if meta is None:
+                    self.callback_steps += 1
+                    self.callback_busy += busy
+                    continue
+                stats = tasks.get(meta.seq) or self._stats_for(meta, owner)
             delay = t0 - enqueued
             stats[0] += 1
             stats[1] += busy
             stats[2] += delay
             if delay > stats[3]:
                 stats[3] = delay
-            kind = stats[4]
-            kind[0] += 1
-            kind[1] += busy
-            kind[2] += delay
+            kind = stats[4]  # per-kind sums are added up from the tasks at report time
             kind[3][bucket(edges, busy)] += 1  # one C call: the bucket's index
             kind[4][bucket(edges, delay)] += 1
         handle = None  # as in the stdlib: break cycles when an exception occurs
@@ -428,10 +440,18 @@ class ExactSession:
         end = self.ended if self.ended is not None else time.perf_counter()
         bounds = _bucket_bounds()
         rows = sorted(list(self.tasks.items()), key=lambda kv: -kv[1][1])[:max_tasks]
+        sums: dict[str, list[float]] = {}
+        every = list(self.tasks.values()) + [k[5] for k in list(self.kinds.values()) if k[5]]
+        for st in every:
+            acc = sums.setdefault(st[6], [0, 0.0, 0.0])
+            acc[0] += st[0]
+            acc[1] += st[1]
+            acc[2] += st[2]
         kinds = {}
-        for kind, (steps, busy, delay, bh, dh) in list(self.kinds.items()):
+        for kind, (_s, _b, _d, bh, dh, _overflow) in list(self.kinds.items()):
+            steps, busy, delay = sums.get(kind, [0, 0.0, 0.0])
             kinds[kind] = {
-                "steps": steps, "busy_seconds": busy, "delay_seconds_total": delay,
+                "steps": int(steps), "busy_seconds": busy, "delay_seconds_total": delay,
                 "busy_histogram": [[bounds[i], n] for i, n in enumerate(list(bh)) if n],
                 "delay_histogram": [[bounds[i], n] for i, n in enumerate(list(dh)) if n]}
         return {
