@@ -62,8 +62,9 @@ def test_top_in_a_real_terminal(demo: AgentProcess, tmux: Tmux) -> None:
     # `; sleep` keeps the pane (and any error message) visible if top exits early.
     tmux.start(f"env -u COLUMNS -u LINES {env} {shlex.quote(sys.executable)} -m introspect "
                f"top {demo.pid}; sleep 30")
-    screen = tmux.wait_for(f"pid {demo.pid}", "● live", "1 System")
-    assert "Quit" in screen.splitlines()[-1] or "Quit" in screen
+    # The footer's key list is painted a moment after the rest: wait for it too.
+    screen = tmux.wait_for(f"pid {demo.pid}", "● live", "1 System", "Quit")
+    assert "Quit" in screen
     tmux.keys("3")
     tmux.wait_for("media-gateway-consumer", "AWAITING")
     tmux.keys("5")
