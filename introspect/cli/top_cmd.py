@@ -34,7 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from introspect.tui.app import IntrospectApp
+    try:
+        from introspect.tui.app import IntrospectApp
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("textual", "rich"):
+            raise UserError("the TUI needs Textual: pip install 'introspect[tui]'") from None
+        raise
 
     # Other commands (`introspect demo`) call us with only some options set.
     for name, default in (("replay", None), ("target", None), ("interval", 1.0),
