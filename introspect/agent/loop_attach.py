@@ -150,14 +150,34 @@ def uninstrument_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 class LoopWatcher:
-    """Calls `on_new_loop(loop)` for each loop the current policy creates from now on."""
+    """Calls `on_new_loop(loop)` for each loop the current policy creates from now on — and
+    keeps doing so when the app installs another policy later (`uvloop.install()`,
+    `asyncio.set_event_loop_policy(...)`): that function is wrapped to hook the new policy."""
 
     def __init__(self, on_new_loop: Callable[[asyncio.AbstractEventLoop], None]) -> None:
         self._on_new_loop = on_new_loop
-        self._policy: Any = None
+        self._policies: list[Any] = []
+        self._original_set_policy: Any = None
 
     def install(self) -> None:
-        policy = asyncio.get_event_loop_policy()
+        self._hook_policy(asyncio.get_event_loop_policy())
+        if self._original_set_policy is None:
+            original_set = asyncio.set_event_loop_policy
+            watcher = self
+
+            @functools.wraps(original_set)
+            def set_event_loop_policy(policy: Any) -> None:
+                original_set(policy)
+                try:
+                    watcher._hook_policy(asyncio.get_event_loop_policy())
+                except Exception:
+                    pass
+
+            self._original_set_policy = original_set
+            asyncio.set_event_loop_policy = set_event_loop_policy
+            asyncio.events.set_event_loop_policy = set_event_loop_policy
+
+    def _hook_policy(self, policy: Any) -> None:
         if getattr(policy, "_introspect_original_new_loop", None) is not None:
             return
         original = policy.new_event_loop
@@ -174,14 +194,17 @@ class LoopWatcher:
 
         policy._introspect_original_new_loop = original
         policy.new_event_loop = new_event_loop
-        self._policy = policy
+        self._policies.append(policy)
 
     def uninstall(self) -> None:
-        policy = self._policy
-        if policy is not None:
+        for policy in self._policies:
             for name in ("new_event_loop", "_introspect_original_new_loop"):
                 try:
                     delattr(policy, name)
                 except AttributeError:
                     pass
-            self._policy = None
+        self._policies.clear()
+        original_set, self._original_set_policy = self._original_set_policy, None
+        if original_set is not None:
+            asyncio.set_event_loop_policy = original_set
+            asyncio.events.set_event_loop_policy = original_set

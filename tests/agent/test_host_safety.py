@@ -134,3 +134,27 @@ def test_forked_child_gets_its_own_working_agent():
         import signal
 
         os.kill(child, signal.SIGKILL)
+
+
+POLICY_SWAP = r'''
+import asyncio
+class AppPolicy(asyncio.DefaultEventLoopPolicy):
+    """What uvloop.install() does: the app brings its own policy after the agent started."""
+asyncio.set_event_loop_policy(AppPolicy())
+async def observed_worker():
+    await asyncio.sleep(60)
+async def main():
+    asyncio.create_task(observed_worker())
+    print("ready", flush=True)
+    await asyncio.sleep(60)
+asyncio.run(main())
+'''
+
+
+def test_a_policy_installed_by_the_app_later_is_still_observed():
+    with AgentProcess.script(POLICY_SWAP) as proc:
+        proc.wait_for_line("ready")
+        snap = wait_until(lambda: (lambda s: s if s.loop.running else None)(proc.snapshot()),
+                          message="the loop observed")
+        kinds = {k.kind: k.count for k in snap.tasks.by_kind}
+        assert kinds.get("__main__.observed_worker") == 1
