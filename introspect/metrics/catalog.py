@@ -124,6 +124,10 @@ CATALOG: tuple[MetricSpec, ...] = (
           otel_instrument="updowncounter"),
     _spec("introspect_agent_audit_total", "introspect.agent.audit", "{event}", "counter",
           "Audited client actions by action and outcome.", ("action", "outcome")),
+    _spec("introspect_lint_findings_total", "introspect.lint.findings", "{finding}",
+          "counter", "Runtime lint findings by lint (loop blocked, task never yields, busy "
+          "loop, exception never retrieved, coroutine never awaited, task-kind leak, queue "
+          "growing, executor saturated); every enabled lint reports, 0 included.", ("lint",)),
     _spec("introspect_agent_scrapes_total", None, "{scrape}", "counter",
           "Scrapes of /metrics by who served them: the app's event loop, or the agent's "
           "thread when the loop was blocked.", ("served_by",)),

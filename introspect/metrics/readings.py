@@ -203,6 +203,9 @@ class AgentReadings:
         r.samples["introspect_agent_audit_total"] = [
             ((action, outcome), n)
             for (action, outcome), n in _copy(getattr(audit, "counts", {})).items()]
+        lints = getattr(self.agent.extensions.get("blocking"), "lints", None)
+        r.samples["introspect_lint_findings_total"] = [
+            ((name,), n) for name, n in _copy(lints.counts() if lints is not None else {}).items()]
         r.samples["introspect_agent_scrapes_total"] = [
             ((who,), n) for who, n in _copy(self.scrapes).items()]
 
