@@ -74,7 +74,10 @@ def test_app_task_factory_exception_handler_and_contextvars_are_kept():
             assert [k.finished_ok for k in kinds] == [2]
 
             loop.call_soon(lambda: 1 / 0)
-            await asyncio.sleep(0.05)
+            deadline = loop.time() + 10
+            while not handled:  # poll until the callback has run and failed
+                assert loop.time() < deadline, "the callback's error never reached the handler"
+                await asyncio.sleep(0.01)
             assert len(handled) == 1 and handled[0].startswith("Exception in callback")
             errors = agent.snapshot().errors
             assert any(e.source == "callback" and e.type == "ZeroDivisionError"
