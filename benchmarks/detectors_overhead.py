@@ -25,19 +25,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.workloads import workload_a, workload_b
 
-MODES_A = ["plain", "defaults", "exact", "debug", "aiomonitor"]
+MODES_A = ["plain", "defaults", "exact", "exact-python", "debug", "aiomonitor"]
 MODES_B = ["plain", "defaults"]
 
 
 async def _setup(mode: str) -> None:
-    if mode in ("defaults", "exact"):
+    if mode in ("defaults", "exact", "exact-python"):
         import introspect
 
         agent = introspect.start()
         await asyncio.sleep(0.3)  # the lag probe beats; the sampler arms on the loop thread
         assert agent.extensions["sampling"].active, agent.extensions["sampling"].reason
-        if mode == "exact":
+        if mode == "exact":  # the C accelerator when built (it is, after `make setup`)
             agent.extensions["sampling"].exact(600)
+        elif mode == "exact-python":
+            from introspect.agent.exact import ExactSession
+
+            ExactSession(asyncio.get_running_loop(), 600, accelerated=False).start()
     elif mode == "aiomonitor":
         import aiomonitor
 

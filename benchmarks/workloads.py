@@ -2,6 +2,7 @@
 
     messages_per_s = await workload_a(duration=2.0)   # switch-heavy
     tasks_per_s = await workload_b(n=200_000, batch=1000)   # task churn
+    await workload_a_messages(20_000)   # A for a fixed amount of work (instruction counts)
 
 Both run on the *current* event loop, so a benchmark can run them plain, under the agent, under
 asyncio debug mode or aiomonitor, and compare ratios measured in the same process run.
@@ -49,6 +50,34 @@ async def workload_a(duration: float = 2.0, pairs: int = PAIRS) -> float:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return done / elapsed
+
+
+async def _counting_consumer(queue: asyncio.Queue[int], counter: list[int], n: int,
+                             done: asyncio.Future[None]) -> None:
+    get = queue.get
+    while True:
+        await get()
+        counter[0] += 1
+        if counter[0] == n:
+            done.set_result(None)
+
+
+async def workload_a_messages(n: int, pairs: int = PAIRS) -> None:
+    """Workload A for a fixed number of messages instead of a duration: for instruction
+    counts (callgrind), where the work done must not depend on how fast it runs."""
+    counter = [0]
+    stop = [False]
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    tasks: list[asyncio.Task[None]] = []
+    for _ in range(pairs):
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        tasks.append(asyncio.ensure_future(_counting_consumer(queue, counter, n, done)))
+        tasks.append(asyncio.ensure_future(_producer(queue, stop)))
+    await done
+    stop[0] = True
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _noop() -> None:

@@ -9,21 +9,14 @@ The timer is cancelled at agent stop, at exit and before `os.exec*` (a late SIGP
 default action kills the process: "Profiling timer expired").
 
 On demand, bounded in time: exact accounting (`exact(seconds)`): every step (poll) of every
-task timed, with its scheduling delay (made ready → run) and a histogram per kind. It runs a
-copy of `BaseEventLoop._run_once` with the timing inline (dispatched from the loop's class, only
-when the stdlib's version is the one the copy was made from), so there is no extra Python call
-per step: that is what keeps it near 0.9x where a `Handle._run` wrapper costs 0.82x.
+task timed, with its scheduling delay (made ready → run) and a histogram per kind; see
+`introspect.agent.exact`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import bisect
-import collections
-import contextlib
-import hashlib
-import heapq
 import os
 import random
 import signal
@@ -32,14 +25,14 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent.exact import MAX_SECONDS, ExactSession, exact_available
+
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 SAMPLE_INTERVAL = 0.01  # CPU seconds between samples
 MAX_TASKS = 100_000  # per-task entries kept; beyond that only kinds are accounted
-EXACT_ATTR = "_introspect_exact"  # a task's stats list in the current exact session
 PRUNE_EVERY = 10.0  # seconds between removals of finished tasks from the per-task map
-MAX_EXACT_SECONDS = 600.0
 META_ATTR = "_introspect_meta"
 
 
@@ -132,8 +125,14 @@ class BusySampler:
         self.reason = "sampling"
 
     def _cancel_timer(self) -> None:
+        """Stop the timer and drop a SIGPROF already on its way: once the handler is back to
+        the default, a late one would kill the process ("Profiling timer expired"), and
+        pending signals even survive exec. Setting SIG_IGN discards pending ones (POSIX)."""
         if signal.getsignal(signal.SIGPROF) == self._on_sigprof:
             signal.setitimer(signal.ITIMER_PROF, 0, 0)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGPROF, signal.SIG_IGN)
+                signal.signal(signal.SIGPROF, signal.SIG_DFL)
         self.active = False
 
     def _wrap_exec(self) -> None:
@@ -167,9 +166,6 @@ class BusySampler:
         except ValueError:
             pass
         self._cancel_timer()
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGPROF) == self._on_sigprof:
-            signal.signal(signal.SIGPROF, signal.SIG_DFL)
         for name, original in self._saved_exec.items():
             if getattr(getattr(os, name), "_introspect_original", None) is original:
                 setattr(os, name, original)
@@ -199,7 +195,7 @@ class BusySampler:
         ok, why = exact_available(loop)
         if not ok or loop is None:
             raise RuntimeError(f"exact accounting unavailable: {why}")
-        seconds = max(0.0, min(float(seconds), MAX_EXACT_SECONDS))
+        seconds = max(0.0, min(float(seconds), MAX_SECONDS))
         if self.session is not None:
             self.session.stop()
         self.session = ExactSession(loop, seconds).start()
@@ -212,254 +208,3 @@ class BusySampler:
 
 def start_for_agent(agent: Agent) -> BusySampler:
     return BusySampler(agent)
-
-
-# --- exact accounting: a timed copy of the loop's iteration ----------------------------------
-# The stdlib `BaseEventLoop._run_once` the copy below was made from (CPython 3.11.7); on any
-# other version exact mode says it is unavailable rather than run a stale copy.
-KNOWN_RUN_ONCE = {"8e9418ec927006d0"}
-HIST_BUCKETS = 32  # log2 buckets of microseconds: bucket b holds [2**(b-1), 2**b) us
-
-
-def _fingerprint(fn: Any) -> str:
-    code = fn.__code__
-    return hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()[:16]
-
-
-def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
-    if loop is None:
-        return False, "no event loop observed yet"
-    base = asyncio.base_events.BaseEventLoop
-    if not isinstance(loop, base) or getattr(type(loop), "_run_once", None) not in (
-            base._run_once, _dispatch_run_once):
-        return False, f"{type(loop).__module__}.{type(loop).__qualname__} runs its own loop " \
-            "iteration (uvloop?): only sampling and lag-based blocking detection apply"
-    if _fingerprint(base._run_once) not in KNOWN_RUN_ONCE:
-        return False, "this Python's asyncio loop iteration differs from the one exact mode " \
-            "was written for"
-    return True, "available"
-
-
-# bisect_right(_EDGES, seconds) == min(int(seconds * 1e6).bit_length(), HIST_BUCKETS - 1)
-_EDGES = [2.0 ** k / 1e6 for k in range(HIST_BUCKETS - 1)]
-
-
-def _bucket_bounds() -> list[float]:
-    return [2.0 ** b / 1e6 for b in range(HIST_BUCKETS)]
-
-
-_ACTIVE: dict[int, ExactSession] = {}  # id(loop) → its running exact session
-
-
-def _dispatch_run_once(loop: Any) -> None:
-    session = _ACTIVE.get(id(loop))
-    if session is None or session.loop is not loop:
-        return asyncio.base_events.BaseEventLoop._run_once(loop)
-    return session._run_once_timed()
-
-
-class ExactSession:
-    """Per-task steps, busy time and scheduling delay, for a bounded time."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        self.loop = loop
-        self.seconds = seconds
-        self.started = time.perf_counter()
-        self.started_wall = time.time()
-        self.deadline = self.started + seconds
-        self.ended: float | None = None
-        # seq -> [steps, busy, delay_sum, delay_max, kind_stats, name, kind]
-        self.tasks: dict[int, list[Any]] = {}
-        # kind -> [steps, busy, delay_sum, busy_hist, delay_hist]
-        self.kinds: dict[str, list[Any]] = {}
-        self.callback_steps = 0
-        self.callback_busy = 0.0
-        self._marks: collections.deque[list[Any]] = collections.deque()
-        self._known = 0  # run-queue entries covered by marks
-
-    def start(self) -> ExactSession:
-        # On the loop's class, dispatching by loop: an attribute on the loop instance would
-        # de-specialise every method lookup on it for good (CPython 3.11), even after `del`.
-        cls = type(self.loop)
-        _ACTIVE[id(self.loop)] = self
-        if cls.__dict__.get("_run_once") is not _dispatch_run_once:
-            cls._run_once = _dispatch_run_once  # type: ignore[attr-defined]
-        return self
-
-    def stop(self) -> None:
-        if self.ended is None:
-            self.ended = time.perf_counter()
-        if _ACTIVE.get(id(self.loop)) is self:
-            del _ACTIVE[id(self.loop)]
-        cls = type(self.loop)
-        still_used = any(type(s.loop) is cls for s in list(_ACTIVE.values()))
-        if not still_used and cls.__dict__.get("_run_once") is _dispatch_run_once:
-            with contextlib.suppress(AttributeError, TypeError):
-                del cls._run_once
-
-    @property
-    def running(self) -> bool:
-        return self.ended is None
-
-    def _stats_for(self, meta: Any, task: Any) -> list[Any]:
-        """The task's stats list, cached on the task itself (one attribute lookup per step
-        after this); beyond MAX_TASKS tasks share one list per kind."""
-        kind = self.kinds.get(meta.kind)
-        if kind is None:
-            kind = self.kinds[meta.kind] = [0, 0.0, 0.0, [0] * HIST_BUCKETS,
-                                            [0] * HIST_BUCKETS, None]
-        if len(self.tasks) < MAX_TASKS:
-            stats = [0, 0.0, 0.0, 0.0, kind, task.get_name(), meta.kind, self]
-            self.tasks[meta.seq] = stats
-        else:
-            stats = kind[5]
-            if stats is None:
-                stats = kind[5] = [0, 0.0, 0.0, 0.0, kind, "(beyond the per-task limit)",
-                                   meta.kind, self]
-        try:
-            setattr(task, EXACT_ATTR, stats)
-        except (AttributeError, TypeError):
-            pass
-        return stats
-
-    def _run_once_timed(self) -> None:
-        """`BaseEventLoop._run_once` of CPython 3.11.7, with each handle timed inline. Marks
-        stamp new run-queue entries (count, time) in order, so a handle's wake-up time is
-        known when it is popped without touching each handle twice."""
-        loop: Any = self.loop
-        clock = time.perf_counter
-        if clock() >= self.deadline:
-            self.stop()
-        ready = loop._ready
-        marks = self._marks
-        known = self._known
-        # --- unchanged stdlib logic: purge cancelled timers, compute the timeout -------------
-        sched_count = len(loop._scheduled)
-        base = asyncio.base_events
-        if (sched_count > base._MIN_SCHEDULED_TIMER_HANDLES and
-                loop._timer_cancelled_count / sched_count >
-                base._MIN_CANCELLED_TIMER_HANDLES_FRACTION):
-            new_scheduled = []
-            for handle in loop._scheduled:
-                if handle._cancelled:
-                    handle._scheduled = False
-                else:
-                    new_scheduled.append(handle)
-            heapq.heapify(new_scheduled)
-            loop._scheduled = new_scheduled
-            loop._timer_cancelled_count = 0
-        else:
-            while loop._scheduled and loop._scheduled[0]._cancelled:
-                loop._timer_cancelled_count -= 1
-                handle = heapq.heappop(loop._scheduled)
-                handle._scheduled = False
-        timeout = None
-        if ready or loop._stopping:
-            timeout = 0
-        elif loop._scheduled:
-            when = loop._scheduled[0]._when
-            timeout = min(max(0, when - loop.time()), base.MAXIMUM_SELECT_TIMEOUT)
-        if len(ready) > known:  # queued by other threads while we were away
-            marks.append([len(ready) - known, clock()])
-            known = len(ready)
-        event_list = loop._selector.select(timeout)
-        loop._process_events(event_list)
-        event_list = None
-        end_time = loop.time() + loop._clock_resolution
-        while loop._scheduled:
-            handle = loop._scheduled[0]
-            if handle._when >= end_time:
-                break
-            handle = heapq.heappop(loop._scheduled)
-            handle._scheduled = False
-            ready.append(handle)
-        t1 = clock()
-        if len(ready) > known:
-            marks.append([len(ready) - known, t1])
-            known = len(ready)
-        # --- the timed part ------------------------------------------------------------------
-        tasks = self.tasks
-        bucket = bisect.bisect_right
-        edges = _EDGES
-        debug = loop._debug
-        ntodo = len(ready)
-        for _i in range(ntodo):
-            handle = ready.popleft()
-            head = marks[0]
-            enqueued = head[1]
-            if head[0] == 1:
-                marks.popleft()
-            else:
-                head[0] -= 1
-            known -= 1
-            if handle._cancelled:
-                continue
-            t0 = clock()
-            if debug:
-                try:
-                    loop._current_handle = handle
-                    start = loop.time()
-                    handle._run()
-                    dt = loop.time() - start
-                    if dt >= loop.slow_callback_duration:
-                        base.logger.warning("Executing %s took %.3f seconds",
-                                            base._format_handle(handle), dt)
-                finally:
-                    loop._current_handle = None
-            else:
-                handle._run()
-            t1 = clock()
-            if len(ready) > known:
-                marks.append([len(ready) - known, t1])
-                known = len(ready)
-            owner = getattr(handle._callback, "__self__", None)
-            busy = t1 - t0
-            stats = getattr(owner, EXACT_ATTR, None) if owner is not None else None
-            if stats is None or stats[7] is not self:  # first step of this task here
-                meta = getattr(owner, META_ATTR, None)
-                if meta is None:
-                    self.callback_steps += 1
-                    self.callback_busy += busy
-                    continue
-                stats = tasks.get(meta.seq) or self._stats_for(meta, owner)
-            delay = t0 - enqueued
-            stats[0] += 1
-            stats[1] += busy
-            stats[2] += delay
-            if delay > stats[3]:
-                stats[3] = delay
-            kind = stats[4]  # per-kind sums are added up from the tasks at report time
-            kind[3][bucket(edges, busy)] += 1  # one C call: the bucket's index
-            kind[4][bucket(edges, delay)] += 1
-        handle = None  # as in the stdlib: break cycles when an exception occurs
-        self._known = known
-
-    def report(self, max_tasks: int = 1000) -> dict[str, Any]:
-        """Plain data (JSON-ready): per task (busiest first) and per kind, with histograms as
-        [[upper bound seconds, count], ...] (non-cumulative, empty buckets left out)."""
-        end = self.ended if self.ended is not None else time.perf_counter()
-        bounds = _bucket_bounds()
-        rows = sorted(list(self.tasks.items()), key=lambda kv: -kv[1][1])[:max_tasks]
-        sums: dict[str, list[float]] = {}
-        every = list(self.tasks.values()) + [k[5] for k in list(self.kinds.values()) if k[5]]
-        for st in every:
-            acc = sums.setdefault(st[6], [0, 0.0, 0.0])
-            acc[0] += st[0]
-            acc[1] += st[1]
-            acc[2] += st[2]
-        kinds = {}
-        for kind, (_s, _b, _d, bh, dh, _overflow) in list(self.kinds.items()):
-            steps, busy, delay = sums.get(kind, [0, 0.0, 0.0])
-            kinds[kind] = {
-                "steps": int(steps), "busy_seconds": busy, "delay_seconds_total": delay,
-                "busy_histogram": [[bounds[i], n] for i, n in enumerate(list(bh)) if n],
-                "delay_histogram": [[bounds[i], n] for i, n in enumerate(list(dh)) if n]}
-        return {
-            "started": self.started_wall, "seconds": self.seconds,
-            "elapsed": end - self.started, "running": self.running,
-            "tasks": [{"id": seq, "name": s[5], "kind": s[6], "steps": s[0], "busy_seconds": s[1],
-                       "delay_seconds_total": s[2], "delay_max_seconds": s[3]}
-                      for seq, s in rows],
-            "kinds": kinds,
-            "callbacks": {"steps": self.callback_steps, "busy_seconds": self.callback_busy},
-        }
