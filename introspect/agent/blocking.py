@@ -228,8 +228,7 @@ class BlockingDetector:
         clock = self._clock
         if clock is not None and clock.returned_at:
             return None if clock.in_select else clock.returned_at
-        overdue = self.agent.loop_probe.blocked_for()  # uvloop & co: lower bound
-        return now - overdue if overdue > 0 else None
+        return self.agent.loop_probe.overdue_since()  # uvloop & co: a lower bound
 
     def _tick(self, now: float) -> None:
         loop = self._follow_loop()

@@ -118,22 +118,27 @@ class BusySampler:
         self._last_cpu = time.thread_time()
         self._wrap_exec()
         if not self._atexit_registered:
-            atexit.register(self._cancel_timer)
+            atexit.register(self._cancel_at_exit)
             self._atexit_registered = True
         signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
         self.active = True
         self.reason = "sampling"
 
-    def _cancel_timer(self) -> None:
+    def _cancel_timer(self, at_exit: bool = False) -> None:
         """Stop the timer and drop a SIGPROF already on its way: once the handler is back to
         the default, a late one would kill the process ("Profiling timer expired"), and
-        pending signals even survive exec. Setting SIG_IGN discards pending ones (POSIX)."""
+        pending signals even survive exec. Setting SIG_IGN discards pending ones (POSIX). At
+        exit it stays ignored: seen under valgrind, whose queued signals arrive late."""
         if signal.getsignal(signal.SIGPROF) == self._on_sigprof:
             signal.setitimer(signal.ITIMER_PROF, 0, 0)
             if threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGPROF, signal.SIG_IGN)
-                signal.signal(signal.SIGPROF, signal.SIG_DFL)
+                if not at_exit:
+                    signal.signal(signal.SIGPROF, signal.SIG_DFL)
         self.active = False
+
+    def _cancel_at_exit(self) -> None:
+        self._cancel_timer(at_exit=True)
 
     def _wrap_exec(self) -> None:
         """Interval timers survive execve(2): cancel ours first, then chain to the original."""

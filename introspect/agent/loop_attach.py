@@ -152,15 +152,19 @@ def uninstrument_loop(loop: asyncio.AbstractEventLoop) -> None:
 class LoopWatcher:
     """Calls `on_new_loop(loop)` for each loop the current policy creates from now on — and
     keeps doing so when the app installs another policy later (`uvloop.install()`,
-    `asyncio.set_event_loop_policy(...)`): that function is wrapped to hook the new policy."""
+    `asyncio.set_event_loop_policy(...)`): that function is wrapped to hook the new policy.
+    Loops made by an `asyncio.Runner`'s own `loop_factory` (`uvloop.run()`, 3.12's
+    `asyncio.run(loop_factory=...)`) bypass the policy: `Runner._lazy_init` is wrapped too."""
 
     def __init__(self, on_new_loop: Callable[[asyncio.AbstractEventLoop], None]) -> None:
         self._on_new_loop = on_new_loop
         self._policies: list[Any] = []
         self._original_set_policy: Any = None
+        self._original_lazy_init: Any = None
 
     def install(self) -> None:
         self._hook_policy(asyncio.get_event_loop_policy())
+        self._hook_runner()
         if self._original_set_policy is None:
             original_set = asyncio.set_event_loop_policy
             watcher = self
@@ -196,7 +200,37 @@ class LoopWatcher:
         policy.new_event_loop = new_event_loop
         self._policies.append(policy)
 
+    def _hook_runner(self) -> None:
+        runner = getattr(asyncio, "Runner", None)
+        original = getattr(runner, "_lazy_init", None)
+        if original is None or self._original_lazy_init is not None or \
+                getattr(original, "_introspect_original", None) is not None:
+            return
+        on_new_loop = self._on_new_loop
+
+        @functools.wraps(original)
+        def _lazy_init(runner_self: Any) -> None:
+            fresh = getattr(runner_self, "_loop", None) is None
+            original(runner_self)
+            loop = getattr(runner_self, "_loop", None)
+            if fresh and loop is not None and getattr(runner_self, "_loop_factory", None) \
+                    is not None and threading.current_thread() is threading.main_thread():
+                try:
+                    on_new_loop(loop)  # a second attach of the same loop is a no-op
+                except Exception:
+                    pass
+
+        _lazy_init._introspect_original = original  # type: ignore[attr-defined]
+        self._original_lazy_init = original
+        runner._lazy_init = _lazy_init  # type: ignore[union-attr]
+
     def uninstall(self) -> None:
+        original_lazy, self._original_lazy_init = self._original_lazy_init, None
+        runner = getattr(asyncio, "Runner", None)
+        if original_lazy is not None and runner is not None and \
+                getattr(runner.__dict__.get("_lazy_init"), "_introspect_original", None) \
+                is original_lazy:
+            runner._lazy_init = original_lazy
         for policy in self._policies:
             for name in ("new_event_loop", "_introspect_original_new_loop"):
                 try:

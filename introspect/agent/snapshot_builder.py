@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.discovery_hooks import executor_row, queue_row
 from introspect.agent.collectors.threads import thread_rows
+from introspect.agent.limitations import limitations
 from introspect.protocol import snapshot as s
 
 if TYPE_CHECKING:
@@ -185,4 +186,13 @@ def agent_info(agent: Agent) -> s.AgentInfo:
         collector_errors=dict(agent.collector_errors.counts),
         clients=server.client_count if server is not None else 0,
         collect_seconds=round(agent.collect_seconds_last, 6),
+        limitations=_limitations(agent),
     )
+
+
+def _limitations(agent: Agent) -> list[str]:
+    try:
+        return limitations(agent)
+    except Exception as exc:  # never fail a snapshot over its footnotes
+        agent.collector_errors.record("limitations", exc)
+        return []

@@ -10,7 +10,8 @@ import sys
 from introspect.errors import UserError
 
 # Order is the order of `introspect --help`.
-COMMANDS = ["run", "ps", "snapshot", "top", "record", "console", "dump", "profile", "demo"]
+COMMANDS = ["run", "ps", "snapshot", "top", "record", "console", "dump", "profile", "exact",
+            "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,6 +101,9 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
             detail = {k: v for k, v in ev.items() if k not in ("time", "kind", "stack")}
             lines.append(f"  {ago:>6} ago {escape(ev.get('kind', '?'), 20)} "
                          f"{escape(detail, width - 30)}")
+    if snap.agent is not None and snap.agent.limitations:
+        lines.append("LIMITATIONS (what the agent can't do for this loop)")
+        lines.extend(f"  {escape(note, width)}" for note in snap.agent.limitations)
     return "\n".join(lines)
 
 

@@ -150,6 +150,7 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     collector_errors: dict[str, int] = {}
     clients: int = 0
     collect_seconds: float = 0.0
+    limitations: list[str] = []  # what the agent can't do for this loop (uvloop: exact mode...)
 
 
 class Snapshot(msgspec.Struct, kw_only=True):

@@ -112,6 +112,14 @@ class LoopCollector:
             return 0.0
         return max(0.0, time.monotonic() - self._expected)
 
+    def overdue_since(self) -> float | None:
+        """Since when (monotonic) the probe has been due and not run, or None: a stable
+        start for a block, where `now - blocked_for()` would move with every reading."""
+        expected = self._expected
+        if not self.running or not expected or time.monotonic() <= expected:
+            return None
+        return expected
+
     def window_stats(self, seconds: float = WINDOW_SECONDS) -> tuple[float, float, float]:
         """(p50, p99, max) of lag over the recent window; includes a stuck-right-now value."""
         cutoff = time.monotonic() - seconds
