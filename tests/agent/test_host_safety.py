@@ -96,14 +96,17 @@ def test_start_is_idempotent_and_stop_restores_hooks():
 
     original_hook = threading.excepthook
     original_simple = queue.SimpleQueue
+    original_lazy_init = asyncio.Runner._lazy_init
     a = introspect.start()
     try:
         assert introspect.start() is a
         assert queue.SimpleQueue is not original_simple
+        assert asyncio.Runner._lazy_init is not original_lazy_init  # uvloop.run() & co
     finally:
         introspect.stop()
     assert threading.excepthook is original_hook
     assert queue.SimpleQueue is original_simple
+    assert asyncio.Runner._lazy_init is original_lazy_init
     assert asyncio.Queue.__init__.__qualname__ == "Queue.__init__"
 
 
