@@ -26,19 +26,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MODES = ["plain", "defaults", "exact-c", "exact-python", "aiomonitor"]
+MODES = ["plain", "defaults", "defaults-no-sampling", "exact-c", "exact-python", "aiomonitor"]
 
 
 async def _child(mode: str, n: int) -> None:
     from benchmarks.workloads import workload_a_messages
 
-    if mode in ("defaults", "exact-c", "exact-python"):
+    if mode == "defaults-no-sampling":  # the SIGPROF sampler ticks per CPU time: ~50x more
+        os.environ["INTROSPECT_SAMPLING"] = "0"  # often per message under valgrind
+    if mode in ("defaults", "defaults-no-sampling", "exact-c", "exact-python"):
         import introspect
         from introspect.agent import exact
 
         introspect.start()
         await asyncio.sleep(0.2)
-        if mode != "defaults":
+        if mode.startswith("exact"):
             loop = asyncio.get_running_loop()
             session = exact.ExactSession(loop, 3600, accelerated=mode == "exact-c").start()
             assert session.implementation == mode.split("-")[1], session.implementation
