@@ -144,58 +144,141 @@ def post_keys(app: Any, *keys: str) -> None:
         app.post_message(events.Key(key, char))
 
 
-async def key_to_screen(pid: int) -> dict[str, list[float]]:
+class PaintWatch:
+    """Ends a measurement at the first screen update made while the answer holds.
+
+    Every screen update ends in `App._display` (headless, it returns without writing), right
+    after the compositor rendered the frame; rendering and display run in one go, so a
+    predicate true at display time was true when the frame was rendered. The app runs at its
+    own pace meanwhile (its update timer, 60 fps): the pilot is not polled inside the window
+    (`Pilot.pause` forces a repaint and waits for every widget, which would add its own work).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.predicate: Any = None
+        self.painted_at: float | None = None
+        original = app._display
+
+        def display(screen: Any, renderable: Any) -> None:
+            original(screen, renderable)
+            if renderable is not None and self.predicate is not None and \
+                    self.painted_at is None and self.predicate():
+                self.painted_at = time.perf_counter()
+
+        app._display = display
+
+
+class RoundTrips:
+    """Wraps the live source's `tasks()` to time the agent round trips (request to reply,
+    including time the reply waits for the TUI's loop)."""
+
+    def __init__(self, source: Any) -> None:
+        self.calls: list[tuple[float, float]] = []
+        original = source.tasks
+
+        async def tasks(req: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await original(req)
+            finally:
+                self.calls.append((start, time.perf_counter()))
+
+        source.tasks = tasks
+
+    def within(self, start: float, end: float) -> float:
+        """Longest round trip that ended inside the window (the one the answer waited for)."""
+        return max((b - a for a, b in self.calls if start <= b <= end), default=0.0)
+
+
+async def key_to_screen(pid: int, presses: int = 5,
+                        profiler: Any = None) -> dict[str, list[float]]:
+    """Key-to-screen times, `presses` of each; `profiler` (a cProfile.Profile) if given runs
+    only inside the timed windows. Keys `name`, and `name (agent round trip)` for the part
+    spent waiting for the agent's reply."""
     from introspect.tui.app import IntrospectApp
     from introspect.tui.views.tasks import TasksView
 
-    results: dict[str, list[float]] = {"tasks tab (agent page)": [], "re-sort (agent page)": [],
-                                       "filter (agent page)": [], "load tab (local)": []}
+    results: dict[str, list[float]] = {}
     app = IntrospectApp(target=str(pid), interval=1.0)
     async with app.run_test(size=(120, 40)) as pilot:
         while app.model.snapshot is None:
             await pilot.pause(0.05)
         view = app.query_one(TasksView)
+        tabs = app.query_one("#views")
+        chart = app.query_one("#load-chart-0")
+        watch = PaintWatch(app)
+        trips = RoundTrips(app.source)
 
-        async def until(predicate, limit: float = 30.0) -> float:
-            start = time.perf_counter()
-            while not predicate():
+        async def measure(name: str, key: str, predicate: Any, limit: float = 30.0) -> None:
+            watch.predicate, watch.painted_at = predicate, None
+            start = begin(profiler)
+            post_keys(app, key)
+            while watch.painted_at is None:
                 if time.perf_counter() - start > limit:
-                    raise RuntimeError("no answer on screen")
-                await pilot.pause(0.001)
-            return time.perf_counter() - start
+                    raise RuntimeError(f"{name}: no answer on screen after {limit}s")
+                await asyncio.sleep(0.002)
+            end(profiler, start)
+            watch.predicate = None
+            results.setdefault(name, []).append(watch.painted_at - start)
+            if "agent" in name:
+                results.setdefault(f"{name} (agent round trip)", []).append(
+                    trips.within(start, watch.painted_at))
 
-        for i in range(5):
+        async def until(predicate: Any, what: str, limit: float = 30.0) -> None:
+            deadline = time.perf_counter() + limit
+            while not predicate():
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"timed out waiting for {what}")
+                await pilot.pause(0.01)
+
+        def ordered(page: Any, descending: bool) -> bool:
+            ages = [t.age_seconds for t in page.tasks]
+            return bool(ages) and ages == sorted(ages, reverse=descending)
+
+        for i in range(presses):
             await pilot.press("1")
             await pilot.pause(0.2)
             old = view.page
-            start = time.perf_counter()
-            post_keys(app, "3")
-            await until(lambda old=old: view.page is not old)
-            results["tasks tab (agent page)"].append(time.perf_counter() - start)
+            await measure("tasks tab (agent page)", "3",
+                          lambda old=old: tabs.active == "tasks" and view.page is not old)
+            want = not view.descending
             old = view.page
-            start = time.perf_counter()
-            post_keys(app, "r")
-            await until(lambda old=old, i=i: view.page is not old and view.page.tasks and
-                        view.descending == (i % 2 == 1))
-            results["re-sort (agent page)"].append(time.perf_counter() - start)
-            old = view.page
-            needle = f"idle-{i}9"
-            view.text = None
+            await measure("re-sort (agent page)", "r",
+                          lambda old=old, want=want: view.page is not old and
+                          view.descending == want and ordered(view.page, want))
+            needle = f"idle-{i % 9 + 1}9"  # idle-19, idle-190..199, …: 1111 tasks
             await pilot.press("slash", *needle)  # typing is local; time the Enter
-            start = time.perf_counter()
-            post_keys(app, "enter")
-            await until(lambda old=old, needle=needle: view.page is not old and
-                        view.text == needle)
-            results["filter (agent page)"].append(time.perf_counter() - start)
+            old = view.page
+            await measure("filter (agent page)", "enter",
+                          lambda old=old, needle=needle: view.page is not old and
+                          view.text == needle and bool(view.page.tasks) and
+                          all(needle in t.name for t in view.page.tasks))
             await pilot.press("slash")
             await pilot.press("ctrl+a", "ctrl+k", "enter")  # clear the filter
-            start = time.perf_counter()
-            post_keys(app, "2")
-            await until(lambda: app.query_one("#views").active == "load")
-            await pilot.pause(0)
-            results["load tab (local)"].append(time.perf_counter() - start)
+            await until(lambda: view.text is None and view.page is not None and
+                        view.page.matched == view.page.total, "the unfiltered page")
+
+            def load_shown() -> bool:  # the Load tab, its charts up to the latest sample
+                history = app.model.history
+                return (tabs.active == "load" and len(chart.data or ()) == len(history)
+                        and chart.data[-1] == history[-1].lag_p99)
+
+            await measure("load tab (local)", "2", load_shown)
         await pilot.press("q")
     return results
+
+
+def begin(profiler: Any) -> float:
+    if profiler is not None:
+        profiler.enable()
+    return time.perf_counter()
+
+
+def end(profiler: Any, start: float) -> float:
+    elapsed = time.perf_counter() - start
+    if profiler is not None:
+        profiler.disable()
+    return elapsed
 
 
 def fmt_ms(values: list[float]) -> str:
@@ -207,33 +290,56 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--presses", type=int, default=5,
+                        help="key presses of each kind in the key-to-screen part")
+    parser.add_argument("--keys-only", action="store_true",
+                        help="only the key-to-screen part (skip loop cost and bytes)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="write a cProfile of the key-to-screen part to FILE")
     args = parser.parse_args()
 
     print(f"# TUI with {args.tasks} live tasks, 1 s updates")
     proc = start_target(args.tasks)
     try:
-        cost = loop_cost(proc, args.rounds)
-        print("\n## Loop time of the target (probe: 5 ms sleeps, lateness per 1 s window)")
-        print(f"- no subscriber:  p99 {statistics.median(cost['idle_p99']) * 1000:.2f} ms, "
-              f"max {max(cost['idle_max']) * 1000:.2f} ms")
-        print(f"- one subscriber: p99 {statistics.median(cost['sub_p99']) * 1000:.2f} ms, "
-              f"max {max(cost['sub_max']) * 1000:.2f} ms")
-        if cost["collect"]:
-            print(f"- agent collect_seconds per snapshot: median "
-                  f"{statistics.median(cost['collect']) * 1000:.2f} ms, max "
-                  f"{max(cost['collect']) * 1000:.2f} ms")
-        keys = asyncio.run(key_to_screen(proc.pid))
-        print("\n## Key to screen (Textual pilot, 120x40)")
+        if not args.keys_only:
+            loop_report(proc, args.rounds)
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            keys = asyncio.run(key_to_screen(proc.pid, args.presses, profiler))
+            profiler.dump_stats(args.profile)
+        else:
+            keys = asyncio.run(key_to_screen(proc.pid, args.presses))
+        import introspect
+
+        print(f"\n## Key to screen (Textual pilot, 120x40; TUI code from "
+              f"{Path(introspect.__file__).parents[1]})")
         for name, values in keys.items():
             print(f"- {name}: {fmt_ms(values)}")
     finally:
         proc.__exit__(None, None, None)
+    if args.keys_only:
+        return 0
 
     print("\n## Bytes per update (top 100 tasks; first = full snapshot, then changed-only)")
     for n in sorted({1_000, 10_000, args.tasks}):
         first, later = update_sizes(n)
         print(f"- {n:>7} tasks: first {first / 1024:.1f} KiB, later {later / 1024:.1f} KiB")
     return 0
+
+
+def loop_report(proc: AgentProcess, rounds: int) -> None:
+    cost = loop_cost(proc, rounds)
+    print("\n## Loop time of the target (probe: 5 ms sleeps, lateness per 1 s window)")
+    print(f"- no subscriber:  p99 {statistics.median(cost['idle_p99']) * 1000:.2f} ms, "
+          f"max {max(cost['idle_max']) * 1000:.2f} ms")
+    print(f"- one subscriber: p99 {statistics.median(cost['sub_p99']) * 1000:.2f} ms, "
+          f"max {max(cost['sub_max']) * 1000:.2f} ms")
+    if cost["collect"]:
+        print(f"- agent collect_seconds per snapshot: median "
+              f"{statistics.median(cost['collect']) * 1000:.2f} ms, max "
+              f"{max(cost['collect']) * 1000:.2f} ms")
 
 
 if __name__ == "__main__":
