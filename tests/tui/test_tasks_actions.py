@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from introspect.tui.app import IntrospectApp
 from introspect.tui.views.dialogs import ConfirmScreen
+from introspect.tui.views.table import RowTable
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
 from tests.support.procs import wait_until
@@ -52,10 +53,8 @@ def test_filter_sort_page_and_group() -> None:
                 line = next(ln for ln in text.splitlines() if "__main__.bulk" in ln)
                 assert f" {BULK} " in line
                 # Enter on a kind lists the tasks of that kind
-                table = view.query_one("#task-table")
-                row = next(i for i, r in enumerate(table.ordered_rows)
-                           if r.key.value == "__main__.bulk")
-                table.move_cursor(row=row)
+                table = view.query_one("#task-table", RowTable)
+                table.move_cursor(row=table.row_keys.index("__main__.bulk"))
                 await pilot.press("enter")
                 await poll(pilot, lambda: view.kind == "__main__.bulk" and view.page and
                            view.page.matched == BULK and not view.grouped, "kind filter")

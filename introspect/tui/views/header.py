@@ -66,4 +66,4 @@ class HeaderBar(Static):
                          style=warn if sample.exceptions_per_second else "")
             if model.dropped:
                 line2.append(f"  dropped {model.dropped}", style=warn)
-        self.update(Text("\n").join([line1, line2]))
+        self.update(Text("\n").join([line1, line2]), layout=False)  # always 2 lines (CSS)

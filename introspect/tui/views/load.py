@@ -7,11 +7,12 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Sparkline, Static
+from textual.widgets import Static
 
 from introspect.tui.state.model import ObserverState, Sample
 from introspect.tui.views.base import View
 from introspect.tui.views.fmt import human_bytes, millis
+from introspect.tui.views.sparkline import OneLineSparkline
 
 Chart = tuple[str, Callable[[Sample], float], Callable[[Sample], str]]
 
@@ -35,7 +36,7 @@ class LoadView(View):
         with VerticalScroll():
             for i, _chart in enumerate(CHARTS):
                 yield Static(id=f"load-label-{i}", classes="chart-label")
-                yield Sparkline([], id=f"load-chart-{i}", summary_function=max)
+                yield OneLineSparkline([], id=f"load-chart-{i}", summary_function=max)
 
     def show(self, model: ObserverState) -> None:
         history = list(model.history)
@@ -48,5 +49,6 @@ class LoadView(View):
             text.append(label(latest))
             values = [float(value(s)) for s in history]
             text.append(f"   (last {span:.0f}s)", style="dim")
-            self.query_one(f"#load-label-{i}", Static).update(text)
-            self.query_one(f"#load-chart-{i}", Sparkline).data = values
+            # one line each (CSS height 1): no screen-wide relayout
+            self.query_one(f"#load-label-{i}", Static).update(text, layout=False)
+            self.query_one(f"#load-chart-{i}", OneLineSparkline).data = values

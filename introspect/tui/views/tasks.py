@@ -3,24 +3,37 @@ grouped by kind with counts. Enter opens the task page."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
+from introspect.protocol.snapshot import TaskRow
 from introspect.tui.state.model import ObserverState
-from introspect.tui.views.base import View
+from introspect.tui.views.base import View, update_line
 from introspect.tui.views.fmt import duration, safe, short_path, tail
+from introspect.tui.views.table import RowTable
 
 PAGE_SIZE = 100
+PREPARE_WAIT = 0.1  # seconds the tab switch waits for a fresh page before showing the last
+FRESH = 0.5  # seconds a live page stays fresh: an update does not ask for it again
 SORTS = ["age", "id", "name", "kind", "state", "busy", "location"]
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("kind", "KIND"), ("state", "STATE"),
            ("age", "AGE"), ("busy", "BUSY"), ("awaiting", "AWAITING"), ("location", "LOCATION")]
 GROUP_COLUMNS = [("kind", "KIND"), ("count", "LIVE"), ("created", "CREATED"), ("ok", "OK"),
                  ("error", "ERROR"), ("cancelled", "CANCELLED")]
+
+
+def busy_percent(row: TaskRow) -> float:
+    return row.busy_seconds / row.age_seconds * 100 if row.age_seconds > 0 else 0.0
 
 
 class TasksView(View):
@@ -43,22 +56,22 @@ class TasksView(View):
         self.page_offset = 0
         self.grouped = False
         self.page: m.TaskPage | None = None
+        self._asking: m.TaskListRequest | None = None  # the request in flight
+        self._shown: tuple[m.TaskListRequest, float] | None = None  # in the table, since
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: text in name, kind or location; Enter applies, Esc "
                     "clears", id="task-filter", classes="hidden")
         yield Static(id="task-status", classes="status")
-        table: DataTable = DataTable(id="task-table", cursor_type="row")
-        yield table
+        yield RowTable(id="task-table")
 
     def on_mount(self) -> None:
         self._set_columns()
 
     def _set_columns(self) -> None:
-        table = self.query_one("#task-table", DataTable)
-        table.clear(columns=True)
-        for key, label in (GROUP_COLUMNS if self.grouped else COLUMNS):
-            table.add_column(label, key=key)
+        self._shown = None
+        self.query_one("#task-table", RowTable).set_columns(
+            GROUP_COLUMNS if self.grouped else COLUMNS)
 
     def request(self) -> m.TaskListRequest:
         return m.TaskListRequest(offset=self.page_offset, limit=PAGE_SIZE, sort=self.sort,
@@ -68,40 +81,64 @@ class TasksView(View):
     def show(self, model: ObserverState) -> None:
         if self.grouped:
             self._show_groups(model)
-        else:
+        elif not self._up_to_date():
             self.reload()
+
+    def _up_to_date(self) -> bool:
+        """Live, the page for this query is already on its way, or came a moment ago: an
+        update does not cancel and re-ask it (a filtered page of 100k tasks takes the
+        agent about as long as the update interval: re-asked on every update, it would never
+        arrive). A replay always re-asks: every step has its own tasks."""
+        if not getattr(self.source, "live", False):
+            return False
+        request = self.request()
+        if request == self._asking:
+            return True
+        return self._shown is not None and self._shown[0] == request and \
+            time.monotonic() - self._shown[1] < FRESH
+
+    async def prepare(self, model: ObserverState) -> None:
+        """Ask for a fresh page and hold the tab switch until it is there (a few ms from the
+        agent), at most PREPARE_WAIT: one paint with the answer instead of one with the last
+        page and another one right after."""
+        if self.grouped:
+            self._show_groups(model)
+            return
+        worker = self.reload()
+        with contextlib.suppress(asyncio.TimeoutError, WorkerCancelled, WorkerFailed):
+            await asyncio.wait_for(asyncio.shield(worker.wait()), PREPARE_WAIT)
 
     @work(exclusive=True, group="task-page", exit_on_error=False)
     async def reload(self) -> None:
         source = self.source
         if source is None:
             return
+        request = self.request()  # a copy of what is sent (the client stamps the sent one)
+        self._asking = request
         try:
             page = await source.tasks(self.request())
         except UserError as exc:
             if not self.is_attached:
                 return
-            self.query_one("#task-status", Static).update(Text(f"tasks: {exc}"))
+            update_line(self.query_one("#task-status", Static), Text(f"tasks: {exc}"))
             return
+        finally:
+            if self._asking is request:
+                self._asking = None
         if self.grouped or not self.is_attached:
             return
         if page.offset and page.offset >= page.matched:  # the page emptied under us
             self.page_offset = max(0, (page.matched - 1) // PAGE_SIZE * PAGE_SIZE)
         self.page = page
+        self._shown = (request, time.monotonic())
         self._fill(page)
 
     def _fill(self, page: m.TaskPage) -> None:
-        table = self.query_one("#task-table", DataTable)
-        cursor = table.cursor_row
-        table.clear()
-        for row in page.tasks:
-            busy = row.busy_seconds / row.age_seconds * 100 if row.age_seconds > 0 else 0.0
-            table.add_row(str(row.id), safe(row.name, 24), tail(row.kind, 28),
-                          row.state, duration(row.age_seconds), f"{busy:.0f}%",
-                          safe(row.awaiting, 30), tail(short_path(row.location), 36),
-                          key=str(row.id))
-        if page.tasks:
-            table.move_cursor(row=min(cursor, len(page.tasks) - 1))
+        self.query_one("#task-table", RowTable).set_rows(
+            (str(row.id), (str(row.id), safe(row.name, 24), tail(row.kind, 28), row.state,
+                           duration(row.age_seconds), f"{busy_percent(row):.0f}%",
+                           safe(row.awaiting, 30), tail(short_path(row.location), 36)))
+            for row in page.tasks)
         first = page.offset + 1 if page.tasks else 0
         status = Text(f"{first}–{page.offset + len(page.tasks)} of {page.matched} matching "
                       f"({page.total} live)  sort {self.sort} {'↓' if self.descending else '↑'}")
@@ -113,22 +150,18 @@ class TasksView(View):
             status.append_text(tail(self.kind, 40))
         if not self.source or not getattr(self.source, "live", False):
             status.append("  (replay: the tasks the recording holds)", style="dim")
-        self.query_one("#task-status", Static).update(status)
+        update_line(self.query_one("#task-status", Static), status)
 
     def _show_groups(self, model: ObserverState) -> None:
         snap = model.snapshot
         if snap is None:
             return
-        table = self.query_one("#task-table", DataTable)
-        cursor = table.cursor_row
-        table.clear()
         kinds = sorted(snap.tasks.by_kind, key=lambda k: (-k.count, k.kind))
-        for k in kinds:
-            table.add_row(tail(k.kind, 56), str(k.count), str(k.created), str(k.finished_ok),
-                          str(k.finished_error), str(k.finished_cancelled), key=k.kind)
-        if kinds:
-            table.move_cursor(row=min(cursor, len(kinds) - 1))
-        self.query_one("#task-status", Static).update(Text(
+        self.query_one("#task-table", RowTable).set_rows(
+            (k.kind, (tail(k.kind, 56), str(k.count), str(k.created), str(k.finished_ok),
+                      str(k.finished_error), str(k.finished_cancelled)))
+            for k in kinds)
+        update_line(self.query_one("#task-status", Static), Text(
             f"{snap.tasks.total} live tasks in {sum(1 for k in kinds if k.count)} kinds "
             f"({len(kinds)} seen)  Enter: list this kind  g: back to tasks"))
 
@@ -159,7 +192,7 @@ class TasksView(View):
         box = self.query_one("#task-filter", Input)
         if not self.text:
             box.add_class("hidden")
-        self.query_one("#task-table", DataTable).focus()
+        self.query_one("#task-table", RowTable).focus()
 
     def set_sort(self, sort: str, descending: bool | None = None) -> None:
         if sort not in SORTS:
@@ -177,9 +210,9 @@ class TasksView(View):
     def action_reverse(self) -> None:
         self.set_sort(self.sort, not self.descending)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_row_table_header_selected(self, event: RowTable.HeaderSelected) -> None:
         if not self.grouped:
-            self.set_sort(str(event.column_key.value))
+            self.set_sort(event.column_key)
 
     def action_page(self, direction: int) -> None:
         matched = self.page.matched if self.page else 0
@@ -193,8 +226,8 @@ class TasksView(View):
         self._set_columns()
         self.show(self.observer.model)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        key = event.row_key.value
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
+        key = event.row_key
         if key is None:
             return
         if self.grouped:
@@ -209,6 +242,6 @@ class TasksView(View):
     def action_cancel(self) -> None:
         if self.grouped or not self.page or not self.page.tasks:
             return
-        table = self.query_one("#task-table", DataTable)
+        table = self.query_one("#task-table", RowTable)
         row = self.page.tasks[min(table.cursor_row, len(self.page.tasks) - 1)]
         self.observer.confirm_cancel(row.id, row.name)
