@@ -1,6 +1,7 @@
 """The TUI against a target with many live tasks (default 100k), 1 s updates.
 
-    .venv/bin/python benchmarks/tui_100k.py [--tasks 100000] [--rounds 3]
+    .venv/bin/python benchmarks/tui_100k.py [--tasks 100000] [--rounds 3] [--presses 5]
+        [--keys-only] [--profile FILE]
 
 Measures, in one run:
 1. loop time the agent costs the target per update: a probe task in the target sleeps 5 ms in
@@ -8,8 +9,9 @@ Measures, in one run:
    (1 s updates, 100 tasks per update, like `introspect top`) alternate, the difference is
    the cost; plus the agent's own `collect_seconds` per snapshot;
 2. bytes per update (first = full, then changed-only) at 1k, 10k and the full task count;
-3. key-to-screen in the TUI via the Textual pilot: time from a key press to the screen
-   showing the answer (tasks tab with a page from the agent, a re-sort, a filter, a local view).
+3. key-to-screen in the TUI via the Textual pilot: time from a key event to the first frame
+   painted with the answer (tasks tab with a page from the agent, a re-sort, a filter, a
+   local view), and the agent round trip inside each window (see `PaintWatch`).
 """
 
 from __future__ import annotations
