@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent import snapshot_builder as sb
+from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.threads import thread_stacks as raw_thread_stacks
 from introspect.protocol import messages as m
@@ -30,8 +31,12 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
         table = busy or {}
         return lambda t: table.get(_seq(t), 0.0)
     if req.sort == "location":
-        return lambda t: task_mod.where(t)[0]
+        return lambda t: fr.user_location(t.get_coro())
     return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
+
+
+COUNT_BUDGET = 0.02  # seconds spent counting matches once a filtered page is full
+LOCATION_ATTR = "_introspect_location"  # (waiter future, lower-cased location) on a task
 
 
 class _NoMeta:
@@ -62,6 +67,8 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
         total = sum(max(0, n) for n in agent.tasks.counts()[0].values())
         rows = [sb.task_row(t, running, now, busy=busy) for t in page_tasks]
         return m.TaskPage(total=total, matched=total, offset=req.offset, tasks=rows)
+    if req.sort == "age" and task_mod.registry_of(loop) is not None:
+        return _filtered_by_age(agent, loop, req, running, now, limit, busy)
     tasks = task_mod.live_tasks(loop)
     total = len(tasks)
     if filtered:
@@ -70,6 +77,50 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
     page = tasks[req.offset: req.offset + limit]
     rows = [sb.task_row(t, running, now, busy=busy) for t in page]
     return m.TaskPage(total=total, matched=len(tasks), offset=req.offset, tasks=rows)
+
+
+def _filtered_by_age(agent: Agent, loop: asyncio.AbstractEventLoop, req: m.TaskListRequest,
+                     running: Any, now: float, limit: int, busy: Any) -> m.TaskPage:
+    """A filtered page in age order without testing every task: walk the tasks in creation
+    order, collect the page, then keep counting matches for at most COUNT_BUDGET seconds.
+    A filter over 100k tasks answers in milliseconds when matches are common; `matched` is
+    then a lower bound (`matched_exact=False`). Rare matches still mean a full scan."""
+    tasks = task_mod.tasks_in_age_order(loop, newest_first=not req.descending)
+    need = req.offset + limit
+    page: list[asyncio.Task] = []
+    matched = 0
+    exact = True
+    deadline = time.perf_counter() + COUNT_BUDGET
+    clock = time.perf_counter
+    for i, task in enumerate(tasks):
+        if _task_matches(task, req, running, now):
+            if matched >= req.offset and len(page) < limit:
+                page.append(task)
+            matched += 1
+        if matched >= need and i % 256 == 255 and clock() > deadline:
+            exact = False
+            break
+    total = sum(max(0, n) for n in agent.tasks.counts()[0].values())
+    rows = [sb.task_row(t, running, now, busy=busy) for t in page]
+    return m.TaskPage(total=total, matched=matched, offset=req.offset, tasks=rows,
+                      matched_exact=exact)
+
+
+def _location_lower(task: asyncio.Task) -> str:
+    """The task's user location, lower-cased, cached on the task while it keeps waiting on the
+    same future: a suspended task can't move until that future is done, and then its
+    `_fut_waiter` changes (the cache holds the future itself, so no id can be reused)."""
+    waiter = getattr(task, "_fut_waiter", None)
+    cached = getattr(task, LOCATION_ATTR, None)
+    if cached is not None and waiter is not None and cached[0] is waiter:
+        return cached[1]
+    location = fr.user_location(task.get_coro()).lower()
+    if waiter is not None:
+        try:
+            setattr(task, LOCATION_ATTR, (waiter, location))
+        except (AttributeError, TypeError):
+            pass
+    return location
 
 
 def _task_matches(task: asyncio.Task, req: m.TaskListRequest, running: Any,
@@ -82,17 +133,22 @@ def _task_matches(task: asyncio.Task, req: m.TaskListRequest, running: Any,
         return False
     if req.state is not None and task_mod.task_state(task, running) != req.state:
         return False
-    name = task.get_name()
-    if req.name is not None and req.name.lower() not in name.lower():
+    name = task.get_name().lower()
+    if req.name is not None and req.name.lower() not in name:
         return False
     if req.location is None and req.text is None:
         return True
-    location = task_mod.where(task)[0].lower()
+    if req.text is not None and req.location is None:
+        needle = req.text.lower()
+        if needle in name or needle in meta.kind.lower():
+            return True  # no frame walk needed
+        return needle in _location_lower(task)
+    location = _location_lower(task)
     if req.location is not None and req.location.lower() not in location:
         return False
     if req.text is not None:
         needle = req.text.lower()
-        return needle in name.lower() or needle in meta.kind.lower() or needle in location
+        return needle in name or needle in meta.kind.lower() or needle in location
     return True
 
 

@@ -170,6 +170,8 @@ class TaskPage(Reply, tag="task_page"):
     matched: int
     offset: int
     tasks: list[TaskRow]
+    matched_exact: bool = True  # False: `matched` is a lower bound (a filtered scan stopped
+                                # counting once the page was full and its time was up)
 
 
 class Frame(msgspec.Struct, kw_only=True):

@@ -19,6 +19,41 @@ def is_agent(filename: str) -> bool:
     return filename.startswith(_AGENT_DIR)
 
 
+_STDLIB_CODE: dict[types.CodeType, bool] = {}  # is_stdlib per code object (bounded below)
+_CORO, _GEN = types.CoroutineType, types.GeneratorType
+
+
+def user_location(coro: Any, limit: int = 64) -> str:
+    """The innermost non-stdlib frame of a coroutine's await chain, as `file:line function`
+    (the outermost frame if every frame is stdlib): `where()`'s location without the rest,
+    for filters and sorts over 100k tasks. Plain coroutines/generators are read directly;
+    anything else ends the walk."""
+    found = first = None
+    current = coro
+    for _ in range(limit):
+        kind = type(current)
+        if kind is _CORO:
+            frame, nxt = current.cr_frame, current.cr_await
+        elif kind is _GEN:
+            frame, nxt = current.gi_frame, current.gi_yieldfrom
+        else:
+            break
+        if frame is None:
+            break
+        if first is None:
+            first = frame
+        code = frame.f_code
+        std = _STDLIB_CODE.get(code)
+        if std is None:
+            if len(_STDLIB_CODE) > 50_000:
+                _STDLIB_CODE.clear()
+            std = _STDLIB_CODE[code] = is_stdlib(code.co_filename)
+        if not std:
+            found = frame
+        current = nxt
+    return frame_location(found or first)
+
+
 def frame_location(frame: types.FrameType | None) -> str:
     if frame is None:
         return ""

@@ -13,7 +13,7 @@ import itertools
 import time
 import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -222,6 +222,30 @@ def oldest_tasks(loop: asyncio.AbstractEventLoop, count: int, skip: int = 0,
         taken += len(refs)
         if len(out) >= skip + count or len(refs) < chunk:
             return out[skip: skip + count]
+
+
+def tasks_in_age_order(loop: asyncio.AbstractEventLoop,
+                       newest_first: bool = False) -> Iterator[asyncio.Task]:
+    """Live tasks, oldest (or newest) first, lazily: the registry's weak references are
+    copied at once (one C call), each is resolved only when the caller gets to it."""
+    registry = registry_of(loop)
+    if registry is None:
+        yield from oldest_tasks(loop, 1 << 62, newest_first=newest_first)
+        return
+    for _ in range(100):
+        try:
+            refs = list(registry.values())
+        except RuntimeError:  # changed size mid-copy (another thread): again
+            continue
+        break
+    else:
+        return
+    if newest_first:
+        refs.reverse()
+    for ref in refs:
+        task = ref()
+        if task is not None and not task.done():
+            yield task
 
 
 def live_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
