@@ -35,7 +35,7 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
     return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
 
 
-COUNT_BUDGET = 0.02  # seconds spent counting matches once a filtered page is full
+COUNT_BUDGET = 0.005  # seconds spent counting matches once a filtered page is full
 LOCATION_ATTR = "_introspect_location"  # (waiter future, lower-cased location) on a task
 
 
