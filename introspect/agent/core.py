@@ -27,6 +27,9 @@ log = logging.getLogger("introspect.agent")
 AGENT_VERSION = "0.1.0"
 
 
+ADOPT_CHUNK = 2000  # pre-existing tasks accounted per loop iteration
+
+
 class Agent:
     """One per process. Create with `introspect.start()`; the constructor starts nothing."""
 
@@ -143,9 +146,17 @@ class Agent:
             except Exception as exc:
                 self.collector_errors.record("loop", exc)
 
-    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _adopt(self, loop: asyncio.AbstractEventLoop, pending: list[Any] | None = None,
+               start: int = 0) -> None:
+        """Account the tasks that existed before the agent attached, ADOPT_CHUNK per loop
+        iteration: 100k of them in one go held the app's loop for ~1 s."""
         try:
-            self.tasks.adopt(loop)
+            if pending is None:
+                pending = list(asyncio.all_tasks(loop))
+            end = start + ADOPT_CHUNK
+            self.tasks.adopt(loop, pending[start:end])
+            if end < len(pending) and not loop.is_closed():
+                loop.call_soon(self._adopt, loop, pending, end)
         except Exception as exc:
             self.collector_errors.record("tasks", exc)
 

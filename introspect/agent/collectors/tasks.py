@@ -154,10 +154,12 @@ class TaskCollector:
         introspect_task_factory.previous = previous  # type: ignore[attr-defined]
         return introspect_task_factory
 
-    def adopt(self, loop: asyncio.AbstractEventLoop) -> int:
-        """Account tasks that existed before the agent attached (call on the loop thread)."""
+    def adopt(self, loop: asyncio.AbstractEventLoop,
+              tasks: list[asyncio.Task] | None = None) -> int:
+        """Account tasks that existed before the agent attached (call on the loop thread):
+        `tasks`, or all of the loop's."""
         adopted = 0
-        for task in asyncio.all_tasks(loop):
+        for task in asyncio.all_tasks(loop) if tasks is None else tasks:
             if getattr(task, META_ATTR, None) is None and not task.done():
                 self.register(task, task.get_coro(), loop)
                 adopted += 1
