@@ -18,6 +18,18 @@ def _row(label: str, value: Text | str) -> Text:
     return line
 
 
+def limitation_rows(limitations: list[str]) -> list[Text]:
+    """What the agent can't do for this loop (uvloop: no exact accounting…), one per line."""
+    if not limitations:
+        return [_row("limitations", "none")]
+    rows = []
+    for index, note in enumerate(limitations[:20]):
+        value = Text("• ")
+        value.append_text(safe(note, 300))
+        rows.append(_row("limitations" if index == 0 else "", value))
+    return rows
+
+
 class SystemView(View):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -58,5 +70,6 @@ class SystemView(View):
                 _row("clients", str(agent.clients)),
                 _row("collect time", f"{agent.collect_seconds * 1000:.2f}ms per snapshot"),
                 _row("collector errors", safe(errors or "none", 200)),
+                *limitation_rows(getattr(agent, "limitations", None) or []),
             ]
         self.query_one("#system-body", Static).update(Text("\n").join(lines))
