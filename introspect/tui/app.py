@@ -12,6 +12,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
+from introspect.client.connection import AgentError
 from introspect.client.target import resolve_target
 from introspect.errors import UserError
 from introspect.protocol import messages as m
@@ -32,6 +33,7 @@ from introspect.tui.state.replay import ReplayController
 from introspect.tui.views.base import View
 from introspect.tui.views.dialogs import ConfirmScreen, help_screen
 from introspect.tui.views.errors import ErrorsView
+from introspect.tui.views.exact import ExactScreen
 from introspect.tui.views.header import HeaderBar
 from introspect.tui.views.keybar import KeyBar
 from introspect.tui.views.load import LoadView
@@ -41,7 +43,7 @@ from introspect.tui.views.nodes import NodesView
 from introspect.tui.views.queues import QueuesView
 from introspect.tui.views.system import SystemView
 from introspect.tui.views.task_detail import TaskDetailScreen
-from introspect.tui.views.tasks import TasksView
+from introspect.tui.views.tasks import EXACT_SECONDS, TasksView
 from introspect.tui.views.threads import ThreadsView
 from introspect.tui.views.tree import TreeView
 
@@ -322,6 +324,50 @@ class IntrospectApp(App[None]):
 
         self.push_screen(ConfirmScreen(Text("Run a full gc.collect() in the target? It pauses "
                                             "the target while it runs.")), answered)
+
+    def _live_or_say(self, what: str) -> bool:
+        if getattr(self.source, "live", False):
+            return True
+        self.notify(f"{what} needs a live target" + (": this is a recording"
+                    if self.replay is not None else ": no target is being watched"),
+                    severity="error", markup=False)
+        return False
+
+    def confirm_exact(self, seconds: float = EXACT_SECONDS) -> None:
+        """Ask, then start exact accounting for `seconds` and open its page."""
+        if not self._live_or_say("exact accounting"):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._start_exact(seconds), group="actions",
+                                exit_on_error=False)
+
+        self.push_screen(ConfirmScreen(Text(
+            f"Time every step of every task for {seconds:g} s? Costs the target's loop a few "
+            "percent while it runs.")), answered)
+
+    async def _start_exact(self, seconds: float) -> None:
+        source = self.source
+        if source is None:
+            return
+        try:
+            await source.exact_start(seconds)
+        except AgentError as exc:
+            why = " (exact accounting needs the control role)" if exc.code == "forbidden" else ""
+            self.notify(f"exact accounting refused: {escape(str(exc), 300)}{why}",
+                        severity="error", markup=False, timeout=10)
+            return
+        except UserError as exc:
+            self.notify(f"exact accounting: {escape(str(exc), 300)}", severity="error",
+                        markup=False, timeout=10)
+            return
+        self.push_screen(ExactScreen(seconds))
+
+    def open_exact(self) -> None:
+        """The latest exact accounting report (running or finished), starting nothing."""
+        if self._live_or_say("the exact accounting report"):
+            self.push_screen(ExactScreen())
 
     async def _do(self, action: Any) -> None:
         if self.source is None:

@@ -11,6 +11,7 @@ from textual.pilot import Pilot
 
 from introspect.recording import read_recording
 from introspect.tui.app import IntrospectApp
+from introspect.tui.views.exact import ExactScreen
 from introspect.tui.views.tasks import TasksView
 from introspect.tui.views.tree import TreeView
 from tests.tui.support import RECORDING, poll
@@ -51,3 +52,37 @@ def test_task_grouping_by_kind(snap_compare: Any) -> None:
 def test_traceback_page(snap_compare: Any) -> None:
     assert snap_compare(replay_app("errors"), terminal_size=(100, 30), press=["enter"],
                         run_before=settle)
+
+
+# A finished report as the agent sends it (two kinds, three tasks; a hostile task name).
+EXACT_REPORT: dict[str, Any] = {
+    "started": 1700000000.0, "seconds": 30.0, "elapsed": 30.004, "running": False,
+    "implementation": "c",
+    "tasks": [
+        {"id": 12, "name": "worker-1", "kind": "app.worker", "steps": 1500,
+         "busy_seconds": 0.75, "delay_seconds_total": 0.3, "delay_max_seconds": 0.012},
+        {"id": 13, "name": "\x1b[31mred\x1b[0m [bold]x[/bold]", "kind": "app.worker",
+         "steps": 900, "busy_seconds": 0.27, "delay_seconds_total": 0.09,
+         "delay_max_seconds": 0.004},
+        {"id": 7, "name": "ticker", "kind": "app.ticker", "steps": 300,
+         "busy_seconds": 0.003, "delay_seconds_total": 0.006, "delay_max_seconds": 0.0005},
+    ],
+    "kinds": {
+        "app.ticker": {"steps": 300, "busy_seconds": 0.003, "delay_seconds_total": 0.006,
+                       "busy_histogram": [[1.6e-05, 290], [3.2e-05, 10]],
+                       "delay_histogram": [[3.2e-05, 280], [0.000512, 20]]},
+        "app.worker": {"steps": 2400, "busy_seconds": 1.02, "delay_seconds_total": 0.39,
+                       "busy_histogram": [[0.000256, 2000], [0.001024, 380], [0.004096, 20]],
+                       "delay_histogram": [[0.000128, 2300], [0.016384, 100]]},
+    },
+    "callbacks": {"steps": 4200, "busy_seconds": 0.021},
+}
+
+
+def test_exact_page(snap_compare: Any) -> None:
+    async def open_page(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.app.push_screen(ExactScreen(30.0, report=EXACT_REPORT, poll=False))
+        await pilot.pause()
+
+    assert snap_compare(replay_app("tasks"), terminal_size=(100, 30), run_before=open_page)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -140,6 +140,16 @@ class LiveSession:
 
     async def gc_collect(self) -> str:
         return (await self.request(m.GcCollect(generation=2), m.Ack)).detail
+
+    async def exact_start(self, seconds: float) -> str:
+        """Exact accounting for `seconds` in the target (control role); it ends by itself."""
+        return (await self.request(m.ExactAccounting(seconds=seconds), m.Ack)).detail
+
+    async def exact_report(self, max_tasks: int = 1000) -> dict[str, Any] | None:
+        """The current or latest exact accounting report (its `max_tasks` busiest tasks);
+        None if none ever ran."""
+        return (await self.request(m.ExactReportRequest(max_tasks=max_tasks),
+                                   m.ExactReport)).report
 
     async def profile(self, duration: float = 3.0, top: int = 15) -> m.ProfileReply:
         """A py-spy profile taken by the agent of its own process (control role), on a

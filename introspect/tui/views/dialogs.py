@@ -65,6 +65,7 @@ Anywhere   p pause the display (the agent keeps going)   ? this help   q quit
 Tasks      / filter (name, kind, location)   s next sort column   r reverse order
            click a column header to sort by it   n / N next / previous page
            g group by kind (Enter on a kind filters to it)   Enter task detail   c cancel task
+           x exact accounting for 30 s (asks first)   X the latest exact report
 Task page  c cancel (asks first)   r refresh   Esc back
 Tree       Enter / Space expand or collapse   r reload
 Errors     Enter the full traceback / event

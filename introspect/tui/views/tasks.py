@@ -23,6 +23,7 @@ from introspect.tui.views.fmt import duration, safe, short_path, tail
 from introspect.tui.views.table import RowTable
 
 PAGE_SIZE = 100
+EXACT_SECONDS = 30.0
 PREPARE_WAIT = 0.1  # seconds the tab switch waits for a fresh page before showing the last
 FRESH = 0.5  # seconds a live page stays fresh: an update does not ask for it again
 SORTS = ["age", "id", "name", "kind", "state", "busy", "location"]
@@ -30,6 +31,12 @@ COLUMNS = [("id", "ID"), ("name", "NAME"), ("kind", "KIND"), ("state", "STATE"),
            ("age", "AGE"), ("busy", "BUSY"), ("awaiting", "AWAITING"), ("location", "LOCATION")]
 GROUP_COLUMNS = [("kind", "KIND"), ("count", "LIVE"), ("created", "CREATED"), ("ok", "OK"),
                  ("error", "ERROR"), ("cancelled", "CANCELLED")]
+
+
+def matched_count(page: m.TaskPage) -> str:
+    """`1,234`, or `≥1,234` when the agent stopped counting once the page was full (a filter
+    over 100k tasks answers in milliseconds that way): then it is a lower bound."""
+    return f"{page.matched:,}" if page.matched_exact else f"≥{page.matched:,}"
 
 
 def busy_percent(row: TaskRow) -> float:
@@ -43,8 +50,10 @@ class TasksView(View):
         Binding("r", "reverse", "Reverse", show=False),
         Binding("n", "page(1)", "Next page", show=False),
         Binding("N", "page(-1)", "Prev page", show=False),
-        Binding("g", "group", "Group by kind"),
-        Binding("c", "cancel", "Cancel task"),
+        Binding("g", "group", "By kind"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("x", "exact", "Exact 30s"),
+        Binding("X", "exact_last", "Exact report", show=False),
     ]
 
     def __init__(self, **kwargs: object) -> None:
@@ -56,6 +65,7 @@ class TasksView(View):
         self.page_offset = 0
         self.grouped = False
         self.page: m.TaskPage | None = None
+        self.exact_seconds = EXACT_SECONDS  # how long `x` accounts (tests shorten it)
         self._asking: m.TaskListRequest | None = None  # the request in flight
         self._shown: tuple[m.TaskListRequest, float] | None = None  # in the table, since
 
@@ -140,8 +150,9 @@ class TasksView(View):
                            safe(row.awaiting, 30), tail(short_path(row.location), 36)))
             for row in page.tasks)
         first = page.offset + 1 if page.tasks else 0
-        status = Text(f"{first}–{page.offset + len(page.tasks)} of {page.matched} matching "
-                      f"({page.total} live)  sort {self.sort} {'↓' if self.descending else '↑'}")
+        status = Text(f"{first}–{page.offset + len(page.tasks)} of {matched_count(page)} "
+                      f"matching ({page.total} live)  sort {self.sort} "
+                      f"{'↓' if self.descending else '↑'}")
         if self.text:
             status.append("  filter ")
             status.append_text(safe(self.text, 30))
@@ -216,6 +227,8 @@ class TasksView(View):
 
     def action_page(self, direction: int) -> None:
         matched = self.page.matched if self.page else 0
+        if self.page and not self.page.matched_exact:
+            matched += 1  # a lower bound: there may be more after it, let the agent say
         offset = self.page_offset + direction * PAGE_SIZE
         if 0 <= offset < max(matched, 1):
             self.page_offset = offset
@@ -245,3 +258,9 @@ class TasksView(View):
         table = self.query_one("#task-table", RowTable)
         row = self.page.tasks[min(table.cursor_row, len(self.page.tasks) - 1)]
         self.observer.confirm_cancel(row.id, row.name)
+
+    def action_exact(self) -> None:
+        self.observer.confirm_exact(self.exact_seconds)
+
+    def action_exact_last(self) -> None:
+        self.observer.open_exact()

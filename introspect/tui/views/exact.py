@@ -1,0 +1,208 @@
+"""The exact accounting page (issue 6): every step of every task timed for a bounded time,
+polled about once a second while the session runs. Per kind: steps, busy time and scheduling
+delay with p99 bounds from the log2 histograms; then the busiest tasks. Closing the page does
+not stop the session: the agent ends it at its deadline.
+
+The report is a plain dict from the target (shape in docs/blocking.md): every value is read
+defensively and every string escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.timer import Timer
+from textual.widgets import Static
+
+from introspect.cli.exact_cmd import _percentile
+from introspect.cli.snapshot_text import fmt_seconds
+from introspect.errors import UserError
+from introspect.tui.views.base import update_line
+from introspect.tui.views.fmt import safe, tail
+from introspect.tui.views.table import RowTable
+
+POLL_SECONDS = 1.0
+MAX_TASKS = 200  # the busiest tasks asked for and listed
+KIND_COLUMNS = [("steps", "STEPS"), ("busy", "BUSY"), ("busy_step", "BUSY/STEP"),
+                ("busy_p99", "BUSY P99 ≤"), ("delay_step", "DELAY/STEP"),
+                ("delay_p99", "DELAY P99 ≤"), ("kind", "KIND")]
+TASK_COLUMNS = [("id", "ID"), ("steps", "STEPS"), ("busy", "BUSY"), ("busy_step", "BUSY/STEP"),
+                ("delay_max", "MAX DELAY"), ("name", "NAME"), ("kind", "KIND")]
+HINT = "Esc: close (a running session goes on in the target until its deadline)   r: refresh"
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else 0.0
+
+
+def _histogram(value: Any) -> list[list[float]]:
+    if not isinstance(value, list):
+        return []
+    return [[_num(b[0]), _num(b[1])] for b in value if isinstance(b, list | tuple) and len(b) == 2]
+
+
+def _dicts(value: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    return (item for item in value if isinstance(item, dict))
+
+
+def progress_line(report: dict[str, Any]) -> Text:
+    """`running: 12.0s of 30s (c), 48,211 task steps, 1,020 other callbacks (3.1ms busy)`."""
+    kinds = report.get("kinds")
+    kinds = kinds if isinstance(kinds, dict) else {}
+    steps = sum(_num(k.get("steps")) for k in _dicts(kinds.values()))
+    callbacks = report.get("callbacks")
+    callbacks = callbacks if isinstance(callbacks, dict) else {}
+    running = bool(report.get("running"))
+    seconds, elapsed = _num(report.get("seconds")), _num(report.get("elapsed"))
+    line = Text()
+    line.append("running" if running else "finished", style="bold")
+    line.append(f": {fmt_seconds(min(elapsed, seconds) if running else elapsed)} of "
+                f"{seconds:g}s")
+    if seconds > 0:
+        line.append(f" ({min(100.0, elapsed / seconds * 100):.0f}%)")
+    line.append(", implementation ")
+    line.append_text(safe(report.get("implementation", "?"), 20))
+    line.append(f", {steps:,.0f} task steps, {_num(callbacks.get('steps')):,.0f} other "
+                f"callbacks ({fmt_seconds(_num(callbacks.get('busy_seconds')))} busy)")
+    return line
+
+
+def kind_rows(report: dict[str, Any]) -> list[tuple[str, Sequence[Text | str]]]:
+    """One row per task kind, the busiest first (the CLI's `introspect exact` columns)."""
+    kinds = report.get("kinds")
+    items = [(str(name), k) for name, k in kinds.items() if isinstance(k, dict)] \
+        if isinstance(kinds, dict) else []
+    items.sort(key=lambda item: -_num(item[1].get("busy_seconds")))
+    rows = []
+    for name, k in items:
+        steps, busy = _num(k.get("steps")), _num(k.get("busy_seconds"))
+        per = max(1.0, steps)
+        rows.append((name, (
+            f"{steps:,.0f}", fmt_seconds(busy), fmt_seconds(busy / per),
+            fmt_seconds(_percentile(_histogram(k.get("busy_histogram")), 0.99)),
+            fmt_seconds(_num(k.get("delay_seconds_total")) / per),
+            fmt_seconds(_percentile(_histogram(k.get("delay_histogram")), 0.99)),
+            tail(name, 60))))
+    return rows
+
+
+def task_rows(report: dict[str, Any], limit: int = MAX_TASKS
+              ) -> list[tuple[str, Sequence[Text | str]]]:
+    """The busiest tasks, in the report's order (busiest first)."""
+    tasks = report.get("tasks")
+    rows = []
+    for index, t in enumerate(_dicts(tasks if isinstance(tasks, list) else [])):
+        if index >= limit:
+            break
+        steps, busy = _num(t.get("steps")), _num(t.get("busy_seconds"))
+        task_id = safe(t.get("id", "?"), 20)
+        rows.append((f"{index}:{task_id.plain}", (
+            task_id, f"{steps:,.0f}", fmt_seconds(busy), fmt_seconds(busy / max(1.0, steps)),
+            fmt_seconds(_num(t.get("delay_max_seconds"))), safe(t.get("name", ""), 40),
+            tail(t.get("kind", ""), 50))))
+    return rows
+
+
+class ExactScreen(ModalScreen[None]):
+    """The latest exact accounting report, polled until it is finished.
+
+    `seconds` is the session just started from the TUI (None: only show the latest report,
+    whatever started it). `report` and `poll=False` show a fixed report (tests)."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False),
+                Binding("r", "refresh_report", "Refresh")]
+
+    def __init__(self, seconds: float | None = None, *, report: dict[str, Any] | None = None,
+                 poll: bool = True) -> None:
+        super().__init__(id="exact")
+        self.seconds = seconds
+        self.report = report
+        self.poll = poll
+        self.error: str | None = None
+        self.polls = 0  # answers received (tests wait on it)
+        self._timer: Timer | None = None
+        self._asking = False
+
+    def compose(self) -> ComposeResult:
+        title = "exact accounting" + (f" for {self.seconds:g}s" if self.seconds else "")
+        with Vertical(classes="page"):
+            yield Static(Text(title, style="bold"), classes="page-title")
+            yield Static(Text("asking the target for its report…"), id="exact-progress",
+                         classes="status")
+            yield Static(Text("per task kind, the busiest first", style="bold"),
+                         classes="exact-section")
+            yield RowTable(id="exact-kinds")
+            yield Static(Text(f"busiest tasks (at most {MAX_TASKS})", style="bold"),
+                         classes="exact-section")
+            yield RowTable(id="exact-tasks")
+            yield Static(HINT, classes="page-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#exact-kinds", RowTable).set_columns(KIND_COLUMNS)
+        self.query_one("#exact-tasks", RowTable).set_columns(TASK_COLUMNS)
+        self.query_one("#exact-kinds", RowTable).focus()
+        if self.report is not None:
+            self._show_report()
+        if self.poll:
+            self.action_refresh_report()
+            self._timer = self.set_interval(POLL_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        if not self._asking:  # a slow answer is waited for, not cancelled and re-asked
+            self.action_refresh_report()
+
+    @work(exclusive=True, group="exact-report", exit_on_error=False)
+    async def action_refresh_report(self) -> None:
+        source = getattr(self.app, "source", None)
+        if source is None:
+            return
+        self._asking = True
+        try:
+            report = await source.exact_report(max_tasks=MAX_TASKS)
+        except UserError as exc:
+            if self.is_attached:
+                self._failed(str(exc))
+            return
+        finally:
+            self._asking = False
+        if not self.is_attached:
+            return
+        self.error = None
+        self.report = report
+        self.polls += 1
+        self._show_report()
+        finished = report is not None and not report.get("running")
+        if (finished or (report is None and self.seconds is None)) and self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _failed(self, message: str) -> None:
+        """Shown on the page; notified once per run of failures (not once a second)."""
+        if self.error is None:
+            self.app.notify(safe(message, 300).plain, severity="error", markup=False)
+        self.error = message
+        line = Text("exact report: ", style="bold")
+        line.append_text(safe(message, 300))
+        update_line(self.query_one("#exact-progress", Static), line)
+
+    def _show_report(self) -> None:
+        progress = self.query_one("#exact-progress", Static)
+        report = self.report
+        if report is None:
+            update_line(progress, Text(
+                "no exact accounting has run in this process yet (x in the Tasks view starts "
+                "one)" if self.seconds is None else "waiting for the report…"))
+            return
+        update_line(progress, progress_line(report))
+        self.query_one("#exact-kinds", RowTable).set_rows(kind_rows(report))
+        self.query_one("#exact-tasks", RowTable).set_rows(task_rows(report))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
