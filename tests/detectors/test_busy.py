@@ -11,7 +11,7 @@ SPINNERS = """
     import asyncio, json, sys, time
 
     import random
-    ROUNDS = 40
+    ROUNDS = 160  # ~10 CPU-seconds, ~1000 samples: sampling noise (~4 %, 1 sigma) well inside 15 %
     spent = {"heavy": 0.0, "light": 0.0}
     rng = random.Random(7)  # aperiodic steps (each 0.7x-1.3x), so no phase locking either
 
