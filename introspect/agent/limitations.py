@@ -21,8 +21,9 @@ def limitations(agent: Agent) -> list[str]:
     name = f"{type(loop).__module__}.{type(loop).__qualname__}"
     notes = []
     blocking = agent.extensions.get("blocking")
-    if blocking is not None and getattr(blocking, "_loop", None) is loop and \
-            getattr(blocking, "_clock", None) is None:
+    no_selector = getattr(loop, "_selector", None) is None  # uvloop & co: nothing to wrap
+    if blocking is not None and (no_selector or (getattr(blocking, "_loop", None) is loop and
+                                 getattr(blocking, "_clock", None) is None)):
         notes.append(f"blocking: durations are lower bounds from the lag probe ({name} has no "
                      "Python selector to time-stamp); the culprit's stack is still captured")
     ok, why = exact.exact_available(loop)

@@ -61,7 +61,8 @@ def test_filters_paging_and_moving_tasks() -> None:
             first = client.tasks(text="worker-1", limit=10)
             assert [t.name for t in first.tasks] == truth[:10]
             assert 10 <= first.matched <= len(truth)
-            assert first.matched_exact is (first.matched == len(truth))
+            if first.matched_exact:  # else it stopped counting: a lower bound
+                assert first.matched == len(truth)
             second = client.tasks(text="worker-1", limit=10, offset=10)
             assert [t.name for t in second.tasks] == truth[10:20]
             newest = client.tasks(text="worker-1", limit=5, descending=False)
