@@ -6,6 +6,7 @@ agent refuses and its reason is shown; the System view lists the agent's limitat
 from __future__ import annotations
 
 from introspect.client.connection import AgentError, Client
+from introspect.protocol import discovery
 from introspect.tui.app import IntrospectApp
 from introspect.tui.views.dialogs import ConfirmScreen
 from introspect.tui.views.exact import ExactScreen
@@ -157,6 +158,51 @@ def test_exact_refused_under_uvloop_shows_why_and_lists_limitations() -> None:
                 assert not isinstance(app.screen, ExactScreen)
 
         run(scenario())
+
+
+SERVE_TCP = """
+    import asyncio, introspect
+
+    async def main():
+        introspect.start()
+        print("ready", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+"""
+
+
+def agent_tcp_address(proc: AgentProcess) -> str:
+    def address() -> str | None:
+        ann = next((a for a in discovery.list_agents() if a.pid == proc.pid), None)
+        return ann.tcp if ann else None
+
+    return wait_until(address, message="the agent's TCP address")
+
+
+def test_exact_with_a_read_only_token_is_forbidden_and_says_so() -> None:
+    env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret",
+           "INTROSPECT_READ_TOKEN": "read-secret"}
+    with AgentProcess.script(SERVE_TCP, under_run=False, env=env) as proc:
+        proc.wait_for_line("ready")
+        target = agent_tcp_address(proc)
+
+        async def scenario() -> None:
+            app = IntrospectApp(target=target, token="read-secret", interval=0.5,
+                                initial_view="tasks")
+            async with app.run_test(size=(140, 40)) as pilot:
+                view = app.query_one(TasksView)
+                await poll(pilot, lambda: view.page is not None, "the first page")
+                await pilot.press("x")
+                await poll(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm")
+                await pilot.press("y")
+                await poll(pilot, lambda: any("control role" in n for n in notifications(app)),
+                           "the refusal notified")
+                assert not isinstance(app.screen, ExactScreen)
+
+        run(scenario())
+        with Client(target, token="control-secret").connect() as client:
+            assert client.exact_report() is None  # nothing was started
 
 
 def test_system_view_says_none_without_limitations() -> None:
