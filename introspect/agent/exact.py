@@ -190,7 +190,9 @@ class ExactSession:
 
     @property
     def running(self) -> bool:
-        return self.ended is None
+        """False once stopped or past the deadline: an idle loop may only come round to
+        switching itself back to the stdlib's iteration a little later."""
+        return self.ended is None and time.perf_counter() < self.deadline
 
     def _run_once(self) -> None:
         if time.perf_counter() >= self.deadline:
@@ -356,7 +358,8 @@ class ExactSession:
     def report(self, max_tasks: int = 1000) -> dict[str, Any]:
         """Plain data (JSON-ready): per task (busiest first) and per kind, with histograms as
         [[upper bound seconds, count], ...] (non-cumulative, empty buckets left out)."""
-        end = self.ended if self.ended is not None else time.perf_counter()
+        end = self.ended if self.ended is not None else min(time.perf_counter(),
+                                                             self.deadline)
         bounds = bucket_bounds()
         rows, hists, cb_steps, cb_busy = self._rows()
         sums: dict[str, list[float]] = {}

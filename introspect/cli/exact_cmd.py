@@ -82,7 +82,7 @@ def _account(client: Any, seconds: float) -> dict[str, Any]:
                 report = client.exact_report()
                 if report is not None and not report.get("running"):
                     break
-            time.sleep(min(0.2, max(0.01, seconds - elapsed)))
+            time.sleep(min(0.2, max(0.05, seconds - elapsed)))
     finally:
         if bar is not None:
             bar.finish()
