@@ -92,7 +92,7 @@ def _account(client: Any, seconds: float) -> dict[str, Any]:
     return report
 
 
-def _percentile(hist: list[list[float]], q: float) -> float:
+def histogram_quantile(hist: list[list[float]], q: float) -> float:
     """The upper bound of the log2 bucket holding the q-quantile."""
     total = sum(n for _le, n in hist)
     if not total:
@@ -122,9 +122,9 @@ def render(report: dict[str, Any], tasks: int = 15) -> str:
         lines.append(
             f"{k['steps']:>10,} {fmt_seconds(k['busy_seconds']):>8} "
             f"{fmt_seconds(k['busy_seconds'] / n):>9} "
-            f"{fmt_seconds(_percentile(k['busy_histogram'], 0.99)):>8} "
+            f"{fmt_seconds(histogram_quantile(k['busy_histogram'], 0.99)):>8} "
             f"{fmt_seconds(k['delay_seconds_total'] / n):>10} "
-            f"{fmt_seconds(_percentile(k['delay_histogram'], 0.99)):>8}  {escape(name, 60)}")
+            f"{fmt_seconds(histogram_quantile(k['delay_histogram'], 0.99)):>8}  {escape(name, 60)}")
     rows = report.get("tasks", [])[:tasks]
     if rows:
         lines += ["", f"busiest {len(rows)} tasks:",

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from introspect.cli.exact_cmd import _percentile
+from introspect.cli.exact_cmd import histogram_quantile
 from introspect.cli.snapshot_text import fmt_seconds
 from introspect.errors import UserError
 from introspect.tui.views.base import update_line
@@ -86,9 +86,9 @@ def kind_rows(report: dict[str, Any]) -> list[tuple[str, Sequence[Text | str]]]:
         per = max(1.0, steps)
         rows.append((name, (
             f"{steps:,.0f}", fmt_seconds(busy), fmt_seconds(busy / per),
-            fmt_seconds(_percentile(_histogram(k.get("busy_histogram")), 0.99)),
+            fmt_seconds(histogram_quantile(_histogram(k.get("busy_histogram")), 0.99)),
             fmt_seconds(_num(k.get("delay_seconds_total")) / per),
-            fmt_seconds(_percentile(_histogram(k.get("delay_histogram")), 0.99)),
+            fmt_seconds(histogram_quantile(_histogram(k.get("delay_histogram")), 0.99)),
             tail(name, 60))))
     return rows
 

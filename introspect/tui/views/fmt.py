@@ -27,14 +27,6 @@ def short_path(location: str) -> str:
     return f"{path}{sep}{rest}"
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def duration(seconds: float) -> str:
     if seconds < 0:
         seconds = 0
