@@ -138,7 +138,10 @@ def test_hostile_requests_get_an_answer(host, tag: str, fields: dict, depth: int
     with RawConnection(target) as raw:
         assert isinstance(raw.handshake(), m.Welcome)
         if len(body) > framing.MAX_FRAME_TO_AGENT:
-            raw.send_bytes(framing.pack(body))
+            try:
+                raw.send_bytes(framing.pack(body))
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the agent hung up on the length prefix before the body was sent
             assert outcome(raw) == "closed"
             return
         raw.send_bytes(framing.pack(body))

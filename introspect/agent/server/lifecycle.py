@@ -1,0 +1,201 @@
+"""The agent's server: its own thread and private event loop, so it answers while the app's
+loop is blocked (the GIL is released to it every switch interval). It accepts connections on
+the listeners, caps their number, runs the login under a deadline and hands each session to
+the request handlers. Announced in the runtime dir; forgotten in a forked child."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from introspect.agent import handlers
+from introspect.agent.audit import Audit
+from introspect.agent.server.handshake import Handshake, peer_name
+from introspect.agent.server.listeners import Listener, bind_all, close_all
+from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
+from introspect.agent.server.wire import send_quietly
+from introspect.errors import UserError
+from introspect.protocol import discovery, framing
+from introspect.protocol import messages as m
+
+if TYPE_CHECKING:
+    from introspect.agent.core import Agent
+
+log = logging.getLogger("introspect.agent")
+MAX_CONNECTIONS = 128  # beyond this, new connections are answered `busy` and closed
+
+
+class AgentServer:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.config = agent.config
+        self.audit = Audit(self.config.audit_log)
+        self.handshake = Handshake(self.config, self.audit)
+        self.listeners: list[Listener] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.client_count = 0
+        self.runtime_dir: Path | None = None
+        self.handshake_timeout = self.config.handshake_timeout
+        self.ticker = SnapshotTicker(agent)  # shared by every subscriber
+        self._owner_pid = os.getpid()
+        self._ready = threading.Event()
+        self._stopping = False
+        self.connections: set[asyncio.Task] = set()
+        self._client_socks: set[socket.socket] = set()
+
+    @property
+    def addresses(self) -> list[str]:
+        return [lst.address for lst in self.listeners]
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        try:
+            self.runtime_dir = discovery.runtime_dir(create=True)
+        except (OSError, discovery.RuntimeDirError) as exc:
+            raise UserError(f"agent runtime dir: {exc}") from None
+        self.listeners = bind_all(self.config, self.runtime_dir)
+        self.thread = threading.Thread(target=self._run, name="introspect-agent", daemon=True)
+        self.thread.start()
+        self._ready.wait(5.0)
+        self.announce()
+
+    def announce(self) -> None:
+        if self.runtime_dir is None:
+            return
+        unix = next((lst for lst in self.listeners if lst.kind == "unix"), None)
+        tcp = next((lst for lst in self.listeners if lst.kind == "tcp"), None)
+        metrics = self.agent.extensions.get("metrics")
+        ann = discovery.Announcement(
+            pid=os.getpid(), ppid=os.getppid(), argv=list(sys.argv),
+            started_at=self.agent.started_at, socket=str(unix.path) if unix else "",
+            tcp=tcp.address if tcp else None, metrics=getattr(metrics, "url", None),
+            python=sys.version.split()[0], listen=self.addresses)
+        try:
+            discovery.write_announcement(ann, self.runtime_dir)
+        except OSError as exc:
+            log.warning("introspect: cannot write announcement: %s", exc)
+
+    def _run(self) -> None:
+        self.agent.agent_thread_ids.add(threading.get_ident())
+        loop = asyncio.new_event_loop()  # private loop: never the app's policy hooks
+        loop.set_exception_handler(self._loop_exception)
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except Exception as exc:  # pragma: no cover - never into the host
+            log.warning("introspect: agent server stopped: %r", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.close()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Our private loop's errors are counted, never printed into the host's stderr."""
+        exc = context.get("exception")
+        self.agent.collector_errors.record("server", exc or RuntimeError(context.get("message")))
+
+    async def _serve(self) -> None:
+        servers = []
+        for lst in self.listeners:
+            if lst.kind == "unix":
+                srv = await asyncio.start_unix_server(
+                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
+            else:  # TLS is started per connection, under the handshake deadline and audited
+                srv = await asyncio.start_server(
+                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
+            servers.append(srv)
+        self._stop_event = asyncio.Event()
+        self._ready.set()
+        await self._stop_event.wait()
+        for srv in servers:
+            srv.close()
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.wait(list(self.connections), timeout=1.0)
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._stop_event.set)
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(2.0)
+        self._remove_files()
+
+    def _remove_files(self) -> None:
+        if os.getpid() != self._owner_pid:
+            return
+        close_all(self.listeners)
+        if self.runtime_dir is not None:
+            with contextlib.suppress(OSError):
+                discovery.announcement_path(os.getpid(), self.runtime_dir).unlink()
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: close the inherited listening and client sockets (a client of
+        the parent must see EOF when the parent dies, not wait for this child), touch no file
+        of the parent."""
+        for sock in [lst.sock for lst in self.listeners] + list(self._client_socks):
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._client_socks = set()
+        self.listeners = []
+        self.loop = None
+        self.thread = None
+
+    # --- one client --------------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      listener: Listener) -> None:
+        if listener.tls:
+            # Before any await: the ClientHello must stay in the kernel until start_tls, or
+            # the plain stream reader swallows it and the TLS handshake stalls.
+            writer.transport.pause_reading()
+        task = asyncio.current_task()
+        if task is not None:
+            self.connections.add(task)
+        sock = writer.get_extra_info("socket")
+        if isinstance(sock, socket.socket):
+            self._client_socks.add(sock)
+        self.client_count += 1
+        peer = peer_name(writer, listener)
+        writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
+        try:
+            if self.client_count > MAX_CONNECTIONS:
+                self.audit.record("connect", "busy", peer)
+                await send_quietly(writer, m.ErrorReply(
+                    code="busy", message=f"the agent already serves {MAX_CONNECTIONS} "
+                    "connections"))
+                return
+            session = await asyncio.wait_for(
+                self.handshake.login(reader, writer, listener, peer), self.handshake_timeout)
+            if session is not None:
+                await handlers.serve_requests(self, session, reader, writer)
+        except TimeoutError:
+            self.audit.record("handshake", "expired", peer)
+            await send_quietly(writer, m.ErrorReply(
+                code="auth_failed", message=f"handshake not completed within "
+                f"{self.handshake_timeout:g}s"))
+        except (EOFError, ConnectionError, framing.FrameError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:
+            self.agent.collector_errors.record("server", exc)
+        finally:
+            self.client_count -= 1
+            if task is not None:
+                self.connections.discard(task)
+            if isinstance(sock, socket.socket):
+                self._client_socks.discard(sock)
+            with contextlib.suppress(Exception):
+                writer.close()
