@@ -31,11 +31,8 @@ from introspect.tui.state.live import LiveSession
 from introspect.tui.state.model import ObserverState
 from introspect.tui.state.replay import ReplayController
 from introspect.tui.views.base import View
-from introspect.tui.views.dialogs import ConfirmScreen, help_screen
 from introspect.tui.views.errors import ErrorsView
 from introspect.tui.views.exact import ExactScreen
-from introspect.tui.views.header import HeaderBar
-from introspect.tui.views.keybar import KeyBar
 from introspect.tui.views.load import LoadView
 from introspect.tui.views.memory import MemoryView
 from introspect.tui.views.metrics import MetricsView
@@ -46,6 +43,9 @@ from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import EXACT_SECONDS, TasksView
 from introspect.tui.views.threads import ThreadsView
 from introspect.tui.views.tree import TreeView
+from introspect.tui.widgets.dialogs import ConfirmScreen, help_screen
+from introspect.tui.widgets.header import HeaderBar
+from introspect.tui.widgets.keybar import KeyBar
 
 # key, tab id, tab label, view class
 VIEWS: list[tuple[str, str, str, type[View]]] = [

@@ -4,10 +4,10 @@ kind, the task page with its await chain, and cancel (asked first, really cancel
 from __future__ import annotations
 
 from introspect.tui.app import IntrospectApp
-from introspect.tui.views.dialogs import ConfirmScreen
-from introspect.tui.views.table import RowTable
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
+from introspect.tui.widgets.dialogs import ConfirmScreen
+from introspect.tui.widgets.table import RowTable
 from tests.support.procs import wait_until
 from tests.tui.fixture_app import CHILDREN
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text

@@ -13,7 +13,8 @@ from textual.widgets import Static
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
-from introspect.tui.views.fmt import duration, safe, short_path
+from introspect.textfmt import age, short_path
+from introspect.tui.widgets.text import safe
 
 
 def render_detail(detail: m.TaskDetail) -> Text:
@@ -24,13 +25,13 @@ def render_detail(detail: m.TaskDetail) -> Text:
     out.append_text(safe(t.name, 80, style="bold"))
     out.append("\nkind       ")
     out.append_text(safe(t.kind, 120))
-    out.append(f"\nstate      {t.state}, age {duration(t.age_seconds)}, "
-               f"busy {duration(t.busy_seconds)}")
+    out.append(f"\nstate      {t.state}, age {age(t.age_seconds)}, "
+               f"busy {age(t.busy_seconds)}")
     if detail.waiting_on:
         out.append("\nwaiting on ")
         out.append_text(safe(detail.waiting_on, 120))
         if detail.waiting_seconds is not None:
-            out.append(f" for {duration(detail.waiting_seconds)}")
+            out.append(f" for {age(detail.waiting_seconds)}")
     out.append("\ncreated at ")
     out.append_text(safe(detail.created_at or "?", 160))
     if detail.coroutine:

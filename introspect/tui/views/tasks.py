@@ -17,10 +17,11 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.protocol.snapshot import TaskRow
+from introspect.textfmt import age, short_path
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View, update_line
-from introspect.tui.views.fmt import duration, safe, short_path, tail
-from introspect.tui.views.table import RowTable
+from introspect.tui.widgets.table import RowTable
+from introspect.tui.widgets.text import safe, tail
 
 PAGE_SIZE = 100
 EXACT_SECONDS = 30.0
@@ -146,7 +147,7 @@ class TasksView(View):
     def _fill(self, page: m.TaskPage) -> None:
         self.query_one("#task-table", RowTable).set_rows(
             (str(row.id), (str(row.id), safe(row.name, 24), tail(row.kind, 28), row.state,
-                           duration(row.age_seconds), f"{busy_percent(row):.0f}%",
+                           age(row.age_seconds), f"{busy_percent(row):.0f}%",
                            safe(row.awaiting, 30), tail(short_path(row.location), 36)))
             for row in page.tasks)
         first = page.offset + 1 if page.tasks else 0

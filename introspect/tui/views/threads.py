@@ -10,9 +10,10 @@ from textual.widgets import DataTable, Static
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
+from introspect.textfmt import short_path
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import safe, short_path
+from introspect.tui.widgets.text import safe
 
 PROFILE_SECONDS = 3.0
 
