@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only copy: pyproject and the agent read it from here
 __all__ = ["get_agent", "start", "stop", "watch"]
 
 _agent: Agent | None = None
