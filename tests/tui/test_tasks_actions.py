@@ -4,6 +4,7 @@ kind, the task page with its await chain, and cancel (asked first, really cancel
 from __future__ import annotations
 
 from introspect.tui.app import IntrospectApp
+from introspect.tui.messages import OpenTask
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
 from introspect.tui.widgets.dialogs import ConfirmScreen
@@ -103,7 +104,7 @@ def test_task_detail_and_cancel_with_confirmation() -> None:
                 await pilot.press("escape")
 
                 # The parent's page lists its children.
-                app.open_task(spawner.id)
+                app.post_message(OpenTask(spawner.id))
                 text = await poll_text(pilot, "children")
                 await poll(pilot, lambda: screen_text(app).count("#") >= CHILDREN + 1,
                            "children listed")

@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from introspect.errors import UserError
 from introspect.textfmt import duration, histogram_quantile
-from introspect.tui.views.base import update_line
+from introspect.tui.views.base import source_of, update_line
 from introspect.tui.widgets.table import RowTable
 from introspect.tui.widgets.text import safe, tail
 
@@ -159,12 +159,12 @@ class ExactScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="exact-report", exit_on_error=False)
     async def action_refresh_report(self) -> None:
-        source = getattr(self.app, "source", None)
+        source = source_of(self)
         if source is None:
             return
         self._asking = True
         try:
-            report = await source.exact_report(max_tasks=MAX_TASKS)
+            report = await source.exact_report()
         except UserError as exc:
             if self.is_attached:
                 self._failed(str(exc))

@@ -9,6 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from introspect.textfmt import byte_size, millis, sparkline
+from introspect.tui.messages import ConfirmGc
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
 from introspect.tui.widgets.text import theme_color
@@ -77,4 +78,4 @@ class MemoryView(View):
         self.query_one("#memory-body", Static).update(out)
 
     def action_collect(self) -> None:
-        self.observer.confirm_gc()
+        self.post_message(ConfirmGc())

@@ -46,7 +46,7 @@ class MetricsView(View):
         url = app_metrics.metrics_url(advertised)
         if url != self.url:
             self.url, self.history = url, app_metrics.MetricHistory()
-        if getattr(self.source, "live", False):
+        if self.live:
             self.fetch(url)
         else:
             self.query_one("#metrics-status", Static).update(Text(

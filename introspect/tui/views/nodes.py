@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from introspect.textfmt import age
+from introspect.tui.messages import WatchTarget
 from introspect.tui.state.model import ObserverState
 from introspect.tui.state.nodes import NodeEntry, list_nodes, targets_file_hint
 from introspect.tui.views.base import View
@@ -59,4 +60,4 @@ class NodesView(View):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         index = int(event.row_key.value or 0)
         if index < len(self.nodes):
-            self.observer.switch_target(self.nodes[index].target)
+            self.post_message(WatchTarget(self.nodes[index].target))

@@ -14,6 +14,8 @@ from textual.widgets import Static
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.textfmt import age, short_path
+from introspect.tui.messages import ConfirmCancel
+from introspect.tui.views.base import source_of
 from introspect.tui.widgets.text import safe
 
 
@@ -85,7 +87,10 @@ class TaskDetailScreen(ModalScreen[None]):
     async def action_load(self) -> None:
         body = self.query_one("#task-detail-body", Static)
         try:
-            self.detail = await self.app.source.task_detail(self.task_id)  # type: ignore[attr-defined]
+            source = source_of(self)
+            if source is None:
+                return
+            self.detail = await source.task(self.task_id)
         except UserError as exc:
             if not self.is_attached:
                 return
@@ -96,7 +101,7 @@ class TaskDetailScreen(ModalScreen[None]):
 
     def action_cancel(self) -> None:
         name = self.detail.task.name if self.detail else ""
-        self.app.confirm_cancel(self.task_id, name)  # type: ignore[attr-defined]
+        self.post_message(ConfirmCancel(self.task_id, name))
 
     def action_close(self) -> None:
         self.dismiss(None)
