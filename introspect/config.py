@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +144,6 @@ def read_token_file(path: str, variable: str) -> str:
 
 def option_names() -> list[str]:
     return [f.name for f in fields(AgentConfig)]
-
-
-def option_default(name: str) -> Any:
-    f = next(f for f in fields(AgentConfig) if f.name == name)
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
 
 
 def normalize(name: str, value: Any) -> Any:
