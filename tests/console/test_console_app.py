@@ -8,7 +8,8 @@ import re
 
 import pexpect
 import pytest
-from console_support import (
+
+from tests.console.support import (
     AgentProcess,
     audit_lines,
     run_line,
