@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from introspect.agent.console.output import ConsoleAwareStream
 from introspect.client.connection import Client
 from introspect.console.client import ConsoleClient
-from introspect.console.output import ConsoleAwareStream
 from introspect.errors import ConnectError
 from introspect.profiling import pyspy
 from introspect.protocol import discovery

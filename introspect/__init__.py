@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only copy: pyproject and the agent read it from here
 __all__ = ["get_agent", "start", "stop", "watch"]
 
 _agent: Agent | None = None
@@ -27,17 +27,45 @@ _lock = threading.Lock()
 _fork_hook_installed = False
 
 
-def start(**options: Any) -> Agent:
-    """Start the agent in this process (idempotent) and return it.
+def start(
+    *,
+    listen: str | list[str] | None = None,
+    token: str | None = None,
+    read_token: str | None = None,
+    metrics_port: int | None = None,
+    metrics_addr: str | None = None,
+    otlp: bool | None = None,
+    console: bool | None = None,
+    block_threshold: float | None = None,
+    lag_probe_interval: float | None = None,
+    kinds_limit: int | None = None,
+    recent_errors: int | None = None,
+    recent_events: int | None = None,
+    error_max_age: float | None = None,
+    insecure_no_auth: bool | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_client_ca: str | None = None,
+    audit_log: str | None = None,
+    sampling: bool | None = None,
+    handshake_timeout: float | None = None,
+    lints: str | None = None,
+    console_locals: dict[str, Any] | None = None,
+) -> Agent:
+    """Start the agent in this process and return it.
 
-    Keyword options are those of `introspect.config.AgentConfig` (e.g. `listen`, `token`,
-    `metrics_port`, `otlp`, `console`, `block_threshold`, `console_locals`); unset ones come
-    from `INTROSPECT_*` environment variables. Raises `introspect.errors.UserError` for a
-    misconfiguration (bad value, port in use).
+    The options are those of `introspect.config.AgentConfig`, where each is documented with
+    its default; an option left at None comes from its `INTROSPECT_*` variable, else that
+    default. Called again while the agent runs, it returns the running agent, unless an option
+    given differs from the running agent's: then `introspect.errors.UserError` names them (stop
+    first to restart with other options). Raises `UserError` for a misconfiguration too (bad
+    value, port in use).
     """
     global _agent, _fork_hook_installed
+    options = {name: value for name, value in locals().items() if value is not None}
     with _lock:
         if _agent is not None and _agent.running:
+            _check_same_options(_agent, options)
             return _agent
         from introspect.agent.core import Agent
         from introspect.config import from_env
@@ -50,6 +78,18 @@ def start(**options: Any) -> Agent:
             atexit.register(stop)
             _fork_hook_installed = True
         return agent
+
+
+def _check_same_options(agent: Agent, options: dict[str, Any]) -> None:
+    from introspect.config import normalize
+    from introspect.errors import UserError
+
+    differ = sorted(name for name, value in options.items()
+                    if normalize(name, value) != getattr(agent.config, name))
+    if differ:
+        # Names only: a value may be a token.
+        raise UserError(f"introspect is already running with other {', '.join(differ)}; "
+                        "call introspect.stop() first to start it with new options")
 
 
 def stop() -> None:

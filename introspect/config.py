@@ -1,12 +1,15 @@
 """Agent configuration: keyword arguments of `introspect.start()` over `INTROSPECT_*` variables.
 
-Every option is documented once, in `OPTIONS` below; the README's environment table is
-generated from it (`python -m introspect.config`).
+Each option is declared once, below, as a field of `AgentConfig`: its type, its default, its
+environment variable, how that variable's text is read, and what it means. The README's
+environment table is generated from these declarations (`python -m introspect.config`), and
+`introspect.start()`'s keyword parameters are checked against them by the tests.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,63 +22,105 @@ DEFAULT_KINDS_LIMIT = 50
 DEFAULT_RECENT_ERRORS = 200
 DEFAULT_RECENT_EVENTS = 500
 DEFAULT_ERROR_MAX_AGE = 3600.0
+DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+
+
+def _text(variable: str, raw: str) -> str:
+    return raw
+
+
+def _flag(variable: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise UserError(f"{variable}={raw!r}: expected 1 or 0")
+
+
+def _integer(variable: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserError(f"{variable}={raw!r}: expected an integer") from None
+
+
+def _seconds(variable: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise UserError(f"{variable}={raw!r}: expected a number of seconds") from None
+
+
+def _addresses(variable: str, raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def option(default: Any, doc: str, env: str | None = None,
+           read: Callable[[str, str], Any] = _text, file_env: str | None = None) -> Any:
+    """One option: `env` (if any) is read with `read(variable, text)`; `file_env` names a
+    variable holding the path of a file with the value (tokens)."""
+    meta = {"doc": doc, "env": env, "read": read, "file_env": file_env}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class AgentConfig:
-    listen: list[str] = field(default_factory=list)  # [] → the default Unix socket
-    token: str | None = None
-    read_token: str | None = None
-    metrics_port: int | None = None
-    metrics_addr: str = "127.0.0.1"
-    otlp: bool = False
-    console: bool = False
-    block_threshold: float = DEFAULT_BLOCK_THRESHOLD
-    lag_probe_interval: float = DEFAULT_LAG_PROBE_INTERVAL
-    kinds_limit: int = DEFAULT_KINDS_LIMIT
-    recent_errors: int = DEFAULT_RECENT_ERRORS
-    recent_events: int = DEFAULT_RECENT_EVENTS
-    error_max_age: float = DEFAULT_ERROR_MAX_AGE
-    insecure_no_auth: bool = False
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_client_ca: str | None = None
-    audit_log: str | None = None
-    sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
-    handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
-    lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
-    console_locals: dict[str, Any] | None = None
+    listen: list[str] = option(
+        [], "where the agent listens, comma-separated: `unix:PATH` (default: the per-user "
+        "runtime dir) and/or `tcp://HOST:PORT`", "INTROSPECT_LISTEN", _addresses)
+    token: str | None = option(
+        None, "control token (agent); the token a client presents", "INTROSPECT_TOKEN",
+        file_env="INTROSPECT_TOKEN_FILE")
+    read_token: str | None = option(
+        None, "read-only token (agent)", "INTROSPECT_READ_TOKEN",
+        file_env="INTROSPECT_READ_TOKEN_FILE")
+    metrics_port: int | None = option(
+        None, "serve Prometheus `/metrics` on this port", "INTROSPECT_METRICS_PORT", _integer)
+    metrics_addr: str = option(
+        "127.0.0.1", "address for `/metrics` (default 127.0.0.1)", "INTROSPECT_METRICS_ADDR")
+    otlp: bool = option(
+        False, "`1`: export over OTLP, configured by the standard `OTEL_*` variables",
+        "INTROSPECT_OTLP", _flag)
+    console: bool = option(
+        False, "`1`: allow the remote console (still needs a control token or the local "
+        "socket)", "INTROSPECT_CONSOLE", _flag)
+    block_threshold: float = option(
+        DEFAULT_BLOCK_THRESHOLD, "seconds a step may hold the loop before it is reported "
+        "(default 0.1)", "INTROSPECT_BLOCK_THRESHOLD", _seconds)
+    lag_probe_interval: float = option(
+        DEFAULT_LAG_PROBE_INTERVAL, "seconds between two loop-lag probes")
+    kinds_limit: int = option(
+        DEFAULT_KINDS_LIMIT, "task kinds exported by name before the rest count as `other` "
+        "(default 50)", "INTROSPECT_KINDS_LIMIT", _integer)
+    recent_errors: int = option(DEFAULT_RECENT_ERRORS, "unhandled errors kept for clients")
+    recent_events: int = option(DEFAULT_RECENT_EVENTS, "events (blocks, lints…) kept for clients")
+    error_max_age: float = option(DEFAULT_ERROR_MAX_AGE, "seconds an error is kept")
+    insecure_no_auth: bool = option(
+        False, "`1`: allow TCP on loopback without a token (tests, never production)",
+        "INTROSPECT_INSECURE_NO_AUTH", _flag)
+    tls_cert: str | None = option(
+        None, "PEM certificate: TCP listeners speak TLS", "INTROSPECT_TLS_CERT")
+    tls_key: str | None = option(
+        None, "PEM private key for `INTROSPECT_TLS_CERT`", "INTROSPECT_TLS_KEY")
+    tls_client_ca: str | None = option(
+        None, "require client certificates signed by this CA", "INTROSPECT_TLS_CLIENT_CA")
+    audit_log: str | None = option(
+        None, "also append audit lines to this file", "INTROSPECT_AUDIT_LOG")
+    sampling: bool = option(
+        True, "`0`: no statistical busy-time sampling (SIGPROF)", "INTROSPECT_SAMPLING", _flag)
+    handshake_timeout: float = option(
+        DEFAULT_HANDSHAKE_TIMEOUT, "seconds a client has to complete the login before it is "
+        "disconnected (default 5)", "INTROSPECT_HANDSHAKE_TIMEOUT", _seconds)
+    lints: str = option(
+        "", "disable or tune runtime lints: `-name,name.option=value` (see docs/blocking.md)",
+        "INTROSPECT_LINTS")
+    console_locals: dict[str, Any] | None = option(
+        None, "extra names the remote console starts with")
 
 
-# name → (environment variable, meaning); the README table is generated from this.
-OPTIONS: dict[str, tuple[str, str]] = {
-    "listen": ("INTROSPECT_LISTEN", "where the agent listens, comma-separated: `unix:PATH` "
-               "(default: the per-user runtime dir) and/or `tcp://HOST:PORT`"),
-    "token": ("INTROSPECT_TOKEN", "control token (agent); the token a client presents"),
-    "read_token": ("INTROSPECT_READ_TOKEN", "read-only token (agent)"),
-    "metrics_port": ("INTROSPECT_METRICS_PORT", "serve Prometheus `/metrics` on this port"),
-    "metrics_addr": ("INTROSPECT_METRICS_ADDR", "address for `/metrics` (default 127.0.0.1)"),
-    "otlp": ("INTROSPECT_OTLP", "`1`: export over OTLP, configured by the standard `OTEL_*` "
-             "variables"),
-    "console": ("INTROSPECT_CONSOLE", "`1`: allow the remote console (still needs a control "
-                "token or the local socket)"),
-    "block_threshold": ("INTROSPECT_BLOCK_THRESHOLD", "seconds a step may hold the loop before "
-                        "it is reported (default 0.1)"),
-    "kinds_limit": ("INTROSPECT_KINDS_LIMIT", "task kinds exported by name before the rest "
-                    "count as `other` (default 50)"),
-    "insecure_no_auth": ("INTROSPECT_INSECURE_NO_AUTH", "`1`: allow TCP on loopback without "
-                         "a token (tests, never production)"),
-    "tls_cert": ("INTROSPECT_TLS_CERT", "PEM certificate: TCP listeners speak TLS"),
-    "tls_key": ("INTROSPECT_TLS_KEY", "PEM private key for `INTROSPECT_TLS_CERT`"),
-    "tls_client_ca": ("INTROSPECT_TLS_CLIENT_CA", "require client certificates signed by this "
-                      "CA"),
-    "audit_log": ("INTROSPECT_AUDIT_LOG", "also append audit lines to this file"),
-    "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
-    "handshake_timeout": ("INTROSPECT_HANDSHAKE_TIMEOUT", "seconds a client has to complete "
-                          "the login before it is disconnected (default 5)"),
-    "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
-              "(see docs/blocking.md)"),
-}
 # Read by clients (CLI, TUI) and by both sides for discovery.
 CLIENT_VARIABLES: dict[str, str] = {
     "INTROSPECT_RUNTIME_DIR": "where agents announce themselves and put their sockets "
@@ -85,16 +130,6 @@ CLIENT_VARIABLES: dict[str, str] = {
     "INTROSPECT_TLS_CLIENT_CERT": "client: certificate to present to an agent requiring one",
     "INTROSPECT_TLS_CLIENT_KEY": "client: key for `INTROSPECT_TLS_CLIENT_CERT`",
 }
-FILE_VARIANTS = {"token": "INTROSPECT_TOKEN_FILE", "read_token": "INTROSPECT_READ_TOKEN_FILE"}
-
-
-def _parse_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise UserError(f"{name}={value!r}: expected 1 or 0")
 
 
 def read_token_file(path: str, variable: str) -> str:
@@ -107,46 +142,37 @@ def read_token_file(path: str, variable: str) -> str:
     return token
 
 
+def option_names() -> list[str]:
+    return [f.name for f in fields(AgentConfig)]
+
+
+def normalize(name: str, value: Any) -> Any:
+    """A keyword value as the config holds it (`listen="unix:/p"` → `["unix:/p"]`)."""
+    if name == "listen" and isinstance(value, str):
+        return [value]
+    return value
+
+
 def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> AgentConfig:
-    """Build a config from `INTROSPECT_*` variables, then apply explicit keyword overrides."""
+    """Build a config from `INTROSPECT_*` variables, then apply explicit keyword overrides
+    (None means "not given": the variable, else the default)."""
     env = os.environ if environ is None else environ
     cfg = AgentConfig()
-    types = {f.name: f.type for f in fields(AgentConfig)}
-    for name, (variable, _meaning) in OPTIONS.items():
-        raw = env.get(variable)
-        if raw is None or raw == "":
-            continue
-        setattr(cfg, name, _convert(name, variable, raw, str(types[name])))
-    for name, variable in FILE_VARIANTS.items():
-        if getattr(cfg, name) is None and env.get(variable):
-            setattr(cfg, name, read_token_file(env[variable], variable))
+    for f in fields(AgentConfig):
+        variable, file_variable = f.metadata["env"], f.metadata["file_env"]
+        raw = env.get(variable) if variable else None
+        if raw:
+            setattr(cfg, f.name, f.metadata["read"](variable, raw))
+        elif file_variable and env.get(file_variable):
+            setattr(cfg, f.name, read_token_file(env[file_variable], file_variable))
+    names = set(option_names())
     for name, value in overrides.items():
-        if name not in types:
+        if name not in names:
             raise TypeError(f"unknown agent option {name!r}")
         if value is not None:
-            if name == "listen" and isinstance(value, str):
-                value = [value]
-            setattr(cfg, name, value)
+            setattr(cfg, name, normalize(name, value))
     validate(cfg)
     return cfg
-
-
-def _convert(name: str, variable: str, raw: str, type_name: str) -> Any:
-    if name == "listen":
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if "bool" in type_name:
-        return _parse_bool(variable, raw)
-    if "int" in type_name and "float" not in type_name:
-        try:
-            return int(raw)
-        except ValueError:
-            raise UserError(f"{variable}={raw!r}: expected an integer") from None
-    if "float" in type_name:
-        try:
-            return float(raw)
-        except ValueError:
-            raise UserError(f"{variable}={raw!r}: expected a number of seconds") from None
-    return raw
 
 
 def validate(cfg: AgentConfig) -> None:
@@ -165,10 +191,12 @@ def validate(cfg: AgentConfig) -> None:
 
 def env_table() -> str:
     rows = ["| variable | meaning |", "|---|---|"]
-    for name, (variable, meaning) in OPTIONS.items():
-        rows.append(f"| `{variable}` | {meaning} |")
-        if name in FILE_VARIANTS:
-            rows.append(f"| `{FILE_VARIANTS[name]}` | a file holding `{variable}` |")
+    for f in fields(AgentConfig):
+        variable, file_variable = f.metadata["env"], f.metadata["file_env"]
+        if variable:
+            rows.append(f"| `{variable}` | {f.metadata['doc']} |")
+        if file_variable:
+            rows.append(f"| `{file_variable}` | a file holding `{variable}` |")
     for variable, meaning in CLIENT_VARIABLES.items():
         rows.append(f"| `{variable}` | {meaning} |")
     return "\n".join(rows)

@@ -165,7 +165,7 @@ class BlockingDetector:
         self._cpu_clock: int | None = None
         self._cpu_seen: tuple[float, float] | None = None  # (wall, loop thread CPU) last tick
         self.lints = LintRegistry(agent, default_lints())
-        self.lints.configure(agent.config.lints or os.environ.get("INTROSPECT_LINTS", ""))
+        self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)

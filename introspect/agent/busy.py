@@ -25,6 +25,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.exact import MAX_SECONDS, ExactSession, exact_available
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 SAMPLE_INTERVAL = 0.01  # CPU seconds between samples
 MAX_TASKS = 100_000  # per-task entries kept; beyond that only kinds are accounted
 PRUNE_EVERY = 10.0  # seconds between removals of finished tasks from the per-task map
-META_ATTR = "_introspect_meta"
 
 
 class BusySampler:

@@ -24,7 +24,6 @@ from introspect.config import AgentConfig
 from introspect.protocol.snapshot import Snapshot
 
 log = logging.getLogger("introspect.agent")
-AGENT_VERSION = "0.1.0"
 
 
 ADOPT_CHUNK = 2000  # pre-existing tasks accounted per loop iteration

@@ -26,6 +26,8 @@ import heapq
 import time
 from typing import Any
 
+from introspect.agent.collectors.tasks import META_ATTR
+
 try:
     from introspect.agent import _exact_accel
 except ImportError:  # not built (no C compiler at install time): the Python loop is used
@@ -34,7 +36,6 @@ except ImportError:  # not built (no C compiler at install time): the Python loo
 MAX_TASKS = 100_000  # per-task entries kept; beyond that only kinds are accounted
 MAX_SECONDS = 600.0
 HIST_BUCKETS = 32  # log2 buckets of microseconds: bucket b holds [2**(b-1), 2**b) us
-META_ATTR = "_introspect_meta"
 PY_ATTR = "_introspect_exact"  # the Python loop's per-task stats list
 C_ATTR = "_introspect_exact_slot"  # the accelerator's (session token, slot)
 ACCELERATED = _exact_accel is not None

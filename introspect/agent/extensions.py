@@ -21,7 +21,7 @@ EXTENSIONS: dict[str, str] = {
     "otlp": "introspect.metrics.otlp:start_for_agent",
     "blocking": "introspect.agent.blocking:start_for_agent",
     "sampling": "introspect.agent.busy:start_for_agent",
-    "console": "introspect.console.bridge:start_for_agent",
+    "console": "introspect.agent.console.bridge:start_for_agent",
 }
 
 

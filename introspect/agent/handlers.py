@@ -155,7 +155,7 @@ async def _answer(server: AgentServer, session: Session, agent: Agent,
             return m.ErrorReply(code="not_found", message=detail)
         return m.Ack(detail=detail)
     if isinstance(request, m.ProfileRequest):
-        from introspect.profiling.self_profile import profile_self
+        from introspect.agent.self_profile import profile_self
 
         server.audit.record("profile", "ok", session.peer, session.role, client=session.client,
                             duration=request.duration)

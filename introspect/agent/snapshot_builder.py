@@ -51,9 +51,9 @@ def node(agent: Agent) -> s.Node:
 
 
 def _version() -> str:
-    from introspect.agent.core import AGENT_VERSION
+    from introspect import __version__
 
-    return AGENT_VERSION
+    return __version__
 
 
 def _empty_loop() -> s.LoopInfo:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(to_json(outcome), sys.stdout, indent=2, ensure_ascii=True, default=str)
         sys.stdout.write("\n")
     else:
-        from introspect.console.dump_text import render
+        from introspect.cli.dump_text import render
 
         sys.stdout.write(render(outcome))
     return 0

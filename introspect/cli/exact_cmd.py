@@ -13,9 +13,9 @@ from typing import Any
 
 from introspect.cli.common import add_connection_args, open_client
 from introspect.cli.profile_cmd import ProgressBar
-from introspect.cli.snapshot_text import fmt_seconds
 from introspect.client.connection import AgentError
 from introspect.errors import UserError
+from introspect.textfmt import duration, histogram_quantile
 from introspect.textsafe import escape
 
 MAX_SECONDS = 600.0
@@ -92,39 +92,26 @@ def _account(client: Any, seconds: float) -> dict[str, Any]:
     return report
 
 
-def histogram_quantile(hist: list[list[float]], q: float) -> float:
-    """The upper bound of the log2 bucket holding the q-quantile."""
-    total = sum(n for _le, n in hist)
-    if not total:
-        return 0.0
-    seen = 0.0
-    for le, n in hist:
-        seen += n
-        if seen >= q * total:
-            return le
-    return hist[-1][0]
-
-
 def render(report: dict[str, Any], tasks: int = 15) -> str:
     kinds = report.get("kinds", {})
     steps = sum(k["steps"] for k in kinds.values())
     state = "running" if report.get("running") else "finished"
     cb = report.get("callbacks", {})
     lines = [f"exact accounting ({report.get('implementation', '?')}): {state}, "
-             f"{fmt_seconds(report.get('elapsed', 0.0))} of {report.get('seconds', 0):g}s, "
+             f"{duration(report.get('elapsed', 0.0))} of {report.get('seconds', 0):g}s, "
              f"{steps:,} task steps, {cb.get('steps', 0):,} other callbacks "
-             f"({fmt_seconds(cb.get('busy_seconds', 0.0))} busy)", ""]
+             f"({duration(cb.get('busy_seconds', 0.0))} busy)", ""]
     lines.append(f"{'steps':>10} {'busy':>8} {'busy/step':>9} {'p99 ≤':>8} "
                  f"{'delay/step':>10} {'p99 ≤':>8}  kind")
     ranked = sorted(kinds.items(), key=lambda kv: -kv[1]["busy_seconds"])
     for name, k in ranked:
         n = max(1, k["steps"])
         lines.append(
-            f"{k['steps']:>10,} {fmt_seconds(k['busy_seconds']):>8} "
-            f"{fmt_seconds(k['busy_seconds'] / n):>9} "
-            f"{fmt_seconds(histogram_quantile(k['busy_histogram'], 0.99)):>8} "
-            f"{fmt_seconds(k['delay_seconds_total'] / n):>10} "
-            f"{fmt_seconds(histogram_quantile(k['delay_histogram'], 0.99)):>8}  {escape(name, 60)}")
+            f"{k['steps']:>10,} {duration(k['busy_seconds']):>8} "
+            f"{duration(k['busy_seconds'] / n):>9} "
+            f"{duration(histogram_quantile(k['busy_histogram'], 0.99)):>8} "
+            f"{duration(k['delay_seconds_total'] / n):>10} "
+            f"{duration(histogram_quantile(k['delay_histogram'], 0.99)):>8}  {escape(name, 60)}")
     rows = report.get("tasks", [])[:tasks]
     if rows:
         lines += ["", f"busiest {len(rows)} tasks:",
@@ -132,8 +119,8 @@ def render(report: dict[str, Any], tasks: int = 15) -> str:
                   "name (kind)"]
         for t in rows:
             n = max(1, t["steps"])
-            lines.append(f"{t['id']:>8} {t['steps']:>8,} {fmt_seconds(t['busy_seconds']):>8} "
-                         f"{fmt_seconds(t['busy_seconds'] / n):>9} "
-                         f"{fmt_seconds(t['delay_max_seconds']):>9}  "
+            lines.append(f"{t['id']:>8} {t['steps']:>8,} {duration(t['busy_seconds']):>8} "
+                         f"{duration(t['busy_seconds'] / n):>9} "
+                         f"{duration(t['delay_max_seconds']):>9}  "
                          f"{escape(t['name'], 40)} ({escape(t['kind'], 50)})")
     return "\n".join(lines)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from introspect.cli.snapshot_text import fmt_bytes, fmt_seconds, short_path
 from introspect.protocol.snapshot import Snapshot
+from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
 
 
@@ -15,9 +15,9 @@ class Reporter:
     def report(self, snap: Snapshot, elapsed: float) -> str:
         lp, p, t = snap.loop, snap.process, snap.tasks
         lines = [
-            f"[{elapsed:6.1f}s] tasks {t.total}  loop lag p99 {fmt_seconds(lp.lag_p99_seconds)} "
-            f"max {fmt_seconds(lp.lag_max_seconds)}  ready {lp.ready}  rss "
-            f"{fmt_bytes(p.rss_bytes)}  threads {p.threads}  gc "
+            f"[{elapsed:6.1f}s] tasks {t.total}  loop lag p99 {duration(lp.lag_p99_seconds)} "
+            f"max {duration(lp.lag_max_seconds)}  ready {lp.ready}  rss "
+            f"{byte_size(p.rss_bytes)}  threads {p.threads}  gc "
             f"{'/'.join(map(str, snap.gc.collections))}  errors {snap.errors.total}"
         ]
         kinds = ", ".join(f"{escape(k.kind.rsplit('.', 1)[-1], 30)}={k.count}"
@@ -49,7 +49,7 @@ class Reporter:
             if when > self._events_seen_time:
                 detail = escape(ev.get("location") or ev.get("message") or "", 70)
                 dur = ev.get("duration")
-                dur_text = f" {fmt_seconds(float(dur))}" if isinstance(dur, (int, float)) else ""
+                dur_text = f" {duration(float(dur))}" if isinstance(dur, (int, float)) else ""
                 lines.append(f"          event: {escape(ev.get('kind', '?'), 20)}{dur_text} "
                              f"{detail}")
         if snap.events:

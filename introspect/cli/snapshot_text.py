@@ -2,36 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from introspect.protocol.snapshot import Snapshot
+from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f}"
-
-
-def fmt_seconds(s: float) -> str:
-    if s < 0.001:
-        return f"{s * 1e6:.0f}µs"
-    if s < 1:
-        return f"{s * 1000:.1f}ms"
-    if s < 120:
-        return f"{s:.1f}s"
-    if s < 7200:
-        return f"{s / 60:.1f}m"
-    return f"{s / 3600:.1f}h"
-
-
-def short_path(location: str) -> str:
-    """Paths relative to the working directory where that is shorter."""
-    cwd = os.getcwd() + os.sep
-    return location.replace(cwd, "")
 
 
 def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -> str:
@@ -40,20 +13,20 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
     argv = escape(" ".join(n.argv), 60)
     lines.append(f"pid {n.pid}  {escape(n.hostname, 40)}  python {n.python}  {argv}")
     lines.append(
-        f"uptime {fmt_seconds(p.uptime_seconds)}  cpu {p.cpu_seconds:.1f}s  "
-        f"rss {fmt_bytes(p.rss_bytes)}  fds {p.open_fds}  threads {p.threads}  "
+        f"uptime {duration(p.uptime_seconds)}  cpu {p.cpu_seconds:.1f}s  "
+        f"rss {byte_size(p.rss_bytes)}  fds {p.open_fds}  threads {p.threads}  "
         f"children {len(p.children)}")
     state = "running" if lp.running else "not running"
-    stuck = f"  STUCK for {fmt_seconds(lp.blocked_for_seconds)}" \
+    stuck = f"  STUCK for {duration(lp.blocked_for_seconds)}" \
         if lp.blocked_for_seconds >= 0.5 else ""
     lines.append(
-        f"loop {state}  lag {fmt_seconds(lp.lag_seconds)} (p99 {fmt_seconds(lp.lag_p99_seconds)})"
+        f"loop {state}  lag {duration(lp.lag_seconds)} (p99 {duration(lp.lag_p99_seconds)})"
         f"  ready {lp.ready}  timers {lp.scheduled}{stuck}")
     g = snap.gc
     lines.append(
         f"gc collections {'/'.join(map(str, g.collections))}  collected "
         f"{'/'.join(map(str, g.collected))}  uncollectable {sum(g.uncollectable)}  pauses "
-        f"{fmt_seconds(g.pause_seconds_total)} (max {fmt_seconds(g.pause_max_seconds)})")
+        f"{duration(g.pause_seconds_total)} (max {duration(g.pause_max_seconds)})")
     lines.append("")
     lines.append(f"TASKS {t.total} live  ({t.created_total} created, {t.finished_total} finished)")
     for k in t.by_kind[:kinds]:
@@ -66,7 +39,7 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
         for row in t.top[:tasks]:
             where = escape(short_path(row.location), 50)
             waiting = f" ← {escape(row.awaiting, 30)}" if row.awaiting else ""
-            lines.append(f"  #{row.id:<6} {fmt_seconds(row.age_seconds):>7} {row.state:<8} "
+            lines.append(f"  #{row.id:<6} {duration(row.age_seconds):>7} {row.state:<8} "
                          f"{escape(row.name, 24):<24} {where}{waiting}")
     lines.append("")
     lines.append(f"QUEUES {len(snap.queues)}")
@@ -87,7 +60,7 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
     e = snap.errors
     lines.append(f"ERRORS {e.total}")
     for r in e.recent[-8:]:
-        ago = fmt_seconds(max(0.0, snap.time - r.time))
+        ago = duration(max(0.0, snap.time - r.time))
         retrieved = "" if r.retrieved is None else (" retrieved" if r.retrieved else
                                                    " NEVER RETRIEVED")
         who = f" task {escape(r.task, 30)}" if r.task else (
@@ -97,7 +70,7 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
     if snap.events:
         lines.append(f"EVENTS (last {min(8, len(snap.events))})")
         for ev in snap.events[-8:]:
-            ago = fmt_seconds(max(0.0, snap.time - float(ev.get("time", snap.time))))
+            ago = duration(max(0.0, snap.time - float(ev.get("time", snap.time))))
             detail = {k: v for k, v in ev.items() if k not in ("time", "kind", "stack")}
             lines.append(f"  {ago:>6} ago {escape(ev.get('kind', '?'), 20)} "
                          f"{escape(detail, width - 30)}")

@@ -20,6 +20,14 @@ from introspect.recording.format import RecordingHeader
 from introspect.recording.reader import Recording
 from introspect.recording.writer import RecordingWriter
 from introspect.textsafe import escape
+from introspect.tui.messages import (
+    ConfirmCancel,
+    ConfirmExact,
+    ConfirmGc,
+    OpenExact,
+    OpenTask,
+    WatchTarget,
+)
 from introspect.tui.state.connection import (
     Connecting,
     ConnectionState,
@@ -30,12 +38,10 @@ from introspect.tui.state.connection import (
 from introspect.tui.state.live import LiveSession
 from introspect.tui.state.model import ObserverState
 from introspect.tui.state.replay import ReplayController
+from introspect.tui.state.source import DataSource
 from introspect.tui.views.base import View
-from introspect.tui.views.dialogs import ConfirmScreen, help_screen
 from introspect.tui.views.errors import ErrorsView
 from introspect.tui.views.exact import ExactScreen
-from introspect.tui.views.header import HeaderBar
-from introspect.tui.views.keybar import KeyBar
 from introspect.tui.views.load import LoadView
 from introspect.tui.views.memory import MemoryView
 from introspect.tui.views.metrics import MetricsView
@@ -43,9 +49,12 @@ from introspect.tui.views.nodes import NodesView
 from introspect.tui.views.queues import QueuesView
 from introspect.tui.views.system import SystemView
 from introspect.tui.views.task_detail import TaskDetailScreen
-from introspect.tui.views.tasks import EXACT_SECONDS, TasksView
+from introspect.tui.views.tasks import TasksView
 from introspect.tui.views.threads import ThreadsView
 from introspect.tui.views.tree import TreeView
+from introspect.tui.widgets.dialogs import ConfirmScreen, help_screen
+from introspect.tui.widgets.header import HeaderBar
+from introspect.tui.widgets.keybar import KeyBar
 
 # key, tab id, tab label, view class
 VIEWS: list[tuple[str, str, str, type[View]]] = [
@@ -94,7 +103,7 @@ class IntrospectApp(App[None]):
         self.model = ObserverState()
         self.connection: ConnectionState = NoTarget()
         self.display_paused = False
-        self.source: LiveSession | ReplayController | None = None
+        self.source: DataSource | None = None
         self.target_label: str | None = None
         self.record_to = Path(record_to) if record_to else None
         self.recorder: RecordingWriter | None = None
@@ -303,12 +312,17 @@ class IntrospectApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(help_screen())
 
-    def open_task(self, task_id: int) -> None:
-        self.push_screen(TaskDetailScreen(task_id))
+    # --- what views ask (introspect.tui.messages) --------------------------------------------
+    def on_open_task(self, message: OpenTask) -> None:
+        self.push_screen(TaskDetailScreen(message.task_id))
 
-    def confirm_cancel(self, task_id: int, name: str) -> None:
+    def on_watch_target(self, message: WatchTarget) -> None:
+        self.switch_target(message.target)
+
+    def on_confirm_cancel(self, message: ConfirmCancel) -> None:
+        task_id = message.task_id
         question = Text(f"Cancel task #{task_id} ")
-        question.append(escape(name, 60), style="bold")
+        question.append(escape(message.name, 60), style="bold")
         question.append(" in the target? This calls task.cancel() in the running service.")
 
         def answered(yes: bool | None) -> None:
@@ -317,7 +331,7 @@ class IntrospectApp(App[None]):
 
         self.push_screen(ConfirmScreen(question), answered)
 
-    def confirm_gc(self) -> None:
+    def on_confirm_gc(self, message: ConfirmGc) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run_worker(self._do(lambda s: s.gc_collect()), group="actions")
@@ -326,15 +340,16 @@ class IntrospectApp(App[None]):
                                             "the target while it runs.")), answered)
 
     def _live_or_say(self, what: str) -> bool:
-        if getattr(self.source, "live", False):
+        if self.source is not None and self.source.live:
             return True
         self.notify(f"{what} needs a live target" + (": this is a recording"
                     if self.replay is not None else ": no target is being watched"),
                     severity="error", markup=False)
         return False
 
-    def confirm_exact(self, seconds: float = EXACT_SECONDS) -> None:
+    def on_confirm_exact(self, message: ConfirmExact) -> None:
         """Ask, then start exact accounting for `seconds` and open its page."""
+        seconds = message.seconds
         if not self._live_or_say("exact accounting"):
             return
 
@@ -364,7 +379,7 @@ class IntrospectApp(App[None]):
             return
         self.push_screen(ExactScreen(seconds))
 
-    def open_exact(self) -> None:
+    def on_open_exact(self, message: OpenExact) -> None:
         """The latest exact accounting report (running or finished), starting nothing."""
         if self._live_or_say("the exact accounting report"):
             self.push_screen(ExactScreen())

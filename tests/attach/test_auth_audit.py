@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from attach_support import (
+
+from introspect.client.connection import AgentError, Client
+from introspect.errors import AuthError
+from introspect.protocol import messages as m
+from tests.attach.support import (
     CONTROL_TOKEN,
     READ_TOKEN,
     RawConnection,
@@ -18,10 +22,6 @@ from attach_support import (
     tcp_target,
     token_files,  # noqa: F401 - fixture
 )
-
-from introspect.client.connection import AgentError, Client
-from introspect.errors import AuthError
-from introspect.protocol import messages as m
 from tests.support.procs import wait_until
 
 

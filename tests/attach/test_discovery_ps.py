@@ -12,10 +12,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from attach_support import CONTROL_TOKEN, start_host, tcp_target
 
 from introspect.client.connection import Client
 from introspect.protocol import discovery
+from tests.attach.support import CONTROL_TOKEN, start_host, tcp_target
 from tests.support.procs import wait_until
 
 FORKING_APP = """

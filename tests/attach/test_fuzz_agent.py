@@ -12,13 +12,13 @@ import struct
 import msgspec
 import psutil
 import pytest
-from attach_support import RawConnection, host_counter, start_host, unix_target
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from introspect.client.connection import Client
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from tests.attach.support import RawConnection, host_counter, start_host, unix_target
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

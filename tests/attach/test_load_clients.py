@@ -8,10 +8,10 @@ import asyncio
 import time
 
 import psutil
-from attach_support import RawConnection, host_counter, start_host, unix_target
 
 from introspect.client.connection import AsyncClient
 from introspect.protocol import messages as m
+from tests.attach.support import RawConnection, host_counter, start_host, unix_target
 
 HEALTHY = 50
 INTERVAL = 0.2

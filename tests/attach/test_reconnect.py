@@ -8,9 +8,8 @@ import signal
 import tempfile
 from pathlib import Path
 
-from attach_support import start_host
-
 from introspect.client.stream import Backoff, Connected, Disconnected, Tick, watch
+from tests.attach.support import start_host
 
 CLIENTS = 3
 

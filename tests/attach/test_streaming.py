@@ -8,12 +8,11 @@ import itertools
 import socket
 import time
 
-from attach_support import RawConnection, ask, start_host, unix_target
-
 from introspect.client.connection import Client
 from introspect.client.stream import SnapshotAssembler
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from tests.attach.support import RawConnection, ask, start_host, unix_target
 from tests.support.procs import wait_until
 
 

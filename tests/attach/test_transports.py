@@ -12,7 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from attach_support import (
+
+from introspect.client.connection import Client
+from introspect.errors import ConnectError
+from introspect.protocol import discovery
+from tests.attach.support import (
     CONTROL_TOKEN,
     RawConnection,
     audit_counts,
@@ -20,10 +24,6 @@ from attach_support import (
     tcp_target,
     token_files,  # noqa: F401 - fixture
 )
-
-from introspect.client.connection import Client
-from introspect.errors import ConnectError
-from introspect.protocol import discovery
 from tests.support.procs import AgentProcess, wait_until
 
 

@@ -4,7 +4,8 @@ program without an event loop still gets one (on a console thread)."""
 from __future__ import annotations
 
 import pytest
-from console_support import AgentProcess, audit_lines, run_piped, tcp_target
+
+from tests.console.support import AgentProcess, audit_lines, run_piped, tcp_target
 
 SERVE = """
 import asyncio, introspect

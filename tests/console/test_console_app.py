@@ -8,7 +8,8 @@ import re
 
 import pexpect
 import pytest
-from console_support import (
+
+from tests.console.support import (
     AgentProcess,
     audit_lines,
     run_line,
@@ -123,7 +124,7 @@ def test_exceptions_in_user_input_never_affect_the_host(app, tmp_path):
     child = spawn_console(str(app.pid), tmp_path)
     out = run_line(child, "1/0")
     assert "ZeroDivisionError: division by zero" in out and "<console#" in out
-    assert "introspect/console" not in out  # our frames are not the user's business
+    assert "introspect/agent/console" not in out  # our frames are not the user's business
     assert "ignored" in run_line(child, "raise SystemExit(3)")
     assert "KeyboardInterrupt" in run_line(child, "raise KeyboardInterrupt")
     assert "GeneratorExit" in run_line(child, "raise GeneratorExit")

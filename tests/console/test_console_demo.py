@@ -7,7 +7,15 @@ import sys
 
 import pexpect
 import pytest
-from console_support import REPO, AgentProcess, audit_lines, run_line, spawn_console, wait_until
+
+from tests.console.support import (
+    REPO,
+    AgentProcess,
+    audit_lines,
+    run_line,
+    spawn_console,
+    wait_until,
+)
 
 WORKER = "introspect.demo.comments.comments_worker"
 SPEED = "5"  # crash at 6 s, next cycle (which would restart them itself) at 12 s

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from demo_support import DemoProcess
+
+from tests.demo.support import DemoProcess
 
 
 @pytest.fixture

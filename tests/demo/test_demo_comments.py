@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from demo_support import wait_until
-
 from introspect.demo import restart_comments_workers
 from introspect.demo.comments import POISON_MESSAGE, UnexpectedMessage
 from introspect.demo.service import DemoService, console_locals, current
+from tests.demo.support import wait_until
 
 
 async def crash_loop_then_console_restart() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 
 import pytest
-from demo_support import unexpected_tracebacks
 
 from introspect.demo.service import DemoService
+from tests.demo.support import unexpected_tracebacks
 
 
 def expected_phase_lines() -> list[str]:

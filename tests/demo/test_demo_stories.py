@@ -7,10 +7,10 @@ import sys
 import threading
 import time
 
-from demo_support import wait_until
 from prometheus_client import REGISTRY, generate_latest
 
 from introspect.demo.service import DemoService
+from tests.demo.support import wait_until
 
 
 async def spike_grows_the_mailbox() -> None:

@@ -11,8 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from metrics_support import REPO, AgentProcess, metrics_url
-
+from tests.metrics.support import REPO, AgentProcess, metrics_url
 from tests.support.prometheus_server import PrometheusServer, find_binary, free_port
 
 CONFIGS = REPO / "exporters" / "prometheus"

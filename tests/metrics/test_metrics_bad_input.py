@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from metrics_support import AgentProcess
+
+from tests.metrics.support import AgentProcess
 
 APP = [sys.executable, "-c", "print('the app ran')"]
 

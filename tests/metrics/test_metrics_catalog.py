@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import subprocess
 
-from metrics_support import AgentProcess, families, metrics_url, scrape
-
 from introspect.metrics import docs
 from introspect.metrics.catalog import CATALOG, OTEL
+from tests.metrics.support import AgentProcess, families, metrics_url, scrape
 
 # Uses every part the catalog describes: tasks of two kinds (one crashes), a bounded queue with
 # a blocked putter, a thread pool, an unhandled thread exception.

@@ -3,7 +3,14 @@ and MeterProvider reused, and PROMETHEUS_MULTIPROC_DIR workers."""
 
 from __future__ import annotations
 
-from metrics_support import AgentProcess, families, metrics_url, sample_value, scrape, wait_until
+from tests.metrics.support import (
+    AgentProcess,
+    families,
+    metrics_url,
+    sample_value,
+    scrape,
+    wait_until,
+)
 
 KINDS = """
 import asyncio, sys

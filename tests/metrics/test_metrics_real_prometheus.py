@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from metrics_support import REPO, AgentProcess, metrics_url
-
+from tests.metrics.support import REPO, AgentProcess, metrics_url
 from tests.support.prometheus_server import PrometheusServer
 
 DEMO = "introspect.demo"

@@ -6,7 +6,8 @@ latency numbers are measured in benchmarks/scrape_under_load.py.
 from __future__ import annotations
 
 import pytest
-from metrics_support import AgentProcess, metrics_url, sample_value, scrape
+
+from tests.metrics.support import AgentProcess, metrics_url, sample_value, scrape
 
 DEADLINE = 5.0
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import socket
 
-from metrics_support import AgentProcess, OtlpReceiver, point_attributes, wait_until
-
 from introspect.metrics.catalog import OTEL
+from tests.metrics.support import AgentProcess, OtlpReceiver, point_attributes, wait_until
 
 APP = """
 import asyncio, itertools, os

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from profiling_support import CPU_CHILD, HOSTILE_CHILD, PYSPY, Child
+
+from tests.profiling.support import CPU_CHILD, HOSTILE_CHILD, PYSPY, Child
 
 
 def _python_child(source: str) -> Iterator[Child]:

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from profiling_support import Child, unused_pid
 
 from introspect.cli.profile_cmd import ProgressBar, choose_format, default_output
+from tests.profiling.support import Child, unused_pid
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,11 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from profiling_support import PYSPY, Child, unused_pid
 
 from introspect.errors import UserError
 from introspect.profiling import pyspy
 from introspect.profiling.report import load_speedscope
+from tests.profiling.support import PYSPY, Child, unused_pid
 
 
 def _thread(result: pyspy.DumpResult, name: str) -> pyspy.ThreadStack:

@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from profiling_support import unused_pid
 
 from introspect.errors import UserError
 from introspect.profiling.target import NEEDS_LOCAL, resolve_pid
+from tests.profiling.support import unused_pid
 
 
 def test_pid() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from introspect.client.connection import AgentError, Client
 from introspect.protocol import discovery
 from introspect.tui.app import IntrospectApp
-from introspect.tui.views.dialogs import ConfirmScreen
 from introspect.tui.views.exact import ExactScreen
 from introspect.tui.views.tasks import TasksView
+from introspect.tui.widgets.dialogs import ConfirmScreen
 from tests.support.procs import AgentProcess, wait_until
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text
 

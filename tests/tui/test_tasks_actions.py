@@ -4,10 +4,11 @@ kind, the task page with its await chain, and cancel (asked first, really cancel
 from __future__ import annotations
 
 from introspect.tui.app import IntrospectApp
-from introspect.tui.views.dialogs import ConfirmScreen
-from introspect.tui.views.table import RowTable
+from introspect.tui.messages import OpenTask
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
+from introspect.tui.widgets.dialogs import ConfirmScreen
+from introspect.tui.widgets.table import RowTable
 from tests.support.procs import wait_until
 from tests.tui.fixture_app import CHILDREN
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text
@@ -103,7 +104,7 @@ def test_task_detail_and_cancel_with_confirmation() -> None:
                 await pilot.press("escape")
 
                 # The parent's page lists its children.
-                app.open_task(spawner.id)
+                app.post_message(OpenTask(spawner.id))
                 text = await poll_text(pilot, "children")
                 await poll(pilot, lambda: screen_text(app).count("#") >= CHILDREN + 1,
                            "children listed")

@@ -15,8 +15,8 @@ from introspect.protocol.snapshot import TaskRow
 from introspect.recording import read_recording
 from introspect.tui.app import IntrospectApp
 from introspect.tui.views import tasks as tasks_view
-from introspect.tui.views.table import RowTable
 from introspect.tui.views.tasks import TasksView
+from introspect.tui.widgets.table import RowTable
 from tests.support.procs import AgentProcess
 from tests.tui.support import RECORDING, poll, run, screen_text
 

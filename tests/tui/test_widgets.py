@@ -15,9 +15,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.renderables.sparkline import Sparkline as SparklineRenderable
 
-from introspect.tui.views.keybar import KeyBar
-from introspect.tui.views.sparkline import chart_segments
-from introspect.tui.views.table import RowTable
+from introspect.tui.widgets.keybar import KeyBar
+from introspect.tui.widgets.sparkline import chart_segments
+from introspect.tui.widgets.table import RowTable
 from tests.tui.support import poll, run, screen_text
 
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("state", "STATE")]

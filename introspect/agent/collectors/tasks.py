@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from introspect.agent.collectors import frames as fr
 
-META_ATTR = "_introspect_meta"
+META_ATTR = "_introspect_meta"  # the per-task metadata slot; every part reads it under this name
 OUTCOMES = ("ok", "error", "cancelled")
 _current_task = asyncio.current_task
 _weakref = weakref.ref

@@ -163,6 +163,11 @@ class LiveSession:
         finally:
             await client.close()
 
+    # DataSource names. Bridge until the client branch renames the methods above: on merge,
+    # take the client branch's live.py and drop these two lines.
+    task = task_detail
+    exact_accounting = exact_start
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._drop_requests()

@@ -1,5 +1,6 @@
-"""A recording as a data source: a playhead over its updates with pause, step, seek, speed.
-Requests the agent would answer live are answered from what the recording holds."""
+"""A recording as a data source (`DataSource`): a playhead over its updates with pause, step,
+seek, speed. Requests the agent would answer live are answered from what the recording holds;
+control actions raise `UserError` saying they need a live target."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from introspect.protocol import messages as m
 from introspect.recording.reader import Recording
 from introspect.tui.state.connection import Replaying
 from introspect.tui.state.model import ObserverState
+from introspect.tui.state.source import NEEDS_LIVE
 from introspect.tui.state.task_query import page_locally
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -105,14 +107,14 @@ class ReplayController:
         self.speed = ordered[min(i + 1, len(ordered) - 1)] if faster else ordered[max(i - 1, 0)]
         return self.speed
 
-    # --- the same questions a live agent answers -------------------------------------------
+    # --- the same questions a live agent answers (DataSource) -------------------------------
     async def tasks(self, req: m.TaskListRequest) -> m.TaskPage:
         snap = self.state.snapshot
         if snap is None:
             return m.TaskPage(total=0, matched=0, offset=0, tasks=[])
         return page_locally(list(snap.tasks.top), snap.tasks.total, req)
 
-    async def task_detail(self, task_id: int) -> m.TaskDetail:
+    async def task(self, task_id: int) -> m.TaskDetail:
         snap = self.state.snapshot
         rows = list(snap.tasks.top) if snap else []
         row = next((r for r in rows if r.id == task_id), None)
@@ -125,16 +127,19 @@ class ReplayController:
         return []
 
     async def cancel(self, task_id: int) -> str:
-        raise UserError("a recording is read-only: nothing to cancel")
+        raise UserError(NEEDS_LIVE.format(what="cancelling a task"))
 
     async def gc_collect(self) -> str:
-        raise UserError("a recording is read-only")
+        raise UserError(NEEDS_LIVE.format(what="a garbage collection"))
 
-    async def exact_start(self, seconds: float) -> str:
-        raise UserError("exact accounting needs a live target: a recording is read-only")
+    async def exact_accounting(self, seconds: float) -> str:
+        raise UserError(NEEDS_LIVE.format(what="exact accounting"))
 
-    async def exact_report(self, max_tasks: int = 1000) -> dict[str, Any] | None:
-        raise UserError("exact accounting needs a live target: a recording holds no report")
+    async def exact_report(self) -> dict[str, Any] | None:
+        raise UserError(NEEDS_LIVE.format(what="the exact accounting report"))
+
+    async def profile(self, duration: float, *, top: int = 15) -> m.ProfileReply:
+        raise UserError(NEEDS_LIVE.format(what="profiling"))
 
     async def close(self) -> None:
         return None

@@ -1,15 +1,19 @@
-"""What every view shares: a hook called with the model when the display refreshes."""
+"""What every view shares: a hook called with the model when the display refreshes, and the
+data source it may ask for more (`DataSource`); what it wants of the app, it posts as a message
+(`introspect.tui.messages`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.containers import Vertical
+from textual.dom import DOMNode
 from textual.widgets import Static
 
 from introspect.tui.state.model import ObserverState
+from introspect.tui.state.source import DataSource
 
 if TYPE_CHECKING:
     from introspect.tui.app import IntrospectApp
@@ -21,11 +25,18 @@ class View(Vertical):
 
     @property
     def observer(self) -> IntrospectApp:
-        return self.app  # type: ignore[return-value]
+        """The app, for what it shows (`model`, `target_label`); requests go to `source`."""
+        return cast("IntrospectApp", self.app)
 
     @property
-    def source(self) -> Any:
-        return self.observer.source
+    def source(self) -> DataSource | None:
+        return source_of(self)
+
+    @property
+    def live(self) -> bool:
+        """Watching an agent (not a recording, not nothing): control actions can work."""
+        source = self.source
+        return source is not None and source.live
 
     def show(self, model: ObserverState) -> None:  # pragma: no cover - overridden
         pass
@@ -34,6 +45,11 @@ class View(Vertical):
         """Called just before this view's tab is shown (hidden views are not kept up to
         date): fill it, so the switch paints once, with current data."""
         self.show(model)
+
+
+def source_of(node: DOMNode) -> DataSource | None:
+    """The app's data source, for screens that are not views (task page, exact page)."""
+    return cast("DataSource | None", getattr(node.app, "source", None))
 
 
 def update_line(widget: Static, text: Text) -> None:

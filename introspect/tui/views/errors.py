@@ -10,11 +10,12 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from introspect.protocol.snapshot import ErrorReport
+from introspect.textfmt import age, short_path
 from introspect.textsafe import escape
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.dialogs import TextScreen
-from introspect.tui.views.fmt import duration, safe, short_path
+from introspect.tui.widgets.dialogs import TextScreen
+from introspect.tui.widgets.text import safe
 
 EVENT_SUMMARY_KEYS = ("task", "name", "where", "location", "message", "duration", "seconds")
 
@@ -70,7 +71,7 @@ class ErrorsView(View):
         cursor = table.cursor_row
         table.clear()
         for i, e in enumerate(self.errors):
-            table.add_row(duration(now - e.time), e.source, safe(f"{e.type}: {e.message}", 60),
+            table.add_row(age(now - e.time), e.source, safe(f"{e.type}: {e.message}", 60),
                           safe(short_path(e.where), 40), safe(e.task or e.thread or "", 30),
                           key=str(i))
         if self.errors:
@@ -87,7 +88,7 @@ class ErrorsView(View):
         events = self.query_one("#event-table", DataTable)
         events.clear()
         for i, ev in enumerate(self.events):
-            events.add_row(duration(now - float(ev.get("time", now))),
+            events.add_row(age(now - float(ev.get("time", now))),
                            safe(ev.get("kind", "?"), 20), safe(event_summary(ev), 100),
                            key=str(i))
 

@@ -20,12 +20,11 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from introspect.cli.exact_cmd import histogram_quantile
-from introspect.cli.snapshot_text import fmt_seconds
 from introspect.errors import UserError
-from introspect.tui.views.base import update_line
-from introspect.tui.views.fmt import safe, tail
-from introspect.tui.views.table import RowTable
+from introspect.textfmt import duration, histogram_quantile
+from introspect.tui.views.base import source_of, update_line
+from introspect.tui.widgets.table import RowTable
+from introspect.tui.widgets.text import safe, tail
 
 POLL_SECONDS = 1.0
 MAX_TASKS = 200  # the busiest tasks asked for and listed
@@ -63,14 +62,14 @@ def progress_line(report: dict[str, Any]) -> Text:
     seconds, elapsed = _num(report.get("seconds")), _num(report.get("elapsed"))
     line = Text()
     line.append("running" if running else "finished", style="bold")
-    line.append(f": {fmt_seconds(min(elapsed, seconds) if running else elapsed)} of "
+    line.append(f": {duration(min(elapsed, seconds) if running else elapsed)} of "
                 f"{seconds:g}s")
     if seconds > 0:
         line.append(f" ({min(100.0, elapsed / seconds * 100):.0f}%)")
     line.append(", implementation ")
     line.append_text(safe(report.get("implementation", "?"), 20))
     line.append(f", {steps:,.0f} task steps, {_num(callbacks.get('steps')):,.0f} other "
-                f"callbacks ({fmt_seconds(_num(callbacks.get('busy_seconds')))} busy)")
+                f"callbacks ({duration(_num(callbacks.get('busy_seconds')))} busy)")
     return line
 
 
@@ -85,10 +84,10 @@ def kind_rows(report: dict[str, Any]) -> list[tuple[str, Sequence[Text | str]]]:
         steps, busy = _num(k.get("steps")), _num(k.get("busy_seconds"))
         per = max(1.0, steps)
         rows.append((name, (
-            f"{steps:,.0f}", fmt_seconds(busy), fmt_seconds(busy / per),
-            fmt_seconds(histogram_quantile(_histogram(k.get("busy_histogram")), 0.99)),
-            fmt_seconds(_num(k.get("delay_seconds_total")) / per),
-            fmt_seconds(histogram_quantile(_histogram(k.get("delay_histogram")), 0.99)),
+            f"{steps:,.0f}", duration(busy), duration(busy / per),
+            duration(histogram_quantile(_histogram(k.get("busy_histogram")), 0.99)),
+            duration(_num(k.get("delay_seconds_total")) / per),
+            duration(histogram_quantile(_histogram(k.get("delay_histogram")), 0.99)),
             tail(name, 60))))
     return rows
 
@@ -104,8 +103,8 @@ def task_rows(report: dict[str, Any], limit: int = MAX_TASKS
         steps, busy = _num(t.get("steps")), _num(t.get("busy_seconds"))
         task_id = safe(t.get("id", "?"), 20)
         rows.append((f"{index}:{task_id.plain}", (
-            task_id, f"{steps:,.0f}", fmt_seconds(busy), fmt_seconds(busy / max(1.0, steps)),
-            fmt_seconds(_num(t.get("delay_max_seconds"))), safe(t.get("name", ""), 40),
+            task_id, f"{steps:,.0f}", duration(busy), duration(busy / max(1.0, steps)),
+            duration(_num(t.get("delay_max_seconds"))), safe(t.get("name", ""), 40),
             tail(t.get("kind", ""), 50))))
     return rows
 
@@ -160,12 +159,12 @@ class ExactScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="exact-report", exit_on_error=False)
     async def action_refresh_report(self) -> None:
-        source = getattr(self.app, "source", None)
+        source = source_of(self)
         if source is None:
             return
         self._asking = True
         try:
-            report = await source.exact_report(max_tasks=MAX_TASKS)
+            report = await source.exact_report()
         except UserError as exc:
             if self.is_attached:
                 self._failed(str(exc))

@@ -9,11 +9,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from introspect.cli.snapshot_text import fmt_bytes
+from introspect.textfmt import byte_size, millis
 from introspect.tui.state.model import ObserverState, Sample
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import millis
-from introspect.tui.views.sparkline import OneLineSparkline
+from introspect.tui.widgets.sparkline import OneLineSparkline
 
 Chart = tuple[str, Callable[[Sample], float], Callable[[Sample], str]]
 
@@ -22,7 +21,7 @@ CHARTS: list[Chart] = [
      lambda s: f"p50 {millis(s.lag_p50)}  p99 {millis(s.lag_p99)}  max {millis(s.lag_max)}"),
     ("run-queue", lambda s: s.ready, lambda s: f"{s.ready} ready handles"),
     ("tasks", lambda s: s.tasks, lambda s: f"{s.tasks} live"),
-    ("memory (RSS)", lambda s: s.rss, lambda s: fmt_bytes(s.rss)),
+    ("memory (RSS)", lambda s: s.rss, lambda s: byte_size(s.rss)),
     ("CPU", lambda s: s.cpu_percent, lambda s: f"{s.cpu_percent:.0f}%"),
     ("GC collections", lambda s: s.gc_per_second, lambda s: f"{s.gc_per_second:.1f}/s"),
     ("GC pause", lambda s: s.gc_pause_seconds,

@@ -8,10 +8,11 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from introspect.cli.snapshot_text import fmt_bytes
+from introspect.textfmt import byte_size, millis, sparkline
+from introspect.tui.messages import ConfirmGc
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import millis, sparkline, theme_color
+from introspect.tui.widgets.text import theme_color
 
 # Buckets (upper bounds, seconds) for the histogram of GC pause time per update interval.
 PAUSE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, float("inf")]
@@ -43,7 +44,7 @@ class MemoryView(View):
         gc, proc = snap.gc, snap.process
         history = list(model.history)
         out = Text("MEMORY", style="bold")
-        out.append(f"\n  rss {fmt_bytes(proc.rss_bytes)}   ")
+        out.append(f"\n  rss {byte_size(proc.rss_bytes)}   ")
         out.append(sparkline((s.rss for s in history), 40))
         if gc.objects:
             out.append(f"\n  objects tracked by the GC {gc.objects}")
@@ -77,4 +78,4 @@ class MemoryView(View):
         self.query_one("#memory-body", Static).update(out)
 
     def action_collect(self) -> None:
-        self.observer.confirm_gc()
+        self.post_message(ConfirmGc())

@@ -9,10 +9,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from introspect.textfmt import sparkline
 from introspect.tui.state import app_metrics
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import safe, sparkline
+from introspect.tui.widgets.text import safe
 
 NO_ENDPOINT_HINT = (
     "This agent serves no Prometheus endpoint, so the app's own metrics cannot be read.\n"
@@ -45,7 +46,7 @@ class MetricsView(View):
         url = app_metrics.metrics_url(advertised)
         if url != self.url:
             self.url, self.history = url, app_metrics.MetricHistory()
-        if getattr(self.source, "live", False):
+        if self.live:
             self.fetch(url)
         else:
             self.query_one("#metrics-status", Static).update(Text(

@@ -9,10 +9,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from introspect.textfmt import age
+from introspect.tui.messages import WatchTarget
 from introspect.tui.state.model import ObserverState
 from introspect.tui.state.nodes import NodeEntry, list_nodes, targets_file_hint
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import duration, safe
+from introspect.tui.widgets.text import safe
 
 
 class NodesView(View):
@@ -43,7 +45,7 @@ class NodesView(View):
         current = self.observer.target_label
         for i, n in enumerate(self.nodes):
             marker = "▶ " if n.target == current else "  "
-            uptime = duration(now - n.started_at) if n.started_at else ""
+            uptime = age(now - n.started_at) if n.started_at else ""
             table.add_row(safe(marker + n.target, 30), n.source, uptime,
                           safe(n.description, 100), key=str(i))
         status = Text(f"{len(self.nodes)} nodes (local agents and {targets_file_hint()})  "
@@ -58,4 +60,4 @@ class NodesView(View):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         index = int(event.row_key.value or 0)
         if index < len(self.nodes):
-            self.observer.switch_target(self.nodes[index].target)
+            self.post_message(WatchTarget(self.nodes[index].target))

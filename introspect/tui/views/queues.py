@@ -7,9 +7,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from introspect.textfmt import short_path, sparkline
 from introspect.tui.state.model import ObserverState, queue_key
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import safe, short_path, sparkline, tail, theme_color
+from introspect.tui.widgets.text import safe, tail, theme_color
 
 NEAR_CAPACITY = 0.8
 

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from introspect.textfmt import age
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import duration, safe
+from introspect.tui.widgets.text import safe
 
 
 def _row(label: str, value: Text | str) -> Text:
@@ -46,7 +47,7 @@ class SystemView(View):
             _row("python", safe(f"{node.python}  {node.executable}", 100)),
             _row("platform", safe(node.platform)),
             _row("argv", safe(" ".join(node.argv), 300)),
-            _row("uptime", duration(proc.uptime_seconds)),
+            _row("uptime", age(proc.uptime_seconds)),
             _row("file descriptors", f"{proc.open_fds} open, limit {proc.max_fds or '?'}"),
             _row("threads", str(proc.threads)),
             _row("children", ", ".join(map(str, proc.children)) or "none"),

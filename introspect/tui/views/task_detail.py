@@ -13,7 +13,10 @@ from textual.widgets import Static
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
-from introspect.tui.views.fmt import duration, safe, short_path
+from introspect.textfmt import age, short_path
+from introspect.tui.messages import ConfirmCancel
+from introspect.tui.views.base import source_of
+from introspect.tui.widgets.text import safe
 
 
 def render_detail(detail: m.TaskDetail) -> Text:
@@ -24,13 +27,13 @@ def render_detail(detail: m.TaskDetail) -> Text:
     out.append_text(safe(t.name, 80, style="bold"))
     out.append("\nkind       ")
     out.append_text(safe(t.kind, 120))
-    out.append(f"\nstate      {t.state}, age {duration(t.age_seconds)}, "
-               f"busy {duration(t.busy_seconds)}")
+    out.append(f"\nstate      {t.state}, age {age(t.age_seconds)}, "
+               f"busy {age(t.busy_seconds)}")
     if detail.waiting_on:
         out.append("\nwaiting on ")
         out.append_text(safe(detail.waiting_on, 120))
         if detail.waiting_seconds is not None:
-            out.append(f" for {duration(detail.waiting_seconds)}")
+            out.append(f" for {age(detail.waiting_seconds)}")
     out.append("\ncreated at ")
     out.append_text(safe(detail.created_at or "?", 160))
     if detail.coroutine:
@@ -84,7 +87,10 @@ class TaskDetailScreen(ModalScreen[None]):
     async def action_load(self) -> None:
         body = self.query_one("#task-detail-body", Static)
         try:
-            self.detail = await self.app.source.task_detail(self.task_id)  # type: ignore[attr-defined]
+            source = source_of(self)
+            if source is None:
+                return
+            self.detail = await source.task(self.task_id)
         except UserError as exc:
             if not self.is_attached:
                 return
@@ -95,7 +101,7 @@ class TaskDetailScreen(ModalScreen[None]):
 
     def action_cancel(self) -> None:
         name = self.detail.task.name if self.detail else ""
-        self.app.confirm_cancel(self.task_id, name)  # type: ignore[attr-defined]
+        self.post_message(ConfirmCancel(self.task_id, name))
 
     def action_close(self) -> None:
         self.dismiss(None)

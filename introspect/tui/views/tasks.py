@@ -17,10 +17,12 @@ from textual.worker import WorkerCancelled, WorkerFailed
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.protocol.snapshot import TaskRow
+from introspect.textfmt import age, short_path
+from introspect.tui.messages import ConfirmCancel, ConfirmExact, OpenExact, OpenTask
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View, update_line
-from introspect.tui.views.fmt import duration, safe, short_path, tail
-from introspect.tui.views.table import RowTable
+from introspect.tui.widgets.table import RowTable
+from introspect.tui.widgets.text import safe, tail
 
 PAGE_SIZE = 100
 EXACT_SECONDS = 30.0
@@ -99,7 +101,7 @@ class TasksView(View):
         update does not cancel and re-ask it (a filtered page of 100k tasks takes the
         agent about as long as the update interval: re-asked on every update, it would never
         arrive). A replay always re-asks: every step has its own tasks."""
-        if not getattr(self.source, "live", False):
+        if not self.live:
             return False
         request = self.request()
         if request == self._asking:
@@ -146,7 +148,7 @@ class TasksView(View):
     def _fill(self, page: m.TaskPage) -> None:
         self.query_one("#task-table", RowTable).set_rows(
             (str(row.id), (str(row.id), safe(row.name, 24), tail(row.kind, 28), row.state,
-                           duration(row.age_seconds), f"{busy_percent(row):.0f}%",
+                           age(row.age_seconds), f"{busy_percent(row):.0f}%",
                            safe(row.awaiting, 30), tail(short_path(row.location), 36)))
             for row in page.tasks)
         first = page.offset + 1 if page.tasks else 0
@@ -159,7 +161,7 @@ class TasksView(View):
         if self.kind:
             status.append("  kind ")
             status.append_text(tail(self.kind, 40))
-        if not self.source or not getattr(self.source, "live", False):
+        if not self.source or not self.live:
             status.append("  (replay: the tasks the recording holds)", style="dim")
         update_line(self.query_one("#task-status", Static), status)
 
@@ -250,17 +252,17 @@ class TasksView(View):
             self._set_columns()
             self.reload()
         else:
-            self.observer.open_task(int(key))
+            self.post_message(OpenTask(int(key)))
 
     def action_cancel(self) -> None:
         if self.grouped or not self.page or not self.page.tasks:
             return
         table = self.query_one("#task-table", RowTable)
         row = self.page.tasks[min(table.cursor_row, len(self.page.tasks) - 1)]
-        self.observer.confirm_cancel(row.id, row.name)
+        self.post_message(ConfirmCancel(row.id, row.name))
 
     def action_exact(self) -> None:
-        self.observer.confirm_exact(self.exact_seconds)
+        self.post_message(ConfirmExact(self.exact_seconds))
 
     def action_exact_last(self) -> None:
-        self.observer.open_exact()
+        self.post_message(OpenExact())

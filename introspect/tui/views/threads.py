@@ -10,9 +10,10 @@ from textual.widgets import DataTable, Static
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
+from introspect.textfmt import short_path
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import safe, short_path
+from introspect.tui.widgets.text import safe
 
 PROFILE_SECONDS = 3.0
 
@@ -70,7 +71,7 @@ class ThreadsView(View):
 
     @work(exclusive=True, group="thread-stacks", exit_on_error=False)
     async def load_stacks(self) -> None:
-        if self.source is None or not getattr(self.source, "live", False):
+        if self.source is None or not self.live:
             return
         try:
             stacks = await self.source.thread_stacks()
@@ -83,7 +84,7 @@ class ThreadsView(View):
     def action_profile(self) -> None:
         """`f`: sample the target with py-spy, 3 s at a time, and show the hottest functions
         until `f` is pressed again (needs the control role and py-spy on the target's host)."""
-        if not getattr(self.source, "live", False):
+        if not self.live:
             self.app.notify("profiling needs a live target, not a recording", severity="warning")
             return
         self.profiling = not self.profiling
@@ -137,7 +138,7 @@ class ThreadsView(View):
         if frames is None:
             out.append("\n  now in ")
             out.append_text(safe(short_path(thread.location), 100))
-            if not getattr(self.source, "live", False):
+            if not self.live:
                 out.append("  (a recording holds the innermost frame only)", style="dim")
         else:
             for f in reversed(frames[-12:]):  # innermost first: that is where it is now

@@ -14,7 +14,7 @@ from introspect.protocol import messages as m
 from introspect.protocol.snapshot import TaskRow
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
-from introspect.tui.views.fmt import safe, tail
+from introspect.tui.widgets.text import safe, tail
 
 MAX_TREE_TASKS = 1000  # one page from the agent; the status line says when there are more
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from dump_support import dump_json, introspect_cli
 
+from tests.cli.support import dump_json, introspect_cli
 from tests.support.procs import AgentProcess, wait_until
 
 BLOCKED_LOOP = """

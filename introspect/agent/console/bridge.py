@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from introspect.console import output
-from introspect.console.helpers import make_helpers
-from introspect.console.session import ConsoleSession
+from introspect.agent.console import output
+from introspect.agent.console.helpers import make_helpers
+from introspect.agent.console.session import ConsoleSession
 from introspect.protocol import messages as m
 
 if TYPE_CHECKING:

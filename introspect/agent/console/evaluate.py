@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from introspect.console import output
-from introspect.console.output import EvaluationOutput, OutputSink, current_output
+from introspect.agent.console import output
+from introspect.agent.console.output import EvaluationOutput, OutputSink, current_output
 
 COMPILE_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 MAX_SOURCE_CHARS = 256 * 1024

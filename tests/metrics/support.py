@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import urllib.request
@@ -13,12 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `tests.support` lives at the top of the repo
-    sys.path.insert(0, str(REPO))
+from introspect.protocol import discovery
+from tests.support.procs import AgentProcess, wait_until
 
-from introspect.protocol import discovery  # noqa: E402
-from tests.support.procs import AgentProcess, wait_until  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 __all__ = ["REPO", "AgentProcess", "OtlpReceiver", "families", "metrics_url", "scrape",
            "wait_until"]

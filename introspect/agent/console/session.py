@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from introspect.console import evaluate
-from introspect.console.output import OutputSink
+from introspect.agent.console import evaluate
+from introspect.agent.console.output import OutputSink
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 
 if TYPE_CHECKING:
+    from introspect.agent.console.bridge import ConsoleExtension
     from introspect.agent.handlers import Session
     from introspect.agent.server import AgentServer
-    from introspect.console.bridge import ConsoleExtension
 
 INTERRUPT = "\x03"
 END = "\x04"

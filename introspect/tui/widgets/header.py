@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from introspect.cli.snapshot_text import fmt_bytes
+from introspect.textfmt import age, byte_size, millis
 from introspect.tui.state.connection import (
     Connected,
     Connecting,
@@ -16,7 +16,7 @@ from introspect.tui.state.connection import (
     TargetExited,
 )
 from introspect.tui.state.model import ObserverState
-from introspect.tui.views.fmt import duration, millis, safe, theme_color
+from introspect.tui.widgets.text import safe, theme_color
 
 
 def connection_text(state: ConnectionState, widget: object) -> Text:
@@ -49,7 +49,7 @@ class HeaderBar(Static):
             node = snap.node
             line1.append_text(safe(node.hostname, 24, style="bold"))
             line1.append(f"  pid {node.pid}  py {node.python}  "
-                         f"up {duration(snap.process.uptime_seconds)}  ")
+                         f"up {age(snap.process.uptime_seconds)}  ")
         line1.append_text(connection_text(connection, self))
         if paused:
             line1.append("  ⏸ display paused", style=f"bold {theme_color(self, 'warning')}")
@@ -59,7 +59,7 @@ class HeaderBar(Static):
             loop = snap.loop
             lag = max(loop.lag_seconds, loop.lag_p99_seconds)
             warn = theme_color(self, "warning")
-            line2.append(f"cpu {sample.cpu_percent:.0f}%  rss {fmt_bytes(sample.rss)}  "
+            line2.append(f"cpu {sample.cpu_percent:.0f}%  rss {byte_size(sample.rss)}  "
                          f"tasks {snap.tasks.total}  thr {snap.process.threads}  ")
             line2.append(f"lag {millis(lag)}", style=warn if lag >= 0.1 else "")
             line2.append(f"  rq {loop.ready}  gc {sample.gc_per_second:.1f}/s  ")
