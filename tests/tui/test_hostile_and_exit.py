@@ -4,7 +4,7 @@ says so; the reconnect backoff grows and resets."""
 from __future__ import annotations
 
 from introspect.tui.app import IntrospectApp
-from introspect.tui.state.connection import Backoff, TargetExited
+from introspect.tui.state.connection import TargetExited, tui_backoff
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text
@@ -64,7 +64,7 @@ def test_target_exit_is_reported() -> None:
 
 
 def test_backoff_grows_to_a_cap_and_resets() -> None:
-    backoff = Backoff(initial=0.5, maximum=4.0, factor=2.0)
-    assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff = tui_backoff()
+    assert [backoff.next() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     backoff.reset()
-    assert backoff.next_delay() == 0.5
+    assert backoff.next() == 0.5

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from introspect.errors import UserError
 from introspect.protocol import messages as m
+from introspect.protocol.snapshot import Snapshot
 from introspect.recording.reader import Recording
 from introspect.tui.state.connection import Replaying
 from introspect.tui.state.model import ObserverState
@@ -40,19 +43,20 @@ class ReplayController:
         state = ObserverState()
         first = max(0, index - (state.history.maxlen or 0) + 1)
         for i in range(first, index + 1):
-            state.seq = self.recording.updates[i].seq
-            state.dropped = self.recording.updates[i].dropped
-            state.apply_sections(self.recording.sections[i])
+            self._observe(state, i)
         return state
+
+    def _observe(self, state: ObserverState, index: int) -> None:
+        update = self.recording.updates[index]
+        snapshot = msgspec.convert(self.recording.sections[index], Snapshot)
+        state.observe(snapshot, update.seq, update.dropped)
 
     def goto(self, index: int) -> bool:
         index = max(0, min(index, self.last))
         if index == self.index:
             return False
         if index == self.index + 1:
-            update = self.recording.updates[index]
-            self.state.seq, self.state.dropped = update.seq, update.dropped
-            self.state.apply_sections(self.recording.sections[index])
+            self._observe(self.state, index)
         else:
             self.state = self._rebuild(index)
         self.index = index
@@ -112,7 +116,7 @@ class ReplayController:
             return m.TaskPage(total=0, matched=0, offset=0, tasks=[])
         return page_locally(list(snap.tasks.top), snap.tasks.total, req)
 
-    async def task_detail(self, task_id: int) -> m.TaskDetail:
+    async def task(self, task_id: int) -> m.TaskDetail:
         snap = self.state.snapshot
         rows = list(snap.tasks.top) if snap else []
         row = next((r for r in rows if r.id == task_id), None)
@@ -120,6 +124,8 @@ class ReplayController:
             raise UserError(f"task {task_id} is not in the recording")
         children = [r.id for r in rows if r.parent == task_id]
         return m.TaskDetail(task=row, await_chain=[], stack=[], children=children)
+
+    task_detail = task  # the name views/task_detail.py still calls; goes with the DataSource
 
     async def thread_stacks(self) -> list[m.ThreadStack]:
         return []
@@ -130,7 +136,7 @@ class ReplayController:
     async def gc_collect(self) -> str:
         raise UserError("a recording is read-only")
 
-    async def exact_start(self, seconds: float) -> str:
+    async def exact_accounting(self, seconds: float) -> str:
         raise UserError("exact accounting needs a live target: a recording is read-only")
 
     async def exact_report(self, max_tasks: int = 1000) -> dict[str, Any] | None:
