@@ -4,14 +4,22 @@ with its reason instead of retrying forever."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from introspect.tui.app import IntrospectApp
-from introspect.tui.state.connection import Refused, TargetExited, tui_backoff
+from introspect.tui.state.connection import (
+    Connected,
+    Disconnected,
+    Refused,
+    TargetExited,
+    tui_backoff,
+)
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
 from tests.attach.attach_support import CONTROL_TOKEN, start_host, tcp_target
@@ -113,3 +121,29 @@ def test_a_refused_target_gets_a_final_banner_and_no_retry(tmp_path: Path) -> No
                 assert isinstance(app.connection, Refused) and app.failure is None
 
         run(scenario())
+
+
+def test_a_restarted_target_is_picked_up_again(tmp_path: Path) -> None:
+    address = f"unix:{tmp_path / 'service.sock'}"
+    first = start_host(["--listen", address])
+    second = None
+    try:
+        async def scenario() -> None:
+            nonlocal second
+            app = IntrospectApp(target=address, interval=0.2)
+            async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+                await poll(pilot, lambda: app.model.snapshot is not None
+                           and app.model.snapshot.node.pid == first.pid, "the first process")
+                first.proc.send_signal(signal.SIGKILL)
+                await poll(pilot, lambda: isinstance(app.connection, Disconnected), "the loss")
+                await poll_text(pilot, "Reconnecting")
+                second = await asyncio.to_thread(start_host, ["--listen", address])
+                await poll(pilot, lambda: app.model.snapshot.node.pid == second.pid,
+                           "the restarted process", timeout=30)
+                assert isinstance(app.connection, Connected)
+
+        run(scenario())
+    finally:
+        first.__exit__(None, None, None)
+        if second is not None:
+            second.__exit__(None, None, None)
