@@ -3,7 +3,7 @@
 vocabulary), and an update stream that survives restarts (`stream.watch`)."""
 
 from introspect.client.aio import AsyncClient
-from introspect.client.connection import Client, connect
+from introspect.client.connection import Client
 from introspect.client.errors import AgentError, IncompatibleAgent
 from introspect.client.handshake import Handshake
 from introspect.client.requests import Call
@@ -20,4 +20,4 @@ from introspect.client.target import Target, resolve_target
 
 __all__ = ["AgentError", "AsyncClient", "Backoff", "Call", "Client", "Connected",
            "Disconnected", "Handshake", "IncompatibleAgent", "SnapshotAssembler", "Target",
-           "TargetGone", "Tick", "connect", "resolve_target", "watch"]
+           "TargetGone", "Tick", "resolve_target", "watch"]

@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 import msgspec
 
 from introspect.client import errors
-from introspect.client.handshake import Handshake, client_ssl_context, client_token
+from introspect.client.handshake import (
+    DEFAULT_TIMEOUT,
+    Handshake,
+    client_ssl_context,
+    client_token,
+)
 from introspect.client.requests import AsyncRequests, Call
 from introspect.client.target import Target, resolve_target
 from introspect.protocol import framing
@@ -20,7 +25,6 @@ from introspect.protocol import messages as m
 
 R = TypeVar("R")
 T = TypeVar("T")
-DEFAULT_TIMEOUT = 5.0
 
 
 class AsyncClient(AsyncRequests):
@@ -58,8 +62,8 @@ class AsyncClient(AsyncRequests):
         try:
             handshake = Handshake(t, self.token, self.name)
             await self._send(handshake.hello())
-            await self._send(handshake.answer(await self.recv()))
-            self.role, self.agent_pid = handshake.welcome(await self.recv())
+            await self._send(handshake.answer(await self._recv()))
+            self.role, self.agent_pid = handshake.welcome(await self._recv())
         except BaseException:
             await self.close()
             raise
@@ -81,7 +85,7 @@ class AsyncClient(AsyncRequests):
         except OSError as exc:
             raise errors.send_failure(self.target, exc) from None
 
-    async def recv(self, timeout: float | None = None) -> m.Message:
+    async def _recv(self, timeout: float | None = None) -> m.Message:
         assert self.reader is not None
         wait = self.timeout if timeout is None else timeout
         try:
@@ -95,16 +99,16 @@ class AsyncClient(AsyncRequests):
             raise errors.unreadable(self.target, exc) from None
 
     # --- requests ----------------------------------------------------------------------------
-    async def send_request(self, req: m.Request) -> int:
+    async def _send_request(self, req: m.Request) -> int:
         req.id = next(self._ids)
         await self._send(req)
         return req.id
 
     async def request(self, req: m.Request, expect: type[R],
                       timeout: float | None = None) -> R:
-        rid = await self.send_request(req)
+        rid = await self._send_request(req)
         while True:
-            reply = await self.recv(timeout)
+            reply = await self._recv(timeout)
             if getattr(reply, "id", rid) in (rid, 0) and not isinstance(reply, m.Update):
                 return errors.expect(reply, expect, self.target)
 
@@ -116,10 +120,10 @@ class AsyncClient(AsyncRequests):
         """Yield updates until the connection ends (full first, then changed-only). Other
         replies on this connection are skipped: use a second client for requests.
         `introspect.client.stream` turns them into full Snapshots."""
-        await self.send_request(m.Subscribe(interval=interval, top_tasks=top_tasks))
+        await self._send_request(m.Subscribe(interval=interval, top_tasks=top_tasks))
         wait = max(self.timeout, interval * 3 + 2)
         while True:
-            reply = await self.recv(timeout=wait)
+            reply = await self._recv(timeout=wait)
             errors.raise_for(reply, self.target)
             if isinstance(reply, m.Update):
                 yield reply

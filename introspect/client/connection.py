@@ -15,7 +15,12 @@ import msgspec
 from introspect.client import errors
 from introspect.client.aio import AsyncClient
 from introspect.client.errors import AgentError, tls_failure
-from introspect.client.handshake import Handshake, client_ssl_context, client_token
+from introspect.client.handshake import (
+    DEFAULT_TIMEOUT,
+    Handshake,
+    client_ssl_context,
+    client_token,
+)
 from introspect.client.requests import Call, SyncRequests
 from introspect.client.target import Target, resolve_target
 from introspect.protocol import framing
@@ -23,13 +28,12 @@ from introspect.protocol import messages as m
 
 R = TypeVar("R")
 T = TypeVar("T")
-DEFAULT_TIMEOUT = 5.0
 
 # `_raise_for` is what the console client checks its replies with.
 _raise_for = errors.raise_for
 
 __all__ = ["DEFAULT_TIMEOUT", "AgentError", "AsyncClient", "Client", "client_ssl_context",
-           "client_token", "connect", "tls_failure"]
+           "client_token", "tls_failure"]
 
 
 class Client(SyncRequests):
@@ -125,7 +129,3 @@ class Client(SyncRequests):
             if isinstance(reply, m.Update):
                 yield reply
 
-
-def connect(target: str | Target, token: str | None = None,
-            timeout: float = DEFAULT_TIMEOUT) -> Client:
-    return Client(target, token=token, timeout=timeout).connect()

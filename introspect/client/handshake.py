@@ -21,6 +21,8 @@ from introspect.protocol import auth
 from introspect.protocol import messages as m
 from introspect.protocol.version import SUPPORTED_VERSIONS
 
+DEFAULT_TIMEOUT = 5.0  # seconds to connect and to wait for a reply
+
 
 def client_token(explicit: str | None = None) -> str | None:
     if explicit:

@@ -46,8 +46,8 @@ class LiveSession(AsyncRequests):
         self._requests: AsyncClient | None = None
         self._lock = asyncio.Lock()
 
-    def _client(self, timeout: float = 5.0) -> AsyncClient:
-        return AsyncClient(self.target, token=self.token, timeout=timeout, name=CLIENT_NAME)
+    def _client(self) -> AsyncClient:
+        return AsyncClient(self.target, token=self.token, name=CLIENT_NAME)
 
     async def run(self) -> None:
         """Stream until cancelled, the target exits, or a refusal retrying can't fix."""
