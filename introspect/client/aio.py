@@ -20,6 +20,7 @@ from introspect.client.handshake import (
 )
 from introspect.client.requests import AsyncRequests, Call
 from introspect.client.target import Target, resolve_target
+from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 
@@ -62,7 +63,11 @@ class AsyncClient(AsyncRequests):
         try:
             handshake = Handshake(t, self.token, self.name)
             await self._send(handshake.hello())
-            await self._send(handshake.answer(await self._recv()))
+            try:
+                challenge = await self._recv()
+            except ConnectError as exc:
+                raise handshake.lost(exc) from None
+            await self._send(handshake.answer(challenge))
             self.role, self.agent_pid = handshake.welcome(await self._recv())
         except BaseException:
             await self.close()

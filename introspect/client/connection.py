@@ -23,6 +23,7 @@ from introspect.client.handshake import (
 )
 from introspect.client.requests import Call, SyncRequests
 from introspect.client.target import Target, resolve_target
+from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 
@@ -73,7 +74,11 @@ class Client(SyncRequests):
         try:
             handshake = Handshake(t, self.token, self.name)
             self._send(handshake.hello())
-            self._send(handshake.answer(self._recv()))
+            try:
+                challenge = self._recv()
+            except ConnectError as exc:
+                raise handshake.lost(exc) from None
+            self._send(handshake.answer(challenge))
             self.role, self.agent_pid = handshake.welcome(self._recv())
         except BaseException:
             self.close()

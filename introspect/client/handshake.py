@@ -3,7 +3,8 @@
     hs = Handshake(target, token, name)
     send(hs.hello())                       # offer our protocol versions and a nonce
     send(hs.answer(recv()))                # Challenge -> Authenticate (an HMAC proof, never
-    role, pid = hs.welcome(recv())         #   the token) ; Welcome -> role and agent pid
+                                           #   the token); hs.lost(error) if recv() failed
+    role, pid = hs.welcome(recv())         # Welcome -> role and agent pid
 
 Every refusal is a one-line error from `introspect.client.errors`; the sync and the async
 front only move the bytes.
@@ -58,12 +59,16 @@ class Handshake:
         return m.Hello(versions=list(SUPPORTED_VERSIONS), client=self.name,
                        client_nonce=self.nonce)
 
+    def lost(self, exc: ConnectError) -> ConnectError:
+        """The link failed while waiting for the Challenge: the error, with its likely cause."""
+        return errors.closed_in_handshake(self.target, exc)
+
     def answer(self, reply: m.Message) -> m.Authenticate:
         """The agent's Challenge (or refusal) -> what we send back."""
         try:
             challenge = errors.expect(reply, m.Challenge, self.target)
         except ConnectError as exc:
-            raise errors.closed_in_handshake(self.target, exc) from None
+            raise self.lost(exc) from None
         if challenge.version not in SUPPORTED_VERSIONS:
             raise errors.IncompatibleAgent(
                 f"{self.target}: incompatible agent: it chose protocol {challenge.version}, "
