@@ -62,8 +62,8 @@ class AsyncClient(AsyncRequests):
             raise errors.connect_failure(t, exc, self.timeout) from None
         try:
             handshake = Handshake(t, self.token, self.name)
-            await self._send(handshake.hello())
-            try:
+            try:  # a TLS agent refusing our certificate may close before the Challenge
+                await self._send(handshake.hello())
                 challenge = await self._recv()
             except ConnectError as exc:
                 raise handshake.lost(exc) from None

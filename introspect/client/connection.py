@@ -73,8 +73,8 @@ class Client(SyncRequests):
         self.sock = sock
         try:
             handshake = Handshake(t, self.token, self.name)
-            self._send(handshake.hello())
-            try:
+            try:  # a TLS agent refusing our certificate may close before the Challenge
+                self._send(handshake.hello())
                 challenge = self._recv()
             except ConnectError as exc:
                 raise handshake.lost(exc) from None

@@ -100,8 +100,10 @@ def closed_in_handshake(target: Target, exc: ConnectError) -> ConnectError:
     the client finish its side first): say the likely cause."""
     if target.tls and not os.environ.get("INTROSPECT_TLS_CLIENT_CERT") \
             and "TLS" not in str(exc):
-        return ConnectError(f"{exc}: the agent probably requires a client certificate (set "
-                            "INTROSPECT_TLS_CLIENT_CERT and INTROSPECT_TLS_CLIENT_KEY)")
+        # One wording whether the close surfaced on our send (asyncio) or on the read.
+        return ConnectError(f"{target}: the agent closed the connection: the agent probably "
+                            "requires a client certificate (set INTROSPECT_TLS_CLIENT_CERT "
+                            "and INTROSPECT_TLS_CLIENT_KEY)")
     return exc
 
 

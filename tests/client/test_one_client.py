@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,42 @@ def test_the_fronts_share_one_request_table() -> None:
         assert inspect.iscoroutinefunction(aio) and not inspect.iscoroutinefunction(sync)
         assert list(inspect.signature(sync).parameters) == \
             list(inspect.signature(aio).parameters), name
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA, a server certificate for 127.0.0.1, and another CA (openssl CLI)."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days",
+                "2", "-subj", f"/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return d
+
+
+def test_tls_failures_say_the_same_from_both_fronts(pki: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    token = tmp_path / "control.token"
+    token.write_text(CONTROL_TOKEN + "\n")
+    env = {"INTROSPECT_TLS_CERT": str(pki / "server.pem"),
+           "INTROSPECT_TLS_KEY": str(pki / "server.key"),
+           "INTROSPECT_TLS_CLIENT_CA": str(pki / "ca.pem")}
+    with start_host(["--listen", "tcp://127.0.0.1:0", "--token-file", str(token)],
+                    env=env) as proc:
+        target = tcp_target(proc)
+        monkeypatch.delenv("INTROSPECT_TLS_CLIENT_CERT", raising=False)
+        monkeypatch.setenv("INTROSPECT_TLS_CA", str(pki / "other-ca.pem"))
+        assert_same(both_fronts(target, CONTROL_TOKEN, lambda c: None), ConnectError,
+                    "not accepted")
+        monkeypatch.setenv("INTROSPECT_TLS_CA", str(pki / "ca.pem"))
+        assert_same(both_fronts(target, CONTROL_TOKEN, lambda c: None), ConnectError,
+                    "requires a client certificate")
