@@ -161,6 +161,8 @@ async def watch(target: Target | str, token: str | None = None, interval: float 
             reason = str(exc)
         except StreamGap as exc:
             reason = f"{resolved}: {exc}"
+        except msgspec.ValidationError as exc:  # a changed section that does not convert
+            reason = f"{resolved}: unreadable update ({exc})"
         finally:
             await client.close()
         if resolved.pid is not None and process_gone(resolved.pid):
