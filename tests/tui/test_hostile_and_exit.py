@@ -136,7 +136,7 @@ def test_a_restarted_target_is_picked_up_again(tmp_path: Path) -> None:
                            and app.model.snapshot.node.pid == first.pid, "the first process")
                 first.proc.send_signal(signal.SIGKILL)
                 await poll(pilot, lambda: isinstance(app.connection, Disconnected), "the loss")
-                await poll_text(pilot, "Reconnecting")
+                await poll_text(pilot, "disconnected, retry")  # the header says so
                 second = await asyncio.to_thread(start_host, ["--listen", address])
                 await poll(pilot, lambda: app.model.snapshot.node.pid == second.pid,
                            "the restarted process", timeout=30)
