@@ -24,11 +24,18 @@ def token_from_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def open_client(args: argparse.Namespace, name: str = "introspect-cli") -> Client:
-    target = resolve_target(args.target)
+def connection_token(args: argparse.Namespace) -> str | None:
+    """--token-file, else the targets file's token for a remote target (else the client
+    falls back to INTROSPECT_TOKEN / INTROSPECT_TOKEN_FILE)."""
     token = token_from_args(args)
-    if token is None and target.kind == "tcp":
+    if token is None and resolve_target(args.target).kind == "tcp":
         from introspect.client.targets_file import token_for
 
         token = token_for(args.target)
-    return Client(target, token=token, timeout=args.timeout, name=name).connect()
+    return token
+
+
+def open_client(args: argparse.Namespace, name: str = "introspect-cli") -> Client:
+    target = resolve_target(args.target)
+    return Client(target, token=connection_token(args), timeout=args.timeout,
+                  name=name).connect()

@@ -4,14 +4,16 @@ for `introspect top --replay` (format: docs/recording-format.md)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 import time
 
-from introspect.cli.common import add_connection_args, open_client
-from introspect.errors import ConnectError, UserError
-from introspect.recording.format import RecordingHeader
-from introspect.recording.writer import RecordingWriter
+from introspect.cli.common import add_connection_args, connection_token
+from introspect.client.stream import Disconnected, TargetGone, Tick, watch
+from introspect.client.target import Target, resolve_target
+from introspect.errors import UserError
+from introspect.recording.writer import Recorder, RecordingWriter
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -67,44 +69,49 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--duration must be positive")
     if not 0.1 <= args.interval <= 3600:
         raise UserError("--interval must be between 0.1 and 3600 seconds")
-    client = open_client(args, name="introspect-record")
-    writer: RecordingWriter | None = None
-    reason = "interrupted"
+    target = resolve_target(args.target)
+    recorder = Recorder(args.output, target=args.target, interval=args.interval,
+                        top_tasks=args.top, recorder="introspect record")
     started = time.monotonic()
     progress = Progress()
+    reason = "interrupted"
     try:
-        for update in client.subscribe(interval=args.interval, top_tasks=max(0, args.top)):
-            if writer is None:
-                if update.snapshot is None:
-                    continue
-                header = RecordingHeader(created=time.time(), target=args.target,
-                                         interval=args.interval, top_tasks=args.top,
-                                         node=update.snapshot.node,
-                                         recorder="introspect record")
-                try:
-                    writer = RecordingWriter(args.output, header)
-                except OSError as exc:
-                    raise UserError(f"cannot write {args.output}: {exc.strerror or exc}") \
-                        from None
-            writer.write_update(update)
-            elapsed = time.monotonic() - started
-            progress.show(writer, elapsed)
-            if args.max_bytes is not None and writer.bytes_written >= args.max_bytes:
-                reason = "max-bytes"
-                break
-            if args.duration is not None and elapsed >= args.duration:
-                reason = "duration"
-                break
-    except ConnectError as exc:
-        if writer is None:
-            raise
-        reason = "target-exited"
-        sys.stderr.write(f"\nintrospect: the target went away ({exc}); recording kept\n")
+        reason = asyncio.run(_record(args, target, recorder, progress, started))
     except KeyboardInterrupt:
         reason = "interrupted"
     finally:
-        client.close()
-        if writer is not None:
-            writer.close(reason)
-            progress.show(writer, time.monotonic() - started, final=True)
+        recorder.close(reason)
+        if recorder.writer is not None:
+            progress.show(recorder.writer, time.monotonic() - started, final=True)
     return 0
+
+
+async def _record(args: argparse.Namespace, target: Target, recorder: Recorder,
+                  progress: Progress, started: float) -> str:
+    """Stream into `recorder` until a limit; the reason the recording ended. A first
+    connection that fails and refusals retrying can't fix raise their one-line error."""
+    stream = watch(target, token=connection_token(args), interval=args.interval,
+                   top_tasks=max(0, args.top), timeout=args.timeout, name="introspect-record",
+                   retry_first=False)
+    try:
+        async for event in stream:
+            if isinstance(event, Disconnected | TargetGone):
+                # A recording ends with its target; a restarted one is a new recording.
+                why = event.reason if isinstance(event, Disconnected) else "the process exited"
+                sys.stderr.write(f"\nintrospect: the target went away ({why}); "
+                                 "recording kept\n")
+                return "target-exited"
+            if not isinstance(event, Tick):
+                continue
+            writer = recorder.write(event.update)
+            if writer is None:
+                continue
+            elapsed = time.monotonic() - started
+            progress.show(writer, elapsed)
+            if args.max_bytes is not None and writer.bytes_written >= args.max_bytes:
+                return "max-bytes"
+            if args.duration is not None and elapsed >= args.duration:
+                return "duration"
+    finally:
+        await stream.aclose()
+    return "closed"

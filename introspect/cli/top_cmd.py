@@ -68,4 +68,6 @@ def run(args: argparse.Namespace) -> int:
                         replay_playing=not args.paused, replay_speed=args.speed,
                         record_to=args.record, initial_view=args.view)
     app.run()
+    if app.failure is not None:  # the first connection failed or was refused: say why
+        raise UserError(app.failure.reason, exit_code=app.failure.exit_code)
     return 0

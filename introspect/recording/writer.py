@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from introspect.errors import UserError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 from introspect.recording.format import RecordingEnd, RecordingHeader
@@ -62,3 +63,36 @@ class RecordingWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Recorder:
+    """Recording set-up, written once for `introspect top --record` and `introspect record`:
+    the file and its header are created from the first full update (which names the node)."""
+
+    def __init__(self, path: str | Path, *, target: str, interval: float, top_tasks: int,
+                 recorder: str) -> None:
+        self.path = Path(path)
+        self.target = target
+        self.interval = interval
+        self.top_tasks = top_tasks
+        self.recorder = recorder
+        self.writer: RecordingWriter | None = None
+
+    def write(self, update: m.Update) -> RecordingWriter | None:
+        """Record `update`; None while still waiting for the first full one."""
+        if self.writer is None:
+            if not update.full or update.snapshot is None:
+                return None
+            header = RecordingHeader(created=time.time(), target=self.target,
+                                     interval=self.interval, top_tasks=self.top_tasks,
+                                     node=update.snapshot.node, recorder=self.recorder)
+            try:
+                self.writer = RecordingWriter(self.path, header)
+            except OSError as exc:
+                raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self.writer.write_update(update)
+        return self.writer
+
+    def close(self, reason: str = "closed") -> None:
+        if self.writer is not None:
+            self.writer.close(reason)

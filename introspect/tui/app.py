@@ -12,13 +12,13 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static, TabbedContent, TabPane
 
-from introspect.client.connection import AgentError
+from introspect.client.errors import AgentError
 from introspect.client.target import resolve_target
 from introspect.errors import UserError
 from introspect.protocol import messages as m
-from introspect.recording.format import RecordingHeader
+from introspect.protocol.snapshot import Snapshot
 from introspect.recording.reader import Recording
-from introspect.recording.writer import RecordingWriter
+from introspect.recording.writer import Recorder
 from introspect.textsafe import escape
 from introspect.tui.messages import (
     ConfirmCancel,
@@ -33,6 +33,7 @@ from introspect.tui.state.connection import (
     ConnectionState,
     Disconnected,
     NoTarget,
+    Refused,
     TargetExited,
 )
 from introspect.tui.state.live import LiveSession
@@ -106,7 +107,9 @@ class IntrospectApp(App[None]):
         self.source: DataSource | None = None
         self.target_label: str | None = None
         self.record_to = Path(record_to) if record_to else None
-        self.recorder: RecordingWriter | None = None
+        self.recorder: Recorder | None = None
+        self.failure: Refused | None = None  # why `introspect top TARGET` gave up, if it did
+        self._exit_on_refusal = False
         self.initial_target = target
         self.initial_view = initial_view
         self.replay: ReplayController | None = None
@@ -134,7 +137,7 @@ class IntrospectApp(App[None]):
             self.target_label = f"replay of {self.replay.recording.header.target}"
             self.set_interval(REPLAY_TICK, self._replay_tick)
         elif self.initial_target:
-            self.switch_target(self.initial_target)
+            self.switch_target(self.initial_target, exit_on_refusal=True)
         else:
             self.initial_view = "nodes"
             self._set_banner(Text("No target given: choose a node below (Enter), or quit with "
@@ -153,8 +156,9 @@ class IntrospectApp(App[None]):
         gc.freeze()
 
     # --- data ------------------------------------------------------------------------------
-    def switch_target(self, target_text: str) -> None:
-        """Watch another node without leaving the app."""
+    def switch_target(self, target_text: str, exit_on_refusal: bool = False) -> None:
+        """Watch another node without leaving the app; `exit_on_refusal`: the target given on
+        the command line, whose first connection failing ends the app with the reason."""
         try:
             target = resolve_target(target_text)
         except UserError as exc:
@@ -172,31 +176,31 @@ class IntrospectApp(App[None]):
         self.model = ObserverState()
         self.target_label = target_text
         self._close_recorder()
+        self._exit_on_refusal = exit_on_refusal
+        if self.record_to is not None:
+            self.recorder = Recorder(self.record_to, target=target_text, interval=self.interval,
+                                     top_tasks=self.top_tasks, recorder="introspect top")
         self.source = LiveSession(target, target_text, token=token, interval=self.interval,
-                                  top_tasks=self.top_tasks, on_update=self.on_update,
+                                  top_tasks=self.top_tasks, on_snapshot=self.on_snapshot,
                                   on_state=self.on_connection)
         self.run_worker(self.source.run(), group="live", exclusive=True, exit_on_error=False)
         self._set_banner(None)
         self.refresh_display()
 
-    def on_update(self, update: m.Update) -> None:
-        if self.model.apply(update) is None:
-            return
+    def on_snapshot(self, snapshot: Snapshot, update: m.Update) -> None:
+        self.model.observe(snapshot, update.seq, update.dropped)
         self._record(update)
         if not self.display_paused:
             self.refresh_display()
 
     def _record(self, update: m.Update) -> None:
-        if self.record_to is None:
-            return
         if self.recorder is None:
-            if not update.full or update.snapshot is None:
-                return
-            header = RecordingHeader(created=time.time(), target=self.target_label or "",
-                                     interval=self.interval, top_tasks=self.top_tasks,
-                                     node=update.snapshot.node, recorder="introspect top")
-            self.recorder = RecordingWriter(self.record_to, header)
-        self.recorder.write_update(update)
+            return
+        try:
+            self.recorder.write(update)
+        except UserError as exc:
+            self.recorder = None
+            self.notify(f"recording stopped: {exc}", severity="error", markup=False)
 
     def _close_recorder(self, reason: str = "closed") -> None:
         if self.recorder is not None:
@@ -214,6 +218,15 @@ class IntrospectApp(App[None]):
                                   f"(pid {state.pid}). The last data stays on screen; press "
                                   "0 to pick another node, q to quit."))
             self._close_recorder("target-exited")
+        elif isinstance(state, Refused):
+            self._close_recorder("refused")
+            if state.first_connection and self._exit_on_refusal:
+                self.failure = state
+                self.exit(return_code=state.exit_code)
+                return
+            self._set_banner(Text(f"Stopped watching {escape(state.target, 80)}: "
+                                  f"{escape(state.reason, 200)}. Not retrying; press 0 to "
+                                  "pick another node, q to quit."))
         elif not isinstance(state, Connecting):
             self._set_banner(None)
         self.query_one(HeaderBar).show(self.model, self.connection, self.display_paused)
@@ -367,7 +380,7 @@ class IntrospectApp(App[None]):
         if source is None:
             return
         try:
-            await source.exact_start(seconds)
+            await source.exact_accounting(seconds)
         except AgentError as exc:
             why = " (exact accounting needs the control role)" if exc.code == "forbidden" else ""
             self.notify(f"exact accounting refused: {escape(str(exc), 300)}{why}",

@@ -1,12 +1,28 @@
 """Hostile task names render escaped and truncated with the layout intact; a target that exits
-says so; the reconnect backoff grows and resets."""
+says so; the reconnect backoff grows and resets; a dead socket or a refusal ends the stream
+with its reason instead of retrying forever."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 from introspect.tui.app import IntrospectApp
-from introspect.tui.state.connection import Backoff, TargetExited
+from introspect.tui.state.connection import (
+    Connected,
+    Disconnected,
+    Refused,
+    TargetExited,
+    tui_backoff,
+)
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
+from tests.attach.attach_support import CONTROL_TOKEN, start_host, tcp_target
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text
 
 WIDTH, HEIGHT = 100, 30
@@ -64,7 +80,70 @@ def test_target_exit_is_reported() -> None:
 
 
 def test_backoff_grows_to_a_cap_and_resets() -> None:
-    backoff = Backoff(initial=0.5, maximum=4.0, factor=2.0)
-    assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    backoff = tui_backoff()
+    assert [backoff.next() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
     backoff.reset()
-    assert backoff.next_delay() == 0.5
+    assert backoff.next() == 0.5
+
+
+def _last_line(stderr: str) -> str:
+    """The last line the user reads (Textual leaves its terminal resets before it)."""
+    return re.sub(r"\x1b(\[[0-9;?<>=$]*[A-Za-z~]|\][^\x07\x1b]*(\x07|\x1b\\\\)|[>=<])", "",
+                  stderr).strip().splitlines()[-1]
+
+
+def test_top_on_a_dead_socket_exits_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "dead.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+    done = subprocess.run([sys.executable, "-m", "introspect", "top", f"unix:{path}"],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert _last_line(done.stderr) == (f"introspect: error: cannot connect to unix:{path}: "
+                                       "connection refused (is the agent still running?)")
+
+
+def test_a_refused_target_gets_a_final_banner_and_no_retry(tmp_path: Path) -> None:
+    token_file = tmp_path / "control.token"
+    token_file.write_text(CONTROL_TOKEN + "\n")
+    with start_host(["--listen", "tcp://127.0.0.1:0", "--token-file", str(token_file)]) as proc:
+        target = tcp_target(proc)
+
+        async def scenario() -> None:
+            app = IntrospectApp(token="not-the-token", interval=0.3)
+            async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+                app.switch_target(target)  # as the nodes view does: the app stays up
+                await poll(pilot, lambda: isinstance(app.connection, Refused), "refusal")
+                text = await poll_text(pilot, "Not retrying")
+                assert "wrong token" in text
+                await pilot.pause(1.0)  # a retry would show Connecting/Disconnected by now
+                assert isinstance(app.connection, Refused) and app.failure is None
+
+        run(scenario())
+
+
+def test_a_restarted_target_is_picked_up_again(tmp_path: Path) -> None:
+    address = f"unix:{tmp_path / 'service.sock'}"
+    first = start_host(["--listen", address])
+    second = None
+    try:
+        async def scenario() -> None:
+            nonlocal second
+            app = IntrospectApp(target=address, interval=0.2)
+            async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+                await poll(pilot, lambda: app.model.snapshot is not None
+                           and app.model.snapshot.node.pid == first.pid, "the first process")
+                first.proc.send_signal(signal.SIGKILL)
+                await poll(pilot, lambda: isinstance(app.connection, Disconnected), "the loss")
+                await poll_text(pilot, "disconnected, retry")  # the header says so
+                second = await asyncio.to_thread(start_host, ["--listen", address])
+                await poll(pilot, lambda: app.model.snapshot.node.pid == second.pid,
+                           "the restarted process", timeout=30)
+                assert isinstance(app.connection, Connected)
+
+        run(scenario())
+    finally:
+        first.__exit__(None, None, None)
+        if second is not None:
+            second.__exit__(None, None, None)

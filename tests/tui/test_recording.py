@@ -3,6 +3,7 @@ against a real agent (bounded by duration and by size)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.recording import RecordingHeader, RecordingWriter, read_recording
+from tests.attach.attach_support import CONTROL_TOKEN, start_host, tcp_target
 from tests.tui.fixture_app import QUEUE_BACKLOG
 from tests.tui.support import RECORDING, fixture_process
 
@@ -112,3 +114,28 @@ def test_record_stops_cleanly_when_the_target_exits(tmp_path: Path) -> None:
         assert "went away" in result.stderr
         rec = read_recording(out)
         assert rec.end is not None and rec.end.reason == "target-exited"
+
+
+def test_record_refused_or_on_a_dead_socket_exits_with_one_line(tmp_path: Path) -> None:
+    token_file, wrong = tmp_path / "control.token", tmp_path / "wrong.token"
+    token_file.write_text(CONTROL_TOKEN + "\n")
+    wrong.write_text("not-the-token\n")
+    out = tmp_path / "refused.rec"
+    with start_host(["--listen", "tcp://127.0.0.1:0", "--token-file", str(token_file)]) as proc:
+        result = subprocess.run(
+            [sys.executable, "-m", "introspect", "record", tcp_target(proc), "-o", str(out),
+             "--token-file", str(wrong), "--duration", "30"],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.count("\n") == 1 and "wrong token" in result.stderr
+    assert not out.exists()
+
+    dead = tmp_path / "dead.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(dead))
+    sock.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "introspect", "record", f"unix:{dead}", "-o", str(out)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1 and "connection refused" in result.stderr

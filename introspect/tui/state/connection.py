@@ -1,16 +1,24 @@
-"""Where the TUI's data comes from right now: a small state machine shown in the header.
+"""Where the TUI's data comes from right now: a small state machine shown in the header,
+built on the client's stream events (`introspect.client.stream`).
 
 Connecting → Connected ⇄ Disconnected(backoff) → … ; TargetExited is final for a PID target
-whose process is gone. A replay has its own state (Replaying).
+whose process is gone, Refused for a refusal retrying can't fix (token, protocol, role) or a
+first connection that failed. A replay has its own state (Replaying).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_BACKOFF_INITIAL = 0.5
-DEFAULT_BACKOFF_MAX = 10.0
-DEFAULT_BACKOFF_FACTOR = 2.0
+from introspect.client.stream import Backoff
+
+# Slower than the client's default: a person watches this, and a restart takes seconds.
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 10.0
+
+
+def tui_backoff() -> Backoff:
+    return Backoff(initial=BACKOFF_INITIAL, maximum=BACKOFF_MAX, factor=2.0, jitter=0.0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,16 @@ class TargetExited:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """Final: the stream ended with an error retrying can't fix."""
+
+    target: str
+    reason: str
+    first_connection: bool  # never connected: `introspect top TARGET` exits with the reason
+    exit_code: int
+
+
+@dataclass(frozen=True)
 class Replaying:
     path: str
     index: int
@@ -52,24 +70,5 @@ class NoTarget:
     pass
 
 
-ConnectionState = Connecting | Connected | Disconnected | TargetExited | Replaying | NoTarget
-
-
-class Backoff:
-    """Exponential backoff between reconnect attempts, reset by a successful connection."""
-
-    def __init__(self, initial: float = DEFAULT_BACKOFF_INITIAL,
-                 maximum: float = DEFAULT_BACKOFF_MAX,
-                 factor: float = DEFAULT_BACKOFF_FACTOR) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self.factor = factor
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * self.factor ** self.attempt)
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
+ConnectionState = (Connecting | Connected | Disconnected | TargetExited | Refused | Replaying
+                   | NoTarget)

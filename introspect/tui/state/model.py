@@ -1,17 +1,14 @@
-"""ObserverState: the current snapshot merged from `Update`s, plus the history the charts and
-trends need. Rates are computed from the snapshots' own `time`, never from the wall clock, so a
-replay shows exactly what live showed."""
+"""ObserverState: the current full snapshot (assembled by the client's `SnapshotAssembler`
+live, or read from a recording), plus the history the charts and trends need. Rates are
+computed from the snapshots' own `time`, never from the wall clock, so a replay shows exactly
+what live showed."""
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
-import msgspec
-
-from introspect.protocol import messages as m
 from introspect.protocol.snapshot import QueueRow, Snapshot
 
 HISTORY = 300  # samples kept for charts (5 minutes at 1 s updates)
@@ -40,7 +37,6 @@ def queue_key(row: QueueRow) -> str:
 
 class ObserverState:
     def __init__(self, history: int = HISTORY) -> None:
-        self.sections: dict[str, Any] | None = None
         self.snapshot: Snapshot | None = None
         self.history: deque[Sample] = deque(maxlen=history)
         self.queue_trends: dict[str, deque[int]] = {}
@@ -52,23 +48,11 @@ class ObserverState:
     def reset(self) -> None:
         self.__init__(self.history.maxlen or HISTORY)  # type: ignore[misc]
 
-    def apply(self, update: m.Update) -> Snapshot | None:
-        """Merge one update; returns the new snapshot (None if it could not be applied)."""
-        if update.full and update.snapshot is not None:
-            sections = msgspec.to_builtins(update.snapshot)
-        elif self.sections is not None and update.changed is not None:
-            sections = {**self.sections, **update.changed}
-        else:
-            return None
-        self.seq = update.seq
-        self.dropped = update.dropped
-        return self.apply_sections(sections)
-
-    def apply_sections(self, sections: dict[str, Any]) -> Snapshot:
-        snap = msgspec.convert(sections, Snapshot)
+    def observe(self, snap: Snapshot, seq: int, dropped: int) -> Snapshot:
+        """Take the next full snapshot (and the stream position it came at)."""
         previous = self.snapshot
-        self.sections = sections
         self.snapshot = snap
+        self.seq, self.dropped = seq, dropped
         self.updates += 1
         self._observe(previous, snap)
         return snap

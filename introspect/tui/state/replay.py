@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from introspect.errors import UserError
 from introspect.protocol import messages as m
+from introspect.protocol.snapshot import Snapshot
 from introspect.recording.reader import Recording
 from introspect.tui.state.connection import Replaying
 from introspect.tui.state.model import ObserverState
@@ -42,19 +45,20 @@ class ReplayController:
         state = ObserverState()
         first = max(0, index - (state.history.maxlen or 0) + 1)
         for i in range(first, index + 1):
-            state.seq = self.recording.updates[i].seq
-            state.dropped = self.recording.updates[i].dropped
-            state.apply_sections(self.recording.sections[i])
+            self._observe(state, i)
         return state
+
+    def _observe(self, state: ObserverState, index: int) -> None:
+        update = self.recording.updates[index]
+        snapshot = msgspec.convert(self.recording.sections[index], Snapshot)
+        state.observe(snapshot, update.seq, update.dropped)
 
     def goto(self, index: int) -> bool:
         index = max(0, min(index, self.last))
         if index == self.index:
             return False
         if index == self.index + 1:
-            update = self.recording.updates[index]
-            self.state.seq, self.state.dropped = update.seq, update.dropped
-            self.state.apply_sections(self.recording.sections[index])
+            self._observe(self.state, index)
         else:
             self.state = self._rebuild(index)
         self.index = index
@@ -122,6 +126,7 @@ class ReplayController:
             raise UserError(f"task {task_id} is not in the recording")
         children = [r.id for r in rows if r.parent == task_id]
         return m.TaskDetail(task=row, await_chain=[], stack=[], children=children)
+
 
     async def thread_stacks(self) -> list[m.ThreadStack]:
         return []
