@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.attach.attach_support import CONTROL_TOKEN, READ_TOKEN, start_host, tcp_target
+from tests.attach.support import CONTROL_TOKEN, READ_TOKEN, start_host, tcp_target
 
 from introspect.client import AgentError, AsyncClient, Client, Handshake, IncompatibleAgent
 from introspect.client.requests import AsyncRequests, SyncRequests

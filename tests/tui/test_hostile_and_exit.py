@@ -22,7 +22,7 @@ from introspect.tui.state.connection import (
 )
 from introspect.tui.views.task_detail import TaskDetailScreen
 from introspect.tui.views.tasks import TasksView
-from tests.attach.attach_support import CONTROL_TOKEN, start_host, tcp_target
+from tests.attach.support import CONTROL_TOKEN, start_host, tcp_target
 from tests.tui.support import fixture_process, poll, poll_text, run, screen_text
 
 WIDTH, HEIGHT = 100, 30

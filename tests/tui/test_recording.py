@@ -13,7 +13,7 @@ import pytest
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.recording import RecordingHeader, RecordingWriter, read_recording
-from tests.attach.attach_support import CONTROL_TOKEN, start_host, tcp_target
+from tests.attach.support import CONTROL_TOKEN, start_host, tcp_target
 from tests.tui.fixture_app import QUEUE_BACKLOG
 from tests.tui.support import RECORDING, fixture_process
 
