@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.attach.support import CONTROL_TOKEN, READ_TOKEN, start_host, tcp_target
 
 from introspect.client import AgentError, AsyncClient, Client, Handshake, IncompatibleAgent
 from introspect.client.requests import AsyncRequests, SyncRequests
@@ -22,6 +21,7 @@ from introspect.client.target import resolve_target
 from introspect.errors import AuthError, ConnectError, UserError
 from introspect.protocol import messages as m
 from introspect.protocol.version import SUPPORTED_VERSIONS
+from tests.attach.support import CONTROL_TOKEN, READ_TOKEN, start_host, tcp_target
 from tests.support.procs import AgentProcess
 
 
