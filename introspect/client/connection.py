@@ -253,8 +253,8 @@ class Client:
     def exact_accounting(self, seconds: float) -> str:
         return self.request(m.ExactAccounting(seconds=seconds), m.Ack).detail
 
-    def exact_report(self) -> dict[str, Any] | None:
-        return self.request(m.ExactReportRequest(), m.ExactReport).report
+    def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
+        return self.request(m.ExactReportRequest(max_tasks=max_tasks), m.ExactReport).report
 
     def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:
         return self.request(m.StuckRequest(min_tasks=min_tasks, limit=limit),
@@ -396,8 +396,9 @@ class AsyncClient:
     async def exact_accounting(self, seconds: float) -> str:
         return (await self.request(m.ExactAccounting(seconds=seconds), m.Ack)).detail
 
-    async def exact_report(self) -> dict[str, Any] | None:
-        return (await self.request(m.ExactReportRequest(), m.ExactReport)).report
+    async def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
+        return (await self.request(m.ExactReportRequest(max_tasks=max_tasks),
+                                   m.ExactReport)).report
 
     async def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:
         return (await self.request(m.StuckRequest(min_tasks=min_tasks, limit=limit),

@@ -48,8 +48,11 @@ def test_stuck_report_and_exact_accounting_through_the_client():
             proc.proc.stdin.flush()
             proc.wait_for_line("stepper done")
             report = client.exact_report()
-            stepper = next(row for row in report["tasks"] if row["kind"].endswith("stepper"))
-            assert stepper["steps"] == 251  # 250 sleep(0) yields + the final step
+            stepper = next(row for row in report.tasks if row.kind.endswith("stepper"))
+            assert stepper.steps == 251  # 250 sleep(0) yields + the final step
+            assert len(report.tasks) > 1
+            busiest = client.exact_report(max_tasks=1)  # the request's limit is applied
+            assert len(busiest.tasks) == 1 and busiest.kinds.keys() >= report.kinds.keys()
             with pytest.raises(AgentError, match="seconds"):
                 client.exact_accounting(-1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 
@@ -145,7 +145,7 @@ class LiveSession:
         """Exact accounting for `seconds` in the target (control role); it ends by itself."""
         return (await self.request(m.ExactAccounting(seconds=seconds), m.Ack)).detail
 
-    async def exact_report(self, max_tasks: int = 1000) -> dict[str, Any] | None:
+    async def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
         """The current or latest exact accounting report (its `max_tasks` busiest tasks);
         None if none ever ran."""
         return (await self.request(m.ExactReportRequest(max_tasks=max_tasks),

@@ -57,7 +57,7 @@ class ObserverState:
         if update.full and update.snapshot is not None:
             sections = msgspec.to_builtins(update.snapshot)
         elif self.sections is not None and update.changed is not None:
-            sections = {**self.sections, **update.changed}
+            sections = {**self.sections, **m.changed_sections(update)}
         else:
             return None
         self.seq = update.seq

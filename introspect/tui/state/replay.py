@@ -3,8 +3,6 @@ Requests the agent would answer live are answered from what the recording holds.
 
 from __future__ import annotations
 
-from typing import Any
-
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.recording.reader import Recording
@@ -133,7 +131,7 @@ class ReplayController:
     async def exact_start(self, seconds: float) -> str:
         raise UserError("exact accounting needs a live target: a recording is read-only")
 
-    async def exact_report(self, max_tasks: int = 1000) -> dict[str, Any] | None:
+    async def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
         raise UserError("exact accounting needs a live target: a recording holds no report")
 
     async def close(self) -> None:
