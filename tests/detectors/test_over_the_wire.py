@@ -41,6 +41,16 @@ def test_stuck_report_and_exact_accounting_through_the_client():
             assert group.kind.endswith("account_handler")
             assert "Lock" in group.waiting_on
             assert "5 tasks of kind" in group.message
+            # a task's detail says how long it has waited on the lock: never more than its
+            # age, and it grows while the lock stays held
+            handler = group.tasks[0]
+            first = client.task(handler)
+            assert first.waiting_seconds is not None
+            assert 0 <= first.waiting_seconds <= first.task.age_seconds + 0.01
+            later = wait_until(lambda: (d := client.task(handler)).waiting_seconds is not None
+                               and d.waiting_seconds >= first.waiting_seconds + 1.0 and d,
+                               message="the wait to grow")
+            assert later.waiting_seconds <= later.task.age_seconds + 0.01
 
             assert client.exact_report() is None
             assert "exact accounting on" in client.exact_accounting(30)
