@@ -25,6 +25,7 @@ from introspect.agent.events import CollectorErrors, EventLog
 from introspect.agent.exact import ExactMode
 from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
 from introspect.config import AgentConfig
+from introspect.errors import UserError
 from introspect.protocol.snapshot import Snapshot
 
 log = logging.getLogger("introspect.agent")
@@ -84,10 +85,10 @@ class Agent:
             self.server = AgentServer(self)
             self.server.start()
             self.running = True
-            self._start_detectors()
             from introspect.agent import extensions
 
             try:
+                self._start_detectors()
                 extensions.start_all(self)
             except BaseException:
                 self.stop()  # a misconfigured part: leave nothing of the agent behind
@@ -117,9 +118,12 @@ class Agent:
                 uninstrument_loop(loop)
 
     def _start_detectors(self) -> None:
-        """A detector that fails to start is counted and logged; the agent runs without it."""
+        """A detector that fails to start is counted and logged; the agent runs without it.
+        A misconfiguration (a typo in INTROSPECT_LINTS) is the user's to hear about."""
         try:
             self.blocking = BlockingDetector(self).start()
+        except UserError:
+            raise
         except Exception as exc:
             self.collector_errors.record("blocking", exc)
             log.warning("introspect: blocking detection did not start: %r", exc)
