@@ -35,9 +35,9 @@ async def _setup(mode: str) -> None:
 
         agent = introspect.start()
         await asyncio.sleep(0.3)  # the lag probe beats; the sampler arms on the loop thread
-        assert agent.extensions["sampling"].active, agent.extensions["sampling"].reason
+        assert agent.sampler is not None and agent.sampler.active, agent.sampler
         if mode == "exact":  # the C accelerator when built (it is, after `make setup`)
-            agent.extensions["sampling"].exact(600)
+            agent.exact.start(600)
         elif mode == "exact-python":
             from introspect.agent.exact import ExactSession
 

@@ -92,7 +92,7 @@ class Subscriber(threading.Thread):
             for update in client.subscribe(interval=1.0, top_tasks=100):
                 self.sizes.append(len(m.encode(update)))
                 agent = (update.snapshot.agent if update.snapshot is not None
-                         else (update.changed or {}).get("agent"))
+                         else m.changed_sections(update).get("agent"))
                 if agent is not None:
                     cs = agent.collect_seconds if hasattr(agent, "collect_seconds") else \
                         agent.get("collect_seconds", 0.0)

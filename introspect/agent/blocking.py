@@ -24,10 +24,13 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
+from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -110,7 +113,7 @@ def _callee_name(frame: types.FrameType) -> str | None:
 
 
 def capture_stack(frame: types.FrameType | None, in_call: bool = True
-                  ) -> tuple[list[dict[str, Any]], str, str, str]:
+                  ) -> tuple[list[Frame], str, str, str]:
     """(frames outermost first, culprit, location, callback) of the loop thread right now.
     `in_call`: the thread is waiting inside the call its innermost frame is making (it burns
     no CPU), so that callee — `time.sleep`, a socket read — is the culprit. Otherwise the
@@ -119,13 +122,13 @@ def capture_stack(frame: types.FrameType | None, in_call: bool = True
             fr.is_agent(frame.f_code.co_filename):
         frame = frame.f_back  # our busy-time sampler happened to be running: not the culprit
     stack = fr.stack_of_frame(frame, limit=256)
-    frames = [{"function": f, "file": file, "line": line} for f, file, line in stack]
+    frames = [Frame(function=f, file=file, line=line) for f, file, line in stack]
     culprit = ""
     if frame is not None:
         native = _callee_name(frame) if in_call else None
         if native is not None:
             culprit = native
-            frames.append({"function": native, "file": "<call>", "line": 0})
+            frames.append(Frame(function=native, file="<call>", line=0))
         else:
             culprit = frame.f_code.co_name
     user = fr.first_user_frame(stack)
@@ -141,7 +144,7 @@ def capture_stack(frame: types.FrameType | None, in_call: bool = True
 class _Block:
     __slots__ = ("event", "last_log", "since", "task")
 
-    def __init__(self, since: float, task: Any, event: dict[str, Any]) -> None:
+    def __init__(self, since: float, task: Any, event: BlockingEvent) -> None:
         self.since = since
         self.task = task
         self.event = event
@@ -149,7 +152,7 @@ class _Block:
 
 
 class BlockingDetector:
-    """The `blocking` extension: `blocks_total`, `blocked_seconds_total`, `lints`."""
+    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -187,11 +190,20 @@ class BlockingDetector:
             self._clock = None
         self.lints.uninstall()
 
+    def limitations(self, loop: asyncio.AbstractEventLoop) -> list[str]:
+        """What blocking detection can't do for `loop`, in words a user reads."""
+        no_selector = getattr(loop, "_selector", None) is None  # uvloop & co: nothing to wrap
+        if no_selector or (self._loop is loop and self._clock is None):
+            name = f"{type(loop).__module__}.{type(loop).__qualname__}"
+            return [f"blocking: durations are lower bounds from the lag probe ({name} has no "
+                    "Python selector to time-stamp); the culprit's stack is still captured"]
+        return []
+
     @property
     def blocked_seconds_total(self) -> float:
         """Finished blocks plus the one going on now: the counter rises during a long block."""
         block = self._current
-        ongoing = block.event["duration"] if block is not None else 0.0
+        ongoing = block.event.duration if block is not None else 0.0
         return self._finished_seconds + ongoing
 
     # --- the watchdog ------------------------------------------------------------------------
@@ -268,24 +280,29 @@ class BlockingDetector:
         in_call = cpu_share is None or cpu_share < 0.05  # ~0 in a sleep or read
         stack, culprit, location, callback = capture_stack(frame, in_call)
         task = asyncio.tasks._current_tasks.get(loop)
-        event = self.agent.events.add(
-            "blocking", duration=round(now - since, 6), ongoing=True, task=_task_info(task),
-            callback=None if task is not None else (callback or location), stack=stack,
-            location=location, culprit=culprit, single_step=task is not None,
+        event = BlockingEvent(
+            time=time.time(), duration=round(now - since, 6), ongoing=True,
+            task=_task_info(task), callback=None if task is not None else (callback or location),
+            stack=stack, location=location, culprit=culprit, single_step=task is not None,
             threshold=self.threshold, exact=self._clock is not None,
             loop_thread_cpu_share=None if cpu_share is None else round(cpu_share, 2))
+        self.agent.events.add(event)
         self._current = _Block(since, task, event)
         self.blocks_total += 1
         who = _describe(event)
         log.warning("introspect: event loop blocked for %.3fs (still blocked) by %s in %s",
                     now - since, who, culprit or location)
 
+    def _replace(self, block: _Block, **changes: Any) -> None:
+        """A new event in the old one's place: a snapshot may be encoding the old one now."""
+        event = msgspec.structs.replace(block.event, **changes)
+        self.agent.events.replace(block.event, event)
+        block.event = event
+
     def _update(self, block: _Block, loop: asyncio.AbstractEventLoop, now: float) -> None:
-        # Values of existing keys only: the snapshot may be encoding this dict right now.
-        block.event["duration"] = round(now - block.since, 6)
-        if block.event["single_step"] and asyncio.tasks._current_tasks.get(loop) is not \
-                block.task:
-            block.event["single_step"] = False
+        single_step = block.event.single_step and \
+            asyncio.tasks._current_tasks.get(loop) is block.task
+        self._replace(block, duration=round(now - block.since, 6), single_step=single_step)
         if now - block.last_log >= 10.0:
             block.last_log = now
             log.warning("introspect: event loop still blocked after %.1fs by %s",
@@ -296,13 +313,12 @@ class BlockingDetector:
         end = clock.entered_at if clock is not None and clock.entered_at >= block.since \
             else now
         duration = round(max(end - block.since, 0.0), 6)
+        self._replace(block, duration=duration, ongoing=False)
         event = block.event
-        event["duration"] = duration
-        event["ongoing"] = False
         self._current = None
         self._finished_seconds += duration
         log.warning("introspect: event loop was blocked for %.3fs by %s in %s", duration,
-                    _describe(event), event["culprit"] or event["location"])
+                    _describe(event), event.culprit or event.location)
         self.lints.observe("loop_blocked", event=event)
         self.lints.observe("task_never_yields", event=event)
 
@@ -314,25 +330,21 @@ def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | 
     return (after[1] - before[1]) / (after[0] - before[0])
 
 
-def _task_info(task: Any) -> dict[str, Any] | None:
+def _task_info(task: Any) -> TaskRef | None:
     if task is None:
         return None
     meta = getattr(task, META_ATTR, None)
     try:
-        name = task.get_name()
+        name = str(task.get_name())
     except Exception:
         name = "?"
     if meta is None:
-        return {"id": -id(task), "name": name, "kind": fr.qualname_of(task.get_coro())}
-    return {"id": meta.seq, "name": name, "kind": meta.kind}
+        return TaskRef(id=-id(task), name=name, kind=fr.qualname_of(task.get_coro()))
+    return TaskRef(id=meta.seq, name=name, kind=meta.kind)
 
 
-def _describe(event: dict[str, Any]) -> str:
-    task = event.get("task")
-    if task:
-        return f"task {task['name']} #{task['id']} ({task['kind']})"
-    return f"callback {event.get('callback') or '?'}"
-
-
-def start_for_agent(agent: Agent) -> BlockingDetector:
-    return BlockingDetector(agent).start()
+def _describe(event: BlockingEvent) -> str:
+    task = event.task
+    if task is not None:
+        return f"task {task.name} #{task.id} ({task.kind})"
+    return f"callback {event.callback or '?'}"

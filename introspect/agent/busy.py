@@ -8,9 +8,7 @@ main thread; if the app or a profiler already uses SIGPROF/ITIMER_PROF we leave 
 The timer is cancelled at agent stop, at exit and before `os.exec*` (a late SIGPROF with the
 default action kills the process: "Profiling timer expired").
 
-On demand, bounded in time: exact accounting (`exact(seconds)`): every step (poll) of every
-task timed, with its scheduling delay (made ready → run) and a histogram per kind; see
-`introspect.agent.exact`.
+Exact accounting (every step timed, on demand) is apart: `introspect.agent.exact`.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.collectors.tasks import META_ATTR
-from introspect.agent.exact import MAX_SECONDS, ExactSession, exact_available
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -37,7 +34,7 @@ PRUNE_EVERY = 10.0  # seconds between removals of finished tasks from the per-ta
 
 
 class BusySampler:
-    """The `sampling` extension: `busy_by_kind()`, `task_busy()`, `exact(seconds)`."""
+    """`agent.sampler`: `busy_by_kind()`, `task_busy()`; `active` and, when not, `reason`."""
 
     def __init__(self, agent: Agent, interval: float = SAMPLE_INTERVAL) -> None:
         self.agent = agent
@@ -56,7 +53,6 @@ class BusySampler:
         self._saved_exec: dict[str, Any] = {}
         self._atexit_registered = False
         self._stopped = False
-        self.session: ExactSession | None = None
         agent.loop_probe.on_beat.append(self._on_beat)
 
     # --- the signal handler: keep it tiny --------------------------------------------------
@@ -175,8 +171,6 @@ class BusySampler:
             if getattr(getattr(os, name), "_introspect_original", None) is original:
                 setattr(os, name, original)
         self._saved_exec.clear()
-        if self.session is not None:
-            self.session.stop()
 
     # --- reads (any thread) ------------------------------------------------------------------
     def busy_by_kind(self) -> dict[str, float]:
@@ -187,29 +181,6 @@ class BusySampler:
         """Seconds per live task id (`TaskMeta.seq`), statistical; finished tasks drop out."""
         return {seq: entry[0] for seq, entry in list(self._by_task.items())}
 
-    def status(self) -> dict[str, Any]:
-        return {"sampling": self.active, "reason": self.reason, "samples": self.samples,
-                "interval": self.interval, "exact": exact_available(self.agent.loop)[1]}
-
-    # --- exact accounting ----------------------------------------------------------------------
-    def exact(self, seconds: float) -> ExactSession:
-        """Start exact accounting for `seconds` (at most 600) and return the session; its
-        `report()` can be read any time, during or after. Raises RuntimeError if the observed
-        loop can't do it (no loop, uvloop, a loop class with its own `_run_once`)."""
-        loop = self.agent.loop
-        ok, why = exact_available(loop)
-        if not ok or loop is None:
-            raise RuntimeError(f"exact accounting unavailable: {why}")
-        seconds = max(0.0, min(float(seconds), MAX_SECONDS))
-        if self.session is not None:
-            self.session.stop()
-        self.session = ExactSession(loop, seconds).start()
-        return self.session
-
-    def exact_report(self) -> dict[str, Any] | None:
-        session = self.session
-        return session.report() if session is not None else None
-
-
-def start_for_agent(agent: Agent) -> BusySampler:
-    return BusySampler(agent)
+    def limitations(self) -> list[str]:
+        """Why sampling is off, if it is, in words a user reads."""
+        return [] if self.active else [f"busy-time sampling: {self.reason}"]

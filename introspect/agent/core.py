@@ -1,4 +1,5 @@
-"""The Agent: owns the collectors, the observed loop, and the server; builds snapshots."""
+"""The Agent: owns the collectors, the detectors (blocking, busy-time sampling, exact
+accounting), the observed loop and the server; builds snapshots."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from typing import Any
 
 from introspect.agent import snapshot_builder
+from introspect.agent.blocking import BlockingDetector
+from introspect.agent.busy import BusySampler
 from introspect.agent.collectors.discovery_hooks import DiscoveryHooks, Registry
 from introspect.agent.collectors.errors import ErrorCollector
 from introspect.agent.collectors.gcstats import GcCollector
@@ -19,8 +22,10 @@ from introspect.agent.collectors.loop import LoopCollector
 from introspect.agent.collectors.process import ProcessCollector
 from introspect.agent.collectors.tasks import TaskCollector
 from introspect.agent.events import CollectorErrors, EventLog
+from introspect.agent.exact import ExactMode
 from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
 from introspect.config import AgentConfig
+from introspect.errors import UserError
 from introspect.protocol.snapshot import Snapshot
 
 log = logging.getLogger("introspect.agent")
@@ -49,7 +54,11 @@ class Agent:
         self._watcher = LoopWatcher(self.attach_loop)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.agent_thread_ids: set[int] = set()
-        self.extensions: dict[str, Any] = {}  # optional parts (metrics, blocking detector...)
+        # Detectors: None when they could not start (counted in collector_errors).
+        self.blocking: BlockingDetector | None = None
+        self.sampler: BusySampler | None = None
+        self.exact = ExactMode(self)  # on demand; needs only the observed loop
+        self.extensions: dict[str, Any] = {}  # optional parts: metrics, otlp, console
         self.server: Any = None
         self.running = False
         self._lock = threading.RLock()
@@ -78,6 +87,7 @@ class Agent:
             from introspect.agent import extensions
 
             try:
+                self._start_detectors()
                 extensions.start_all(self)
             except BaseException:
                 self.stop()  # a misconfigured part: leave nothing of the agent behind
@@ -93,6 +103,7 @@ class Agent:
             from introspect.agent import extensions
 
             extensions.stop_all(self)
+            self._stop_detectors()
             if self.server is not None:
                 self.server.stop()
                 self.server = None
@@ -104,6 +115,34 @@ class Agent:
             self.loop_probe.detach()
             if loop is not None:
                 uninstrument_loop(loop)
+
+    def _start_detectors(self) -> None:
+        """A detector that fails to start is counted and logged; the agent runs without it.
+        A misconfiguration (a typo in INTROSPECT_LINTS) is the user's to hear about."""
+        try:
+            self.blocking = BlockingDetector(self).start()
+        except UserError:
+            raise
+        except Exception as exc:
+            self.collector_errors.record("blocking", exc)
+            log.warning("introspect: blocking detection did not start: %r", exc)
+        try:
+            self.sampler = BusySampler(self)
+        except Exception as exc:
+            self.collector_errors.record("sampling", exc)
+            log.warning("introspect: busy-time sampling did not start: %r", exc)
+
+    def _stop_detectors(self) -> None:
+        blocking, sampler = self.blocking, self.sampler
+        self.blocking = self.sampler = None
+        for name, part in (("exact", self.exact), ("sampling", sampler),
+                           ("blocking", blocking)):
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception as exc:
+                log.warning("introspect: stopping %s failed: %r", name, exc)
 
     def after_fork_in_child(self) -> None:
         """The child gets its own agent: new identity, new socket; nothing of the parent's

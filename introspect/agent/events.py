@@ -5,30 +5,42 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
-from typing import Any
+
+from introspect.protocol.snapshot import AnyEvent
 
 log = logging.getLogger("introspect.agent")
 
 
 class EventLog:
-    """Recent events, newest last; bounded by count. Safe to append from any thread."""
+    """Recent events, newest last; bounded by count. Safe to append from any thread. Events
+    are immutable: one that changes (an ongoing block) is replaced, so a snapshot encoding
+    the previous version from another thread never sees it half-changed."""
 
     def __init__(self, maxlen: int) -> None:
-        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
+        self._events: collections.deque[AnyEvent] = collections.deque(maxlen=maxlen)
         self.total = 0
         self.by_kind: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, kind: str, **fields: Any) -> dict[str, Any]:
-        event = {"time": time.time(), "kind": kind, **fields}
+    def add(self, event: AnyEvent) -> AnyEvent:
+        kind = str(type(event).__struct_config__.tag)
         with self._lock:
             self._events.append(event)
             self.total += 1
             self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
         return event
 
-    def recent(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def replace(self, old: AnyEvent, new: AnyEvent) -> None:
+        """Put `new` where `old` is (searched from the newest); nothing if `old` has already
+        been pushed out of the log."""
+        with self._lock:
+            events = self._events
+            for i in range(len(events) - 1, -1, -1):
+                if events[i] is old:
+                    events[i] = new
+                    return
+
+    def recent(self, limit: int | None = None) -> list[AnyEvent]:
         with self._lock:
             items = list(self._events)
         return items if limit is None else items[-limit:]

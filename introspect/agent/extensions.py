@@ -1,4 +1,5 @@
-"""Optional parts of the agent started after the core (exporters, detectors, console).
+"""Optional parts of the agent started after the core: exporters and the console. (The
+detectors are the agent's own typed attributes: `agent.blocking`, `.sampler`, `.exact`.)
 
 Each entry is `module:function` taking the Agent and returning an object with `stop()` or
 None (disabled by config / dependency missing). A failing extension is logged and counted;
@@ -19,8 +20,6 @@ log = logging.getLogger("introspect.agent")
 EXTENSIONS: dict[str, str] = {
     "metrics": "introspect.metrics.prometheus:start_for_agent",
     "otlp": "introspect.metrics.otlp:start_for_agent",
-    "blocking": "introspect.agent.blocking:start_for_agent",
-    "sampling": "introspect.agent.busy:start_for_agent",
     "console": "introspect.agent.console.bridge:start_for_agent",
 }
 

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent import snapshot_builder as sb
+from introspect.agent import stuck
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.threads import thread_stacks as raw_thread_stacks
@@ -54,9 +55,7 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
         return m.TaskPage(total=0, matched=0, offset=req.offset, tasks=[])
     running = sb._current_task(loop)
     now = time.monotonic()
-    busy_ext = agent.extensions.get("sampling")
-    busy = busy_ext.task_busy() if busy_ext is not None and hasattr(busy_ext, "task_busy") \
-        else None
+    busy = agent.sampler.task_busy() if agent.sampler is not None else None
     limit = min(req.limit, 1000)
     filtered = any(v is not None for v in (req.kind, req.name, req.state, req.location,
                                           req.min_age, req.text))
@@ -195,11 +194,12 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
     created_at = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
-    waiting_on = chain[-1].what if chain and getattr(task, "_fut_waiter", None) is not None \
-        else ""
+    waiting = getattr(task, "_fut_waiter", None) is not None
+    waiting_on = chain[-1].what if chain and waiting else ""
     return m.TaskDetail(task=row, await_chain=chain, stack=stack, children=children,
                         created_at=created_at, coroutine=task_mod.fr.qualname_of(coro),
-                        waiting_on=waiting_on)
+                        waiting_on=waiting_on,
+                        waiting_seconds=stuck.waiting_seconds(agent, task) if waiting else None)
 
 
 def thread_stacks(agent: Agent) -> list[m.ThreadStack]:

@@ -121,8 +121,7 @@ def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
     oldest = task_mod.oldest_tasks(loop, limit)
     running = _current_task(loop)
     now = time.monotonic()
-    busy = agent.extensions.get("sampling")
-    busy_map = busy.task_busy() if busy is not None and hasattr(busy, "task_busy") else None
+    busy_map = agent.sampler.task_busy() if agent.sampler is not None else None
     return [task_row(t, running, now, busy=busy_map) for t in oldest]
 
 

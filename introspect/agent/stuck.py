@@ -3,8 +3,8 @@ queue get, lock, sleep, executor job, subprocess, stream read) with how long it 
 and groups "N tasks of kind K are all waiting on the same lock/queue/future since T".
 
     from introspect.agent import stuck
-    stuck.task_waiting(agent, task)      -> dict   (one task)
-    stuck.report(agent, min_tasks=2)     -> list[dict]   (groups, biggest first)
+    stuck.task_waiting(agent, task)      -> TaskWaiting   (one task)
+    stuck.report(agent, min_tasks=2)     -> list[StuckGroup]   (groups, biggest first)
 
 Both are safe from any thread (they read suspended coroutine frames only). How long a task has
 waited: exact for `asyncio.sleep` (its timer), otherwise since the agent first saw the task
@@ -19,8 +19,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors import tasks as task_mod
+from introspect.protocol.messages import AwaitLink, StuckGroup
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -71,8 +74,23 @@ class WaitTracker:
 
 
 def _tracker(agent: Agent | None) -> WaitTracker | None:
-    ext = agent.extensions.get("blocking") if agent is not None else None
-    return getattr(ext, "waits", None)
+    blocking = agent.blocking if agent is not None else None
+    return blocking.waits if blocking is not None else None
+
+
+class TaskWaiting(msgspec.Struct, kw_only=True):
+    """One task: its await chain (outermost first), what it waits on, since when."""
+
+    id: int
+    name: str
+    kind: str
+    chain: list[AwaitLink]
+    waiting: bool
+    location: str
+    wait_kind: str = ""
+    waiting_on: str = ""
+    object_id: int | None = None  # id() of the awaited queue/lock/future: the group key
+    waiting_seconds: float | None = None
 
 
 def _innermost_stdlib(task: asyncio.Task) -> tuple[Any, str]:
@@ -115,33 +133,48 @@ def _describe(obj: Any, kind: str, agent: Agent | None) -> str:
 
 
 def task_waiting(agent: Agent | None, task: asyncio.Task, now: float | None = None
-                 ) -> dict[str, Any]:
+                 ) -> TaskWaiting:
     """One task: its await chain (outermost first), what it waits on, since when."""
     now = time.monotonic() if now is None else now
     meta = getattr(task, task_mod.META_ATTR, None)
     seq = meta.seq if meta else -id(task)
-    chain = [{"what": w, "location": loc, "detail": d} for w, loc, d in
+    chain = [AwaitLink(what=w, location=loc, detail=d) for w, loc, d in
              task_mod.await_chain(task)]
     waiter = getattr(task, "_fut_waiter", None)
-    out: dict[str, Any] = {
-        "id": seq, "name": task.get_name(), "kind": meta.kind if meta else "",
-        "chain": chain, "waiting": waiter is not None, "waiting_on": "", "wait_kind": "",
-        "object_id": None, "waiting_seconds": None, "location": task_mod.where(task)[0]}
+    out = TaskWaiting(id=seq, name=str(task.get_name()), kind=meta.kind if meta else "",
+                      chain=chain, waiting=waiter is not None,
+                      location=task_mod.where(task)[0])
     if waiter is None:
         return out
     obj, kind = _innermost_stdlib(task)
-    out["wait_kind"] = kind
-    out["waiting_on"] = _describe(obj, kind, agent)
-    out["object_id"] = id(obj) if obj is not None else None
-    since = None
-    if kind == "sleep":
-        since = _sleep_started(task, waiter)
+    out.wait_kind = kind
+    out.waiting_on = _describe(obj, kind, agent)
+    out.object_id = id(obj) if obj is not None else None
+    out.waiting_seconds = waited_seconds(agent, task, seq, waiter, kind, now)
+    return out
+
+
+def waiting_seconds(agent: Agent | None, task: asyncio.Task, now: float | None = None
+                    ) -> float | None:
+    """How long `task` has waited on its current awaitable; None when it is not waiting."""
+    waiter = getattr(task, "_fut_waiter", None)
+    if waiter is None:
+        return None
+    meta = getattr(task, task_mod.META_ATTR, None)
+    _obj, kind = _innermost_stdlib(task)
+    return waited_seconds(agent, task, meta.seq if meta else -id(task), waiter, kind,
+                          time.monotonic() if now is None else now)
+
+
+def waited_seconds(agent: Agent | None, task: asyncio.Task, seq: int, waiter: Any,
+                   wait_kind: str, now: float) -> float | None:
+    """How long `task` has waited on `waiter`: exact for a sleep (its timer), otherwise since
+    the watchdog first saw it waiting on that same object (None if never seen yet)."""
+    since = _sleep_started(task, waiter) if wait_kind == "sleep" else None
     if since is None:
         tracker = _tracker(agent)
         since = tracker.since(seq, waiter, now) if tracker is not None else None
-    if since is not None:
-        out["waiting_seconds"] = round(max(0.0, now - since), 3)
-    return out
+    return round(max(0.0, now - since), 3) if since is not None else None
 
 
 def _sleep_started(task: asyncio.Task, waiter: Any) -> float | None:
@@ -163,15 +196,14 @@ def _sleep_started(task: asyncio.Task, waiter: Any) -> float | None:
 
 
 def report(agent: Agent, min_tasks: int = 2, limit: int = 20,
-           max_tasks: int = 100_000) -> list[dict[str, Any]]:
-    """Groups of tasks of one kind waiting on the same object, biggest first:
-    {kind, count, waiting_on, wait_kind, object_id, since_seconds, tasks: [ids (first 50)],
-     message}. Sleeps are not grouped (each has its own timer)."""
+           max_tasks: int = 100_000) -> list[StuckGroup]:
+    """Groups of tasks of one kind waiting on the same object, biggest first (ids of the
+    first 50 tasks each). Sleeps are not grouped (each has its own timer)."""
     loop = agent.loop
     if loop is None:
         return []
     now = time.monotonic()
-    groups: dict[tuple[str, int], dict[str, Any]] = {}
+    groups: dict[tuple[str, int], StuckGroup] = {}
     for task in task_mod.live_tasks(loop)[:max_tasks]:
         if getattr(task, "_fut_waiter", None) is None:
             continue
@@ -179,19 +211,21 @@ def report(agent: Agent, min_tasks: int = 2, limit: int = 20,
             info = task_waiting(agent, task, now)
         except Exception:
             continue
-        if info["object_id"] is None:
+        if info.object_id is None:
             continue
-        group = groups.setdefault((info["kind"], info["object_id"]), {
-            "kind": info["kind"], "count": 0, "waiting_on": info["waiting_on"],
-            "wait_kind": info["wait_kind"], "object_id": info["object_id"],
-            "since_seconds": 0.0, "tasks": []})
-        group["count"] += 1
-        group["since_seconds"] = max(group["since_seconds"], info["waiting_seconds"] or 0.0)
-        if len(group["tasks"]) < 50:
-            group["tasks"].append(info["id"])
-    out = [g for g in groups.values() if g["count"] >= min_tasks]
-    out.sort(key=lambda g: (-g["count"], -g["since_seconds"]))
+        group = groups.get((info.kind, info.object_id))
+        if group is None:
+            group = groups[(info.kind, info.object_id)] = StuckGroup(
+                kind=info.kind, count=0, waiting_on=info.waiting_on, wait_kind=info.wait_kind,
+                since_seconds=0.0, tasks=[], message="")
+        group.count += 1
+        group.since_seconds = max(group.since_seconds, info.waiting_seconds or 0.0)
+        if len(group.tasks) < 50:
+            group.tasks.append(info.id)
+    out = [g for g in groups.values() if g.count >= min_tasks]
+    out.sort(key=lambda g: (-g.count, -g.since_seconds))
+    out = out[:limit]
     for g in out:
-        g["message"] = (f"{g['count']} tasks of kind {g['kind']} are all waiting on "
-                        f"{g['waiting_on']} (the oldest for {g['since_seconds']:.1f}s)")
-    return out[:limit]
+        g.message = (f"{g.count} tasks of kind {g.kind} are all waiting on {g.waiting_on} "
+                     f"(the oldest for {g.since_seconds:.1f}s)")
+    return out

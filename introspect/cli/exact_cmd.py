@@ -11,10 +11,13 @@ import sys
 import time
 from typing import Any
 
+import msgspec
+
 from introspect.cli.common import add_connection_args, open_client
 from introspect.cli.profile_cmd import ProgressBar
 from introspect.client.connection import AgentError
 from introspect.errors import UserError
+from introspect.protocol import messages as m
 from introspect.textfmt import duration, histogram_quantile
 from introspect.textsafe import escape
 
@@ -55,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = _account(client, args.seconds)
     if args.json:
-        json.dump(report, sys.stdout, indent=2, ensure_ascii=True)
+        json.dump(msgspec.to_builtins(report), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render(report, args.tasks) + "\n")
     return 0
 
 
-def _account(client: Any, seconds: float) -> dict[str, Any]:
+def _account(client: Any, seconds: float) -> m.ExactSessionReport:
     try:
         client.exact_accounting(seconds)
     except AgentError as exc:
@@ -80,47 +83,47 @@ def _account(client: Any, seconds: float) -> dict[str, Any]:
                 bar(min(elapsed, seconds), seconds)
             if elapsed >= seconds:
                 report = client.exact_report()
-                if report is not None and not report.get("running"):
+                if report is not None and not report.running:
                     break
             time.sleep(min(0.2, max(0.05, seconds - elapsed)))
     finally:
         if bar is not None:
             bar.finish()
-    if report is None or report.get("running"):
+    if report is None or report.running:
         raise UserError(f"the session did not end within {seconds + 10:g}s: is the target's "
                         "loop stuck? (introspect dump TARGET shows where)")
     return report
 
 
-def render(report: dict[str, Any], tasks: int = 15) -> str:
-    kinds = report.get("kinds", {})
-    steps = sum(k["steps"] for k in kinds.values())
-    state = "running" if report.get("running") else "finished"
-    cb = report.get("callbacks", {})
-    lines = [f"exact accounting ({report.get('implementation', '?')}): {state}, "
-             f"{duration(report.get('elapsed', 0.0))} of {report.get('seconds', 0):g}s, "
-             f"{steps:,} task steps, {cb.get('steps', 0):,} other callbacks "
-             f"({duration(cb.get('busy_seconds', 0.0))} busy)", ""]
+def render(report: m.ExactSessionReport, tasks: int = 15) -> str:
+    kinds = report.kinds
+    steps = sum(k.steps for k in kinds.values())
+    state = "running" if report.running else "finished"
+    cb = report.callbacks
+    lines = [f"exact accounting ({report.implementation}): {state}, "
+             f"{duration(report.elapsed)} of {report.seconds:g}s, "
+             f"{steps:,} task steps, {cb.steps:,} other callbacks "
+             f"({duration(cb.busy_seconds)} busy)", ""]
     lines.append(f"{'steps':>10} {'busy':>8} {'busy/step':>9} {'p99 ≤':>8} "
                  f"{'delay/step':>10} {'p99 ≤':>8}  kind")
-    ranked = sorted(kinds.items(), key=lambda kv: -kv[1]["busy_seconds"])
+    ranked = sorted(kinds.items(), key=lambda kv: -kv[1].busy_seconds)
     for name, k in ranked:
-        n = max(1, k["steps"])
+        n = max(1, k.steps)
         lines.append(
-            f"{k['steps']:>10,} {duration(k['busy_seconds']):>8} "
-            f"{duration(k['busy_seconds'] / n):>9} "
-            f"{duration(histogram_quantile(k['busy_histogram'], 0.99)):>8} "
-            f"{duration(k['delay_seconds_total'] / n):>10} "
-            f"{duration(histogram_quantile(k['delay_histogram'], 0.99)):>8}  {escape(name, 60)}")
-    rows = report.get("tasks", [])[:tasks]
+            f"{k.steps:>10,} {duration(k.busy_seconds):>8} "
+            f"{duration(k.busy_seconds / n):>9} "
+            f"{duration(histogram_quantile(k.busy_histogram, 0.99)):>8} "
+            f"{duration(k.delay_seconds_total / n):>10} "
+            f"{duration(histogram_quantile(k.delay_histogram, 0.99)):>8}  {escape(name, 60)}")
+    rows = report.tasks[:tasks]
     if rows:
         lines += ["", f"busiest {len(rows)} tasks:",
                   f"{'id':>8} {'steps':>8} {'busy':>8} {'busy/step':>9} {'max delay':>9}  "
                   "name (kind)"]
         for t in rows:
-            n = max(1, t["steps"])
-            lines.append(f"{t['id']:>8} {t['steps']:>8,} {duration(t['busy_seconds']):>8} "
-                         f"{duration(t['busy_seconds'] / n):>9} "
-                         f"{duration(t['delay_max_seconds']):>9}  "
-                         f"{escape(t['name'], 40)} ({escape(t['kind'], 50)})")
+            n = max(1, t.steps)
+            lines.append(f"{t.id:>8} {t.steps:>8,} {duration(t.busy_seconds):>8} "
+                         f"{duration(t.busy_seconds / n):>9} "
+                         f"{duration(t.delay_max_seconds):>9}  "
+                         f"{escape(t.name, 40)} ({escape(t.kind, 50)})")
     return "\n".join(lines)

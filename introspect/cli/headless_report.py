@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from introspect.protocol.snapshot import Snapshot
+from introspect.eventtext import kind_of
+from introspect.protocol.snapshot import LintEvent, Snapshot
 from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
 
@@ -45,13 +46,12 @@ class Reporter:
                              f"{escape(r.message, 70)}")
         self._errors_seen = snap.errors.total
         for ev in snap.events:
-            when = float(ev.get("time", 0.0))
-            if when > self._events_seen_time:
-                detail = escape(ev.get("location") or ev.get("message") or "", 70)
-                dur = ev.get("duration")
-                dur_text = f" {duration(float(dur))}" if isinstance(dur, (int, float)) else ""
-                lines.append(f"          event: {escape(ev.get('kind', '?'), 20)}{dur_text} "
+            if ev.time > self._events_seen_time:
+                detail = escape(ev.location or ev.message if isinstance(ev, LintEvent)
+                                else ev.location, 70)
+                dur_text = f" {duration(ev.duration)}" if ev.duration is not None else ""
+                lines.append(f"          event: {escape(kind_of(ev), 20)}{dur_text} "
                              f"{detail}")
         if snap.events:
-            self._events_seen_time = max(float(e.get("time", 0.0)) for e in snap.events)
+            self._events_seen_time = max(e.time for e in snap.events)
         return "\n".join(lines)

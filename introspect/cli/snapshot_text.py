@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from introspect.eventtext import event_summary, kind_of
 from introspect.protocol.snapshot import Snapshot
 from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
@@ -70,10 +71,9 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
     if snap.events:
         lines.append(f"EVENTS (last {min(8, len(snap.events))})")
         for ev in snap.events[-8:]:
-            ago = duration(max(0.0, snap.time - float(ev.get("time", snap.time))))
-            detail = {k: v for k, v in ev.items() if k not in ("time", "kind", "stack")}
-            lines.append(f"  {ago:>6} ago {escape(ev.get('kind', '?'), 20)} "
-                         f"{escape(detail, width - 30)}")
+            ago = duration(max(0.0, snap.time - ev.time))
+            lines.append(f"  {ago:>6} ago {escape(kind_of(ev), 20)} "
+                         f"{escape(event_summary(ev), width - 30)}")
     if snap.agent is not None and snap.agent.limitations:
         lines.append("LIMITATIONS (what the agent can't do for this loop)")
         lines.extend(f"  {escape(note, width)}" for note in snap.agent.limitations)

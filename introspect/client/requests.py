@@ -74,7 +74,7 @@ def exact_accounting(seconds: float) -> Call[m.Ack, str]:
     return Call(m.ExactAccounting(seconds=seconds), m.Ack, _detail)
 
 
-def exact_report(max_tasks: int = 1000) -> Call[m.ExactReport, Any]:
+def exact_report(max_tasks: int = 1000) -> Call[m.ExactReport, m.ExactSessionReport | None]:
     # Passes through whatever the reply's `report` carries (None if none ever ran).
     return Call(m.ExactReportRequest(max_tasks=max_tasks), m.ExactReport, lambda r: r.report)
 
@@ -127,7 +127,7 @@ class SyncRequests:
     def exact_accounting(self, seconds: float) -> str:
         return self.call(exact_accounting(seconds))
 
-    def exact_report(self, max_tasks: int = 1000) -> Any:
+    def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
         return self.call(exact_report(max_tasks))
 
     def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:
@@ -174,7 +174,7 @@ class AsyncRequests:
     async def exact_accounting(self, seconds: float) -> str:
         return await self.call(exact_accounting(seconds))
 
-    async def exact_report(self, max_tasks: int = 1000) -> Any:
+    async def exact_report(self, max_tasks: int = 1000) -> m.ExactSessionReport | None:
         return await self.call(exact_report(max_tasks))
 
     async def stuck(self, min_tasks: int = 2, limit: int = 20) -> list[m.StuckGroup]:

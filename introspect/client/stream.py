@@ -66,7 +66,7 @@ class SnapshotAssembler:
                 kind = _FIELD_TYPES.get(name)
                 if kind is None:
                     continue  # a section a newer agent added: ignore, don't fail
-                changes[name] = msgspec.convert(value, kind)
+                changes[name] = msgspec.msgpack.decode(value, type=kind)
             changes["time"] = update.time
             snap = msgspec.structs.replace(self.snapshot, **changes)
         self.snapshot, self.seq, self.dropped = snap, update.seq, update.dropped

@@ -128,9 +128,8 @@ class AgentReadings:
             per_kind = {kind: n for (kind, out), n in finished.items() if out == outcome}
             rows.extend(((kind, outcome), n) for (kind,), n in _rows(self.kinds.fold(per_kind)))
         r.samples["python_asyncio_tasks_finished_total"] = rows
-        sampling = self.agent.extensions.get("sampling")
-        busy_by_kind = getattr(sampling, "busy_by_kind", None)
-        busy = _copy(busy_by_kind()) if callable(busy_by_kind) else None
+        sampler = self.agent.sampler
+        busy = _copy(sampler.busy_by_kind()) if sampler is not None else None
         r.samples["python_asyncio_task_busy_seconds_total"] = (
             _rows(self.kinds.fold(busy)) if busy is not None else [])
 
@@ -140,11 +139,11 @@ class AgentReadings:
         r.samples["python_asyncio_loop_ready_handles"] = [((), probe.ready())]
         r.samples["python_asyncio_loop_scheduled_handles"] = [((), probe.scheduled())]
         r.samples["python_asyncio_loop_blocked_for_seconds"] = [((), probe.blocked_for())]
-        blocking = self.agent.extensions.get("blocking")
+        blocking = self.agent.blocking
         r.samples["python_asyncio_loop_blocks_total"] = [
-            ((), float(getattr(blocking, "blocks_total", 0)))]
+            ((), float(blocking.blocks_total if blocking is not None else 0))]
         r.samples["python_asyncio_loop_blocked_seconds_total"] = [
-            ((), float(getattr(blocking, "blocked_seconds_total", 0.0)))]
+            ((), blocking.blocked_seconds_total if blocking is not None else 0.0)]
         r.histograms["python_gc_pause_seconds"] = [
             ((str(gen),), *_hist(hist)) for gen, hist in enumerate(self.agent.gc.pauses)]
 
@@ -203,7 +202,7 @@ class AgentReadings:
         r.samples["introspect_agent_audit_total"] = [
             ((action, outcome), n)
             for (action, outcome), n in _copy(getattr(audit, "counts", {})).items()]
-        lints = getattr(self.agent.extensions.get("blocking"), "lints", None)
+        lints = self.agent.blocking.lints if self.agent.blocking is not None else None
         r.samples["introspect_lint_findings_total"] = [
             ((name,), n) for name, n in _copy(lints.counts() if lints is not None else {}).items()]
         r.samples["introspect_agent_scrapes_total"] = [

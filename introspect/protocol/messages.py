@@ -2,11 +2,13 @@
 
 Handshake (see `auth` for the proof):
     client → Hello(versions, client, client_nonce)
-    agent  → Challenge(version, agent_nonce, auth)  |  ErrorReply(code="incompatible")
+    agent  → Challenge(version, agent_nonce, auth, agent_pid)  |  ErrorReply(code="incompatible")
     client → Authenticate(proof)   # HMAC of the nonces under the token; never the token itself
-    agent  → Welcome(role, node)   |  ErrorReply(code="auth_failed")
+    agent  → Welcome(role, pid, version)   |  ErrorReply(code="auth_failed")
 Then the client sends requests and reads one reply each (`id` echoes the request's id);
-`Subscribe` switches the connection to a stream of `Update`s.
+`Subscribe` switches the connection to a stream of `Update`s, `ConsoleOpen` to a console.
+Every field is typed; the one map is `Update.changed` (section name -> that section,
+pre-encoded once by the agent for every subscriber).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from introspect.protocol.snapshot import QueueRow, Snapshot, TaskRow, ThreadRow
+from introspect.protocol.snapshot import Frame, QueueRow, Snapshot, TaskRow, ThreadRow
 
 Role = Literal["read", "control"]
 
@@ -141,7 +143,7 @@ class ExactAccounting(Request, tag="exact_start"):
 
 
 class ExactReportRequest(Request, tag="exact_report"):
-    max_tasks: int = 1000
+    max_tasks: int = 1000  # per-task rows in the reply, busiest first (at most 10000)
 
 
 class StuckRequest(Request, tag="stuck"):
@@ -174,13 +176,6 @@ class TaskPage(Reply, tag="task_page"):
                                 # counting once the page was full and its time was up)
 
 
-class Frame(msgspec.Struct, kw_only=True):
-    function: str
-    file: str
-    line: int
-    code: str = ""
-
-
 class AwaitLink(msgspec.Struct, kw_only=True):
     """One step of an await chain: a coroutine frame, or the awaitable at the bottom."""
 
@@ -197,6 +192,9 @@ class TaskDetail(Reply, tag="task_detail_reply"):
     created_at: str = ""
     coroutine: str = ""
     waiting_on: str = ""
+    # How long it has waited on its current awaitable: exact for `asyncio.sleep`, otherwise
+    # since the agent first saw it waiting on that same object (a lower bound); None when it
+    # is not waiting or nothing has seen it wait yet.
     waiting_seconds: float | None = None
 
 
@@ -236,7 +234,9 @@ class Update(Reply, tag="update"):
     full: bool
     dropped: int = 0
     snapshot: Snapshot | None = None
-    changed: dict[str, Any] | None = None
+    # section name (a `Snapshot` field) -> that section, encoded once per tick by the agent
+    # and shared by every subscriber; `changed_sections()` decodes them.
+    changed: dict[str, msgspec.Raw] | None = None
 
 
 class Ack(Reply, tag="ack"):
@@ -261,11 +261,51 @@ class ProfileReply(Reply, tag="profile_reply"):
     functions: list[ProfileFunction]
 
 
-class ExactReport(Reply, tag="exact_report_reply"):
-    """The current (or last) exact session's report; None when none was started. Its shape is
-    documented in docs/blocking.md (per task: steps, busy, delay; per kind: histograms)."""
+class ExactTaskStats(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    kind: str
+    steps: int
+    busy_seconds: float
+    delay_seconds_total: float
+    delay_max_seconds: float
 
-    report: dict[str, Any] | None = None
+
+class ExactKindStats(msgspec.Struct, kw_only=True):
+    """Histograms are `[[upper bound seconds, count], ...]` on log2 microsecond buckets,
+    non-cumulative, empty buckets left out."""
+
+    steps: int
+    busy_seconds: float
+    delay_seconds_total: float
+    busy_histogram: list[tuple[float, int]]
+    delay_histogram: list[tuple[float, int]]
+
+
+class ExactCallbacks(msgspec.Struct, kw_only=True):
+    """Handles that are not steps of a task the agent knows (plain callbacks)."""
+
+    steps: int
+    busy_seconds: float
+
+
+class ExactSessionReport(msgspec.Struct, kw_only=True):
+    """One exact session (docs/blocking.md): per task, busiest first, and per kind."""
+
+    started: float  # wall-clock time
+    seconds: float  # the session's length as asked
+    elapsed: float
+    running: bool
+    implementation: Literal["c", "python"]
+    tasks: list[ExactTaskStats]
+    kinds: dict[str, ExactKindStats]
+    callbacks: ExactCallbacks
+
+
+class ExactReport(Reply, tag="exact_report_reply"):
+    """The current (or last) exact session's report; None when none was started."""
+
+    report: ExactSessionReport | None = None
 
 
 class StuckGroup(msgspec.Struct, kw_only=True):
@@ -274,7 +314,7 @@ class StuckGroup(msgspec.Struct, kw_only=True):
     waiting_on: str
     wait_kind: str
     since_seconds: float
-    tasks: list[int]
+    tasks: list[int]  # ids of the first 50
     message: str
 
 
@@ -340,3 +380,9 @@ def decode_client_message(data: bytes) -> Message:
 
 def decode_agent_message(data: bytes) -> Message:
     return _agent_decoder.decode(data)
+
+
+def changed_sections(update: Update) -> dict[str, Any]:
+    """The changed sections of `update` as plain data (what `Snapshot.to_dict()` holds for
+    them); empty for a full update."""
+    return {name: msgspec.msgpack.decode(raw) for name, raw in (update.changed or {}).items()}

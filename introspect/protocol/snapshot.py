@@ -1,6 +1,8 @@
 """The snapshot (schema 1 of PRODUCT.md) as typed structs. Fields may be added, never renamed.
 
-`Snapshot.to_dict()` gives the JSON shape `introspect snapshot --json` prints.
+`Snapshot.to_dict()` gives the JSON shape `introspect snapshot --json` prints. Events are
+tagged by `kind` (`{time, kind, ...}` in JSON); a new event kind is a wire change (a client
+rejects a tag it does not know), so it comes with a new protocol version.
 """
 
 from __future__ import annotations
@@ -153,6 +155,69 @@ class AgentInfo(msgspec.Struct, kw_only=True):
     limitations: list[str] = []  # what the agent can't do for this loop (uvloop: exact mode...)
 
 
+class Frame(msgspec.Struct, kw_only=True, omit_defaults=True):
+    function: str
+    file: str
+    line: int
+    code: str = ""
+
+
+class TaskRef(msgspec.Struct, kw_only=True, frozen=True):
+    """A task named in an event: its id (`TaskMeta.seq`; negative for a task the agent did
+    not see created), name and kind."""
+
+    id: int
+    name: str
+    kind: str
+
+
+class Event(msgspec.Struct, kw_only=True, frozen=True, tag_field="kind"):
+    """Base of the events in `Snapshot.events`; immutable: an ongoing block is replaced in
+    the event log, never changed under a snapshot that may be encoding it."""
+
+    time: float
+
+
+class BlockingEvent(Event, tag="blocking", kw_only=True):
+    """A step or callback held the loop past the threshold (docs/blocking.md)."""
+
+    duration: float
+    ongoing: bool
+    task: TaskRef | None  # None: a plain callback held the loop (see `callback`)
+    callback: str | None
+    stack: list[Frame]  # the loop thread's stack when caught, outermost first
+    location: str  # the innermost frame of the app's own code
+    culprit: str  # the call it was in (`time.sleep`) or the function running
+    single_step: bool  # the same task held the loop the whole time
+    threshold: float
+    exact: bool  # False: a lower bound from the lag probe (no Python selector to time)
+    loop_thread_cpu_share: float | None
+
+
+class LintEvent(Event, tag="lint", kw_only=True, omit_defaults=True):
+    """A runtime lint's finding (docs/blocking.md). The detail fields present depend on
+    the lint; the others are left out of the JSON."""
+
+    lint: str
+    subject: str
+    message: str
+    duration: float | None = None  # loop_blocked, task_never_yields
+    location: str | None = None
+    task: TaskRef | str | None = None  # a task, or a crash report's task name
+    coroutine: str | None = None  # coroutine_never_awaited
+    type: str | None = None  # exception_never_retrieved: the exception type
+    growth_from: int | None = msgspec.field(default=None, name="from")  # growth lints
+    growth_to: int | None = msgspec.field(default=None, name="to")
+    window: float | None = None
+    executor: str | None = None  # executor_saturated
+    queue_length: int | None = None
+    workers: int | None = None
+    max_workers: int | None = None
+
+
+AnyEvent = BlockingEvent | LintEvent
+
+
 class Snapshot(msgspec.Struct, kw_only=True):
     schema: int = SNAPSHOT_SCHEMA
     time: float
@@ -164,7 +229,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     threads: list[ThreadRow]
     gc: GcInfo
     errors: ErrorsInfo
-    events: list[dict[str, Any]]
+    events: list[AnyEvent]
     executors: list[ExecutorRow] = []
     agent: AgentInfo | None = None
 

@@ -109,7 +109,7 @@ def read_recording(path: str | Path) -> Recording:
         if frame.full and frame.snapshot is not None:
             current = msgspec.to_builtins(frame.snapshot)
         elif current is not None and frame.changed is not None:
-            current = {**current, **frame.changed}
+            current = {**current, **m.changed_sections(frame)}
         else:
             continue  # a changed-only update before any full one cannot be applied
         recording.updates.append(frame)

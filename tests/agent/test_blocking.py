@@ -25,7 +25,7 @@ SYNC_DB = """
 
 
 def blocking_events(proc: AgentProcess) -> list[dict]:
-    return [e for e in proc.snapshot().events if e["kind"] == "blocking"]
+    return [e for e in proc.snapshot().to_dict()["events"] if e["kind"] == "blocking"]
 
 
 def test_half_second_sleep_is_one_event_with_the_culprit_stack() -> None:
@@ -49,7 +49,7 @@ def test_half_second_sleep_is_one_event_with_the_culprit_stack() -> None:
         assert event["task"]["kind"] == "__main__.report_handler"
         assert event["single_step"] is True
         assert event["callback"] is None
-        lints = [e["lint"] for e in proc.snapshot().events if e["kind"] == "lint"]
+        lints = [e["lint"] for e in proc.snapshot().to_dict()["events"] if e["kind"] == "lint"]
         assert sorted(lints) == ["loop_blocked", "task_never_yields"]
 
 
@@ -136,4 +136,4 @@ def test_a_healthy_program_has_no_blocking_event() -> None:
     with AgentProcess.script(source) as proc:
         proc.wait_for_line("done")
         snap = proc.snapshot()
-        assert [e for e in snap.events if e["kind"] in ("blocking", "lint")] == []
+        assert [e for e in snap.to_dict()["events"] if e["kind"] in ("blocking", "lint")] == []

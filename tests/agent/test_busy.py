@@ -55,7 +55,7 @@ def test_statistical_busy_shares_follow_the_work_three_to_one() -> None:
     source = SPINNERS.replace(
         'print("measured " + json.dumps(spent), flush=True)',
         'import introspect\n'
-        '        busy = introspect.get_agent().extensions["sampling"].busy_by_kind()\n'
+        '        busy = introspect.get_agent().sampler.busy_by_kind()\n'
         '        print("sampled " + json.dumps(busy), flush=True)\n'
         '        print("measured " + json.dumps(spent), flush=True)')
     with AgentProcess.script(source) as proc:
@@ -111,6 +111,7 @@ def test_snapshot_shows_busy_seconds_per_live_task() -> None:
 
 EXACT = """
     import asyncio, json
+    import msgspec
     import introspect
 
     STEPS = {"heavy": 37, "light": 111}
@@ -131,11 +132,10 @@ EXACT = """
             await asyncio.sleep(0)
 
     async def main():
-        sampling = introspect.get_agent().extensions["sampling"]
-        session = sampling.exact(30)
+        session = introspect.get_agent().exact.start(30)
         await asyncio.gather(heavy_spinner(), light_spinner())
         session.stop()
-        print("report " + json.dumps(session.report()), flush=True)
+        print("report " + json.dumps(msgspec.to_builtins(session.report())), flush=True)
         print("performed " + json.dumps(STEPS), flush=True)
 
     asyncio.run(main())

@@ -13,6 +13,7 @@ from tests.support.procs import AgentProcess
 
 PROGRAM = """
     import asyncio, contextvars, json, logging, os, sys, threading, time
+    import msgspec
     import introspect
     from introspect.agent import exact
 
@@ -86,7 +87,7 @@ PROGRAM = """
         out["bad_named"] = await asyncio.create_task(bad_named())
         loop.set_task_factory(None)
         s1.stop()
-        out["s1"] = s1.report(max_tasks=100_000)
+        out["s1"] = msgspec.to_builtins(s1.report(max_tasks=100_000))
         # session 2: a fresh count, beyond-the-limit tasks folded per kind, debug mode
         exact.MAX_TASKS = 5
         s2 = exact.ExactSession(loop, 60, accelerated=ACCEL).start()
@@ -98,7 +99,7 @@ PROGRAM = """
         await asyncio.sleep(0.2)
         loop.set_debug(False)
         s2.stop()
-        out["s2"] = s2.report(max_tasks=100_000)
+        out["s2"] = msgspec.to_builtins(s2.report(max_tasks=100_000))
         out["slow_warnings"] = [w for w in warnings if "took" in w]
         out["dispatch_removed"] = "_run_once" not in type(loop).__dict__
         print("result " + json.dumps(out), flush=True)

@@ -86,7 +86,7 @@ EPILOGUE = "\nasyncio.run(main())\n"
 
 
 def lint_events(proc: AgentProcess) -> list[dict]:
-    return [e for e in proc.snapshot().events if e["kind"] == "lint"]
+    return [e for e in proc.snapshot().to_dict()["events"] if e["kind"] == "lint"]
 
 
 @pytest.mark.parametrize("lint", sorted(TRIGGERS))
@@ -116,7 +116,8 @@ def test_lints_stay_silent_on_the_demos_healthy_start() -> None:
         def finished() -> bool:
             if proc.proc.poll() is not None:
                 return True
-            last[:] = [e for e in proc.snapshot().events if e["kind"] in ("lint", "blocking")]
+            last[:] = [e for e in proc.snapshot().to_dict()["events"]
+                       if e["kind"] in ("lint", "blocking")]
             return False
 
         wait_until(finished, timeout=30, interval=0.3, message="the demo's end")

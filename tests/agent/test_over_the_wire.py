@@ -41,6 +41,16 @@ def test_stuck_report_and_exact_accounting_through_the_client():
             assert group.kind.endswith("account_handler")
             assert "Lock" in group.waiting_on
             assert "5 tasks of kind" in group.message
+            # a task's detail says how long it has waited on the lock: never more than its
+            # age, and it grows while the lock stays held
+            handler = group.tasks[0]
+            first = client.task(handler)
+            assert first.waiting_seconds is not None
+            assert 0 <= first.waiting_seconds <= first.task.age_seconds + 0.01
+            later = wait_until(lambda: (d := client.task(handler)).waiting_seconds is not None
+                               and d.waiting_seconds >= first.waiting_seconds + 1.0 and d,
+                               message="the wait to grow")
+            assert later.waiting_seconds <= later.task.age_seconds + 0.01
 
             assert client.exact_report() is None
             assert "exact accounting on" in client.exact_accounting(30)
@@ -48,8 +58,11 @@ def test_stuck_report_and_exact_accounting_through_the_client():
             proc.proc.stdin.flush()
             proc.wait_for_line("stepper done")
             report = client.exact_report()
-            stepper = next(row for row in report["tasks"] if row["kind"].endswith("stepper"))
-            assert stepper["steps"] == 251  # 250 sleep(0) yields + the final step
+            stepper = next(row for row in report.tasks if row.kind.endswith("stepper"))
+            assert stepper.steps == 251  # 250 sleep(0) yields + the final step
+            assert len(report.tasks) > 1
+            busiest = client.exact_report(max_tasks=1)  # the request's limit is applied
+            assert len(busiest.tasks) == 1 and busiest.kinds.keys() >= report.kinds.keys()
             with pytest.raises(AgentError, match="seconds"):
                 client.exact_accounting(-1)
 

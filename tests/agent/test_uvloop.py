@@ -60,7 +60,7 @@ def test_blocking_events_and_limitations_under_uvloop(how: str) -> None:
         proc.proc.stdin.flush()
         proc.wait_for_line("done")
         events = wait_until(
-            lambda: [e for e in proc.snapshot().events
+            lambda: [e for e in proc.snapshot().to_dict()["events"]
                      if e["kind"] == "blocking" and not e["ongoing"]],
             message="a finished blocking event under uvloop")
     assert len(events) == 1, events

@@ -13,6 +13,7 @@ import pytest
 from introspect.client.connection import Client
 from introspect.protocol import auth, discovery, framing
 from introspect.protocol import messages as m
+from introspect.protocol.version import PROTOCOL_VERSION
 from tests.support.procs import AgentProcess, wait_until
 
 # The host: N sleeping tasks named sleeper-I, a ticker task advancing `counter` (so a test can
@@ -132,7 +133,7 @@ class RawConnection:
 
     def handshake(self, token: str | None = None) -> m.Message:
         nonce = auth.new_nonce()
-        self.send(m.Hello(versions=[1], client="raw-test", client_nonce=nonce))
+        self.send(m.Hello(versions=[PROTOCOL_VERSION], client="raw-test", client_nonce=nonce))
         challenge = self.recv()
         assert isinstance(challenge, m.Challenge), challenge
         proof = auth.proof(token, challenge.agent_nonce, nonce) if token else None

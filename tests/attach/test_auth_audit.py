@@ -11,6 +11,7 @@ import pytest
 from introspect.client.connection import AgentError, Client
 from introspect.errors import AuthError
 from introspect.protocol import messages as m
+from introspect.protocol.version import PROTOCOL_VERSION
 from tests.attach.support import (
     CONTROL_TOKEN,
     READ_TOKEN,
@@ -104,7 +105,7 @@ def test_every_refusal_is_clear_audited_and_the_agent_keeps_serving(tcp_host):
 def test_the_token_never_crosses_the_wire(tcp_host):
     _proc, target, _audit = tcp_host
     with RawConnection(target) as raw:
-        raw.send(m.Hello(versions=[1], client_nonce=b"n" * 32))
+        raw.send(m.Hello(versions=[PROTOCOL_VERSION], client_nonce=b"n" * 32))
         challenge = raw.recv()
         assert isinstance(challenge, m.Challenge) and challenge.auth == "token"
         assert CONTROL_TOKEN.encode() not in m.encode(challenge)
@@ -113,11 +114,11 @@ def test_the_token_never_crosses_the_wire(tcp_host):
 
     with RawConnection(target) as first:
         nonce = b"c" * 32
-        first.send(m.Hello(versions=[1], client_nonce=nonce))
+        first.send(m.Hello(versions=[PROTOCOL_VERSION], client_nonce=nonce))
         first_challenge = first.recv()
         stolen = auth.proof(CONTROL_TOKEN, first_challenge.agent_nonce, nonce)
     with RawConnection(target) as replay:
-        replay.send(m.Hello(versions=[1], client_nonce=nonce))
+        replay.send(m.Hello(versions=[PROTOCOL_VERSION], client_nonce=nonce))
         replay.recv()
         replay.send(m.Authenticate(proof=stolen))
         reply = replay.recv()

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from introspect.client.connection import Client
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from introspect.protocol.version import PROTOCOL_VERSION
 from tests.attach.support import RawConnection, host_counter, start_host, unix_target
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
@@ -96,7 +97,7 @@ def test_wrong_versions(host, versions: list[int], nonce: bytes):
     _proc, target = host
     with RawConnection(target) as raw:
         raw.send(m.Hello(versions=versions, client="fuzz", client_nonce=nonce))
-        if 1 in versions:
+        if PROTOCOL_VERSION in versions:
             assert isinstance(raw.recv(), m.Challenge)
         else:
             reply = raw.recv()

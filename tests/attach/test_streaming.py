@@ -38,7 +38,7 @@ def test_full_then_changed_only_merged_into_full_state():
         for update, snap in updates[1:]:
             assert not update.full and update.snapshot is None and update.changed
             assert "node" not in update.changed  # nothing changed there: not resent
-            assert update.changed["time"] == update.time == snap.time
+            assert m.changed_sections(update)["time"] == update.time == snap.time
             assert snap.node == first_snap.node  # merged: unchanged sections carried over
         seqs = [u.seq for u, _ in updates]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

@@ -92,25 +92,25 @@ def test_exact_accounting_asked_first_then_shows_what_the_target_ran() -> None:
                 await pilot.press("y")
                 screen = await poll(pilot, lambda: isinstance(app.screen, ExactScreen)
                                     and app.screen, "the exact page")
-                await poll(pilot, lambda: screen.report and screen.report["running"],
+                await poll(pilot, lambda: screen.report and screen.report.running,
                            "a running session")
                 assert "running" in screen_text(app)
                 start_burst(proc)
                 await poll(pilot, lambda: any("burst done" in ln for ln in proc.stdout),
                            "the burst ran")
-                await poll(pilot, lambda: screen.report and not screen.report["running"],
+                await poll(pilot, lambda: screen.report and not screen.report.running,
                            "the session finished", timeout=SESSION_SECONDS + 15)
                 text = await poll_text(pilot, "finished")
                 report = truth.exact_report()
-                assert report is not None and not report["running"]
-                assert report["kinds"]["__main__.burst"]["steps"] == STEPS
-                assert screen.report["kinds"] == report["kinds"]
+                assert report is not None and not report.running
+                assert report.kinds["__main__.burst"].steps == STEPS
+                assert screen.report.kinds == report.kinds
                 kind_line = next(ln for ln in text.splitlines() if "__main__.burst" in ln)
                 assert f" {STEPS} " in kind_line
                 task_line = next(ln for ln in text.splitlines() if "burst-task" in ln)
                 assert f" {STEPS} " in task_line
                 assert f"of {SESSION_SECONDS:g}s" in text
-                assert report["implementation"] in text
+                assert report.implementation in text
 
                 await pilot.press("escape")
                 await poll(pilot, lambda: not isinstance(app.screen, ExactScreen), "closed")
@@ -119,7 +119,7 @@ def test_exact_accounting_asked_first_then_shows_what_the_target_ran() -> None:
                 reopened = await poll(pilot, lambda: isinstance(app.screen, ExactScreen)
                                       and app.screen is not screen and app.screen, "reopened")
                 await poll(pilot, lambda: reopened.report, "the report")
-                assert reopened.report["started"] == report["started"]
+                assert reopened.report.started == report.started
                 await poll_text(pilot, "burst-task")
 
         try:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from textual.pilot import Pilot
 
+from introspect.protocol import messages as m
 from introspect.recording import read_recording
 from introspect.tui.app import IntrospectApp
 from introspect.tui.views.exact import ExactScreen
@@ -55,7 +57,7 @@ def test_traceback_page(snap_compare: Any) -> None:
 
 
 # A finished report as the agent sends it (two kinds, three tasks; a hostile task name).
-EXACT_REPORT: dict[str, Any] = {
+EXACT_REPORT = msgspec.convert({
     "started": 1700000000.0, "seconds": 30.0, "elapsed": 30.004, "running": False,
     "implementation": "c",
     "tasks": [
@@ -76,7 +78,7 @@ EXACT_REPORT: dict[str, Any] = {
                        "delay_histogram": [[0.000128, 2300], [0.016384, 100]]},
     },
     "callbacks": {"steps": 4200, "busy_seconds": 0.021},
-}
+}, m.ExactSessionReport)
 
 
 def test_exact_page(snap_compare: Any) -> None:

@@ -24,8 +24,8 @@ from introspect.protocol import messages as m
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
-    from introspect.agent.handlers import Session
     from introspect.agent.server import AgentServer
+    from introspect.agent.server.handshake import Session
 
 
 def start_for_agent(agent: Agent) -> ConsoleExtension | None:

@@ -26,8 +26,8 @@ from introspect.protocol import messages as m
 
 if TYPE_CHECKING:
     from introspect.agent.console.bridge import ConsoleExtension
-    from introspect.agent.handlers import Session
     from introspect.agent.server import AgentServer
+    from introspect.agent.server.handshake import Session
 
 INTERRUPT = "\x03"
 END = "\x04"

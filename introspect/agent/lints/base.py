@@ -16,6 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from introspect.protocol.snapshot import AnyEvent
+
 log = logging.getLogger("introspect.agent")
 MAX_SUBJECTS = 1000  # rate-limit memory per registry; oldest subjects are forgotten first
 
@@ -59,7 +63,7 @@ class Lint:
 
 
 class LintRegistry:
-    """All lints of one agent. Exposed as `agent.extensions["blocking"].lints`."""
+    """All lints of one agent. Exposed as `agent.blocking.lints`."""
 
     def __init__(self, agent: Any, lints: list[Lint]) -> None:
         self.agent = agent
@@ -165,8 +169,15 @@ class LintRegistry:
             if len(self._last_reported) > MAX_SUBJECTS:
                 del self._last_reported[next(iter(self._last_reported))]
             self._counts[lint.name] = self._counts.get(lint.name, 0) + 1
-        self.agent.events.add("lint", lint=lint.name, subject=finding.subject,
-                              message=finding.message, **finding.details)
+        try:  # the event's type checks the details: a lint naming an unknown one is a bug
+            event = msgspec.convert(
+                {"time": time.time(), "kind": "lint", "lint": lint.name,
+                 "subject": finding.subject, "message": finding.message,
+                 **msgspec.to_builtins(finding.details)}, AnyEvent)
+        except msgspec.ValidationError as exc:
+            self.agent.collector_errors.record(f"lint:{lint.name}", exc)
+            return False
+        self.agent.events.add(event)
         log.warning("introspect lint %s: %s", lint.name, finding.message)
         return True
 

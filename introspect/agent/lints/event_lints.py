@@ -8,14 +8,15 @@ import warnings
 from typing import Any
 
 from introspect.agent.lints.base import Finding, Lint
+from introspect.protocol.snapshot import BlockingEvent, TaskRef
 
 _NEVER_AWAITED = re.compile(r"coroutine '([^']+)' was never awaited")
 
 
-def _task_label(task: dict[str, Any] | None) -> str:
-    if not task:
+def _task_label(task: TaskRef | None) -> str:
+    if task is None:
         return ""
-    return f"task {task.get('name')} #{task.get('id')} ({task.get('kind')})"
+    return f"task {task.name} #{task.id} ({task.kind})"
 
 
 class LoopBlocked(Lint):
@@ -24,13 +25,13 @@ class LoopBlocked(Lint):
     repeat_after = 60.0  # per culprit location
 
     def feed(self, **facts: Any) -> list[Finding]:
-        event = facts["event"]
-        who = _task_label(event.get("task")) or f"callback {event.get('callback') or '?'}"
-        return [Finding(subject=event.get("location") or who,
-                        message=f"loop blocked {event['duration']:.3f}s by {who} at "
-                                f"{event.get('location')} ({event.get('culprit') or '?'})",
-                        details={"duration": event["duration"], "location":
-                                 event.get("location"), "task": event.get("task")})]
+        event: BlockingEvent = facts["event"]
+        who = _task_label(event.task) or f"callback {event.callback or '?'}"
+        return [Finding(subject=event.location or who,
+                        message=f"loop blocked {event.duration:.3f}s by {who} at "
+                                f"{event.location} ({event.culprit or '?'})",
+                        details={"duration": event.duration, "location": event.location,
+                                 "task": event.task})]
 
 
 class TaskNeverYields(Lint):
@@ -39,15 +40,15 @@ class TaskNeverYields(Lint):
     repeat_after = 60.0  # per task kind
 
     def feed(self, **facts: Any) -> list[Finding]:
-        event = facts["event"]
-        task = event.get("task")
-        if not task or not event.get("single_step"):
+        event: BlockingEvent = facts["event"]
+        task = event.task
+        if task is None or not event.single_step:
             return []
-        return [Finding(subject=str(task.get("kind")),
-                        message=f"{_task_label(task)} ran {event['duration']:.3f}s in one step "
-                                f"without yielding, at {event.get('location')}",
-                        details={"duration": event["duration"], "task": task,
-                                 "location": event.get("location")})]
+        return [Finding(subject=task.kind,
+                        message=f"{_task_label(task)} ran {event.duration:.3f}s in one step "
+                                f"without yielding, at {event.location}",
+                        details={"duration": event.duration, "task": task,
+                                 "location": event.location})]
 
 
 class CoroutineNeverAwaited(Lint):

@@ -1,7 +1,7 @@
 """Periodic lints over sampled state: leaks, growing queues, saturated pools, spinning tasks.
 
 Windows are in seconds and can be tuned at runtime (tests shorten them):
-    agent.extensions["blocking"].lints.get("task_kind_leak").window = 10
+    agent.blocking.lints.get("task_kind_leak").window = 10
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from introspect.agent import handlers
 from introspect.agent.audit import Audit
+from introspect.agent.server import requests
 from introspect.agent.server.handshake import Handshake, peer_name
 from introspect.agent.server.listeners import Listener, bind_all, close_all
 from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
@@ -179,7 +179,7 @@ class AgentServer:
             session = await asyncio.wait_for(
                 self.handshake.login(reader, writer, listener, peer), self.handshake_timeout)
             if session is not None:
-                await handlers.serve_requests(self, session, reader, writer)
+                await requests.serve(self, session, reader, writer)
         except TimeoutError:
             self.audit.record("handshake", "expired", peer)
             await send_quietly(writer, m.ErrorReply(

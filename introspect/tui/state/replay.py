@@ -4,8 +4,6 @@ control actions raise `UserError` saying they need a live target."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from introspect.errors import UserError
@@ -140,7 +138,7 @@ class ReplayController:
     async def exact_accounting(self, seconds: float) -> str:
         raise UserError(NEEDS_LIVE.format(what="exact accounting"))
 
-    async def exact_report(self) -> dict[str, Any] | None:
+    async def exact_report(self) -> m.ExactSessionReport | None:
         raise UserError(NEEDS_LIVE.format(what="the exact accounting report"))
 
     async def profile(self, duration: float, *, top: int = 15) -> m.ProfileReply:

@@ -8,7 +8,7 @@ saying they need a live target, which the app shows as one line.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from introspect.protocol import messages as m
 
@@ -42,7 +42,7 @@ class DataSource(Protocol):
         """Start exact accounting for `seconds` in the target (control role)."""
         ...
 
-    async def exact_report(self) -> dict[str, Any] | None:
+    async def exact_report(self) -> m.ExactSessionReport | None:
         """The current or latest exact accounting report; None if none ever ran."""
         ...
 

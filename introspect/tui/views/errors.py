@@ -3,28 +3,18 @@ loops, warnings); Enter shows the full traceback or event."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from introspect.protocol.snapshot import ErrorReport
+from introspect.eventtext import event_fields, event_summary, kind_of
+from introspect.protocol.snapshot import AnyEvent, ErrorReport
 from introspect.textfmt import age, short_path
 from introspect.textsafe import escape
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
 from introspect.tui.widgets.dialogs import TextScreen
 from introspect.tui.widgets.text import safe
-
-EVENT_SUMMARY_KEYS = ("task", "name", "where", "location", "message", "duration", "seconds")
-
-
-def event_summary(event: dict[str, Any]) -> str:
-    parts = [f"{k}={event[k]}" for k in EVENT_SUMMARY_KEYS if k in event]
-    if not parts:
-        parts = [f"{k}={v}" for k, v in event.items() if k not in ("time", "kind")][:3]
-    return "  ".join(str(p) for p in parts)
 
 
 def error_page(err: ErrorReport) -> Text:
@@ -59,7 +49,7 @@ class ErrorsView(View):
             "AGO", "SOURCE", "EXCEPTION", "WHERE", "TASK/THREAD")
         self.query_one("#event-table", DataTable).add_columns("AGO", "KIND", "DETAIL")
         self.errors: list[ErrorReport] = []
-        self.events: list[dict[str, Any]] = []
+        self.events: list[AnyEvent] = []
 
     def show(self, model: ObserverState) -> None:
         snap = model.snapshot
@@ -84,12 +74,12 @@ class ErrorsView(View):
             status.append_text(safe(by_type, 80))
         status.append("  Enter: full traceback", style="dim")
         self.query_one("#errors-status", Static).update(status)
-        self.events = sorted(snap.events, key=lambda e: -float(e.get("time", 0)))
+        self.events = sorted(snap.events, key=lambda e: -e.time)
         events = self.query_one("#event-table", DataTable)
         events.clear()
         for i, ev in enumerate(self.events):
-            events.add_row(age(now - float(ev.get("time", now))),
-                           safe(ev.get("kind", "?"), 20), safe(event_summary(ev), 100),
+            events.add_row(age(now - ev.time), safe(kind_of(ev), 20),
+                           safe(event_summary(ev), 100),
                            key=str(i))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -101,9 +91,9 @@ class ErrorsView(View):
         elif event.data_table.id == "event-table" and index < len(self.events):
             ev = self.events[index]
             body = Text()
-            for key, value in ev.items():
+            for key, value in event_fields(ev):
                 body.append(f"{escape(key, 40)}: ", style="bold")
-                lines = str(value).splitlines() or [""]
+                lines = value.splitlines() or [""]
                 body.append("\n".join(escape(line, 500) for line in lines[:200]) + "\n")
-            self.app.push_screen(TextScreen(f"event {escape(ev.get('kind', ''), 40)}", body,
+            self.app.push_screen(TextScreen(f"event {escape(kind_of(ev), 40)}", body,
                                             screen_id="event-page"))

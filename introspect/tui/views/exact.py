@@ -3,13 +3,12 @@ polled about once a second while the session runs. Per kind: steps, busy time an
 delay with p99 bounds from the log2 histograms; then the busiest tasks. Closing the page does
 not stop the session: the agent ends it at its deadline.
 
-The report is a plain dict from the target (shape in docs/blocking.md): every value is read
-defensively and every string escaped."""
+The report is typed (`ExactSessionReport`, docs/blocking.md); every string from the target is
+escaped."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual import work
@@ -21,6 +20,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from introspect.errors import UserError
+from introspect.protocol import messages as m
 from introspect.textfmt import duration, histogram_quantile
 from introspect.tui.views.base import source_of, update_line
 from introspect.tui.widgets.table import RowTable
@@ -36,30 +36,11 @@ TASK_COLUMNS = [("id", "ID"), ("steps", "STEPS"), ("busy", "BUSY"), ("busy_step"
 HINT = "Esc: close (a running session goes on in the target until its deadline)   r: refresh"
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
-        else 0.0
-
-
-def _histogram(value: Any) -> list[list[float]]:
-    if not isinstance(value, list):
-        return []
-    return [[_num(b[0]), _num(b[1])] for b in value if isinstance(b, list | tuple) and len(b) == 2]
-
-
-def _dicts(value: Iterable[Any]) -> Iterator[dict[str, Any]]:
-    return (item for item in value if isinstance(item, dict))
-
-
-def progress_line(report: dict[str, Any]) -> Text:
+def progress_line(report: m.ExactSessionReport) -> Text:
     """`running: 12.0s of 30s (c), 48,211 task steps, 1,020 other callbacks (3.1ms busy)`."""
-    kinds = report.get("kinds")
-    kinds = kinds if isinstance(kinds, dict) else {}
-    steps = sum(_num(k.get("steps")) for k in _dicts(kinds.values()))
-    callbacks = report.get("callbacks")
-    callbacks = callbacks if isinstance(callbacks, dict) else {}
-    running = bool(report.get("running"))
-    seconds, elapsed = _num(report.get("seconds")), _num(report.get("elapsed"))
+    steps = sum(k.steps for k in report.kinds.values())
+    callbacks = report.callbacks
+    running, seconds, elapsed = report.running, report.seconds, report.elapsed
     line = Text()
     line.append("running" if running else "finished", style="bold")
     line.append(f": {duration(min(elapsed, seconds) if running else elapsed)} of "
@@ -67,45 +48,37 @@ def progress_line(report: dict[str, Any]) -> Text:
     if seconds > 0:
         line.append(f" ({min(100.0, elapsed / seconds * 100):.0f}%)")
     line.append(", implementation ")
-    line.append_text(safe(report.get("implementation", "?"), 20))
-    line.append(f", {steps:,.0f} task steps, {_num(callbacks.get('steps')):,.0f} other "
-                f"callbacks ({duration(_num(callbacks.get('busy_seconds')))} busy)")
+    line.append_text(safe(report.implementation, 20))
+    line.append(f", {steps:,.0f} task steps, {callbacks.steps:,.0f} other "
+                f"callbacks ({duration(callbacks.busy_seconds)} busy)")
     return line
 
 
-def kind_rows(report: dict[str, Any]) -> list[tuple[str, Sequence[Text | str]]]:
+def kind_rows(report: m.ExactSessionReport) -> list[tuple[str, Sequence[Text | str]]]:
     """One row per task kind, the busiest first (the CLI's `introspect exact` columns)."""
-    kinds = report.get("kinds")
-    items = [(str(name), k) for name, k in kinds.items() if isinstance(k, dict)] \
-        if isinstance(kinds, dict) else []
-    items.sort(key=lambda item: -_num(item[1].get("busy_seconds")))
+    items = sorted(report.kinds.items(), key=lambda item: -item[1].busy_seconds)
     rows = []
     for name, k in items:
-        steps, busy = _num(k.get("steps")), _num(k.get("busy_seconds"))
-        per = max(1.0, steps)
+        per = max(1, k.steps)
         rows.append((name, (
-            f"{steps:,.0f}", duration(busy), duration(busy / per),
-            duration(histogram_quantile(_histogram(k.get("busy_histogram")), 0.99)),
-            duration(_num(k.get("delay_seconds_total")) / per),
-            duration(histogram_quantile(_histogram(k.get("delay_histogram")), 0.99)),
+            f"{k.steps:,.0f}", duration(k.busy_seconds), duration(k.busy_seconds / per),
+            duration(histogram_quantile(k.busy_histogram, 0.99)),
+            duration(k.delay_seconds_total / per),
+            duration(histogram_quantile(k.delay_histogram, 0.99)),
             tail(name, 60))))
     return rows
 
 
-def task_rows(report: dict[str, Any], limit: int = MAX_TASKS
+def task_rows(report: m.ExactSessionReport, limit: int = MAX_TASKS
               ) -> list[tuple[str, Sequence[Text | str]]]:
     """The busiest tasks, in the report's order (busiest first)."""
-    tasks = report.get("tasks")
     rows = []
-    for index, t in enumerate(_dicts(tasks if isinstance(tasks, list) else [])):
-        if index >= limit:
-            break
-        steps, busy = _num(t.get("steps")), _num(t.get("busy_seconds"))
-        task_id = safe(t.get("id", "?"), 20)
+    for index, t in enumerate(report.tasks[:limit]):
+        task_id = safe(t.id, 20)
         rows.append((f"{index}:{task_id.plain}", (
-            task_id, f"{steps:,.0f}", duration(busy), duration(busy / max(1.0, steps)),
-            duration(_num(t.get("delay_max_seconds"))), safe(t.get("name", ""), 40),
-            tail(t.get("kind", ""), 50))))
+            task_id, f"{t.steps:,.0f}", duration(t.busy_seconds),
+            duration(t.busy_seconds / max(1, t.steps)), duration(t.delay_max_seconds),
+            safe(t.name, 40), tail(t.kind, 50))))
     return rows
 
 
@@ -118,7 +91,8 @@ class ExactScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False),
                 Binding("r", "refresh_report", "Refresh")]
 
-    def __init__(self, seconds: float | None = None, *, report: dict[str, Any] | None = None,
+    def __init__(self, seconds: float | None = None, *,
+                 report: m.ExactSessionReport | None = None,
                  poll: bool = True) -> None:
         super().__init__(id="exact")
         self.seconds = seconds
@@ -177,7 +151,7 @@ class ExactScreen(ModalScreen[None]):
         self.report = report
         self.polls += 1
         self._show_report()
-        finished = report is not None and not report.get("running")
+        finished = report is not None and not report.running
         if (finished or (report is None and self.seconds is None)) and self._timer is not None:
             self._timer.stop()
             self._timer = None
