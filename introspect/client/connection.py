@@ -21,6 +21,7 @@ from introspect.client.target import Target, resolve_target
 from introspect.errors import AuthError, ConnectError, UserError
 from introspect.protocol import auth, framing
 from introspect.protocol import messages as m
+from introspect.protocol.peercheck import verify_unix_peer
 from introspect.protocol.snapshot import Snapshot
 from introspect.protocol.version import SUPPORTED_VERSIONS
 
@@ -132,6 +133,7 @@ class Client:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout)
                 sock.connect(t.address)
+                verify_unix_peer(sock, t)
             else:
                 sock = socket.create_connection((t.address, t.port), timeout=self.timeout)
                 if t.tls:
@@ -300,6 +302,8 @@ class AsyncClient:
                 coro = asyncio.open_connection(t.address, t.port,
                                                ssl=client_ssl_context() if t.tls else None)
             self.reader, self.writer = await asyncio.wait_for(coro, self.timeout)
+            if t.kind == "unix":
+                verify_unix_peer(self.writer.get_extra_info("socket"), t)
         except (FileNotFoundError, ConnectionRefusedError):
             raise ConnectError(f"cannot connect to {t}: the agent is not running") from None
         except TimeoutError:
