@@ -45,6 +45,7 @@ class AgentConfig:
     handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
     lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
     console_locals: dict[str, Any] | None = None
+    console_time_limit: float = 0.0  # seconds; 0: console evaluations run until interrupted
 
 
 # name → (environment variable, meaning); the README table is generated from this.
@@ -73,6 +74,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
     "handshake_timeout": ("INTROSPECT_HANDSHAKE_TIMEOUT", "seconds a client has to complete "
                           "the login before it is disconnected (default 5)"),
+    "console_time_limit": ("INTROSPECT_CONSOLE_TIME_LIMIT", "seconds a console evaluation "
+                           "may run before it is stopped (default 0: until Ctrl-C)"),
     "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
               "(see docs/blocking.md)"),
 }
@@ -156,6 +159,8 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError(f"metrics port {cfg.metrics_port} is out of range 0-65535")
     if not 0 < cfg.handshake_timeout <= 600:
         raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
+    if cfg.console_time_limit < 0:
+        raise UserError("INTROSPECT_CONSOLE_TIME_LIMIT must be 0 (no limit) or positive")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
     for spec in cfg.listen:
