@@ -35,7 +35,6 @@ PS1 = ">>> "
 PS2 = "... "
 MAX_QUEUED_INPUTS = 64
 CANCEL_GRACE = 0.5  # seconds for cancelled code to finish before the prompt comes back
-MAX_AUDITED_LINE = 2000
 BLOCKED_NOTE_AFTER = 1.0  # seconds of a blocked loop before we warn that code will wait
 
 
@@ -109,8 +108,9 @@ class ConsoleSession:
                                               message="too many inputs waiting"))
                 continue
             else:
-                for line in msg.data.split("\n"):
-                    self._audit("console_input", "ok", line=line[:MAX_AUDITED_LINE])
+                for line in msg.data.split("\n"):  # whole: what runs is what is logged
+                    self.server.audit.record_text("console_input", "ok", self.session.peer,
+                                                  self.session.role, "line", line)
             self._inputs.append((self.generation, msg))
             self._input_ready.set()
 
