@@ -39,9 +39,9 @@ class ReplayController:
         """The state exactly as live had it after update `index`: replay the history window."""
         state = ObserverState()
         first = max(0, index - (state.history.maxlen or 0) + 1)
+        updates = self.recording.updates
         for i in range(first, index + 1):
-            state.seq = self.recording.updates[i].seq
-            state.dropped = self.recording.updates[i].dropped
+            state.seq, state.dropped = updates.seqs[i], updates.dropped[i]
             state.apply_sections(self.recording.sections[i])
         return state
 
@@ -50,8 +50,8 @@ class ReplayController:
         if index == self.index:
             return False
         if index == self.index + 1:
-            update = self.recording.updates[index]
-            self.state.seq, self.state.dropped = update.seq, update.dropped
+            updates = self.recording.updates
+            self.state.seq, self.state.dropped = updates.seqs[index], updates.dropped[index]
             self.state.apply_sections(self.recording.sections[index])
         else:
             self.state = self._rebuild(index)
@@ -69,8 +69,8 @@ class ReplayController:
         self._clock += elapsed * self.speed
         moved = False
         while self.index < self.last:
-            gap = self.recording.updates[self.index + 1].time - \
-                self.recording.updates[self.index].time
+            times = self.recording.updates.times
+            gap = times[self.index + 1] - times[self.index]
             if self._clock < gap:
                 break
             clock = self._clock - gap
@@ -90,13 +90,13 @@ class ReplayController:
 
     def seek_seconds(self, seconds: float) -> bool:
         """Jump by recording time (negative = back)."""
-        updates = self.recording.updates
-        target = updates[self.index].time + seconds
+        times = self.recording.updates.times
+        target = times[self.index] + seconds
         if seconds >= 0:
             index = next((i for i in range(self.index, self.last + 1)
-                          if updates[i].time >= target), self.last)
+                          if times[i] >= target), self.last)
         else:
-            index = next((i for i in range(self.index, -1, -1) if updates[i].time <= target), 0)
+            index = next((i for i in range(self.index, -1, -1) if times[i] <= target), 0)
         return self.goto(index)
 
     def change_speed(self, faster: bool) -> float:
