@@ -22,6 +22,7 @@ from introspect.agent.events import CollectorErrors, EventLog
 from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
 from introspect.config import AgentConfig
 from introspect.protocol.snapshot import Snapshot
+from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.agent")
 AGENT_VERSION = "0.1.0"
@@ -124,7 +125,8 @@ class Agent:
             try:
                 self.server.start()
             except Exception as exc:  # never break the child
-                log.warning("introspect: agent could not start in forked child: %s", exc)
+                log.warning("introspect: agent could not start in forked child: %s",
+                            escape_for_log(str(exc)))
                 self.server = None
 
     # --- the observed loop -------------------------------------------------------------------

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+from introspect.textsafe import escape_for_log
+
 log = logging.getLogger("introspect.agent")
 
 
@@ -49,5 +51,5 @@ class CollectorErrors:
         self.counts[collector] = self.counts.get(collector, 0) + 1
         if collector not in self._logged:
             self._logged.add(collector)
-            log.warning("introspect collector %s failed: %r (further errors only counted)",
-                        collector, exc)
+            log.warning("introspect collector %s failed: %s (further errors only counted)",
+                        escape_for_log(collector), escape_for_log(exc))

@@ -26,6 +26,8 @@ import heapq
 import time
 from typing import Any
 
+from introspect.textsafe import escape_for_log
+
 try:
     from introspect.agent import _exact_accel
 except ImportError:  # not built (no C compiler at install time): the Python loop is used
@@ -245,8 +247,8 @@ class ExactSession:
             dt = loop.time() - t0
             if dt >= loop.slow_callback_duration:
                 base = asyncio.base_events
-                base.logger.warning("Executing %s took %.3f seconds",
-                                    base._format_handle(handle), dt)
+                base.logger.warning("Executing %s took %.3f seconds",  # names escaped
+                                    escape_for_log(base._format_handle(handle)), dt)
         finally:
             loop._current_handle = None
 
