@@ -86,8 +86,9 @@ def _make_private_dir(path: Path) -> None:
 
 
 def untrusted_reason(directory: Path) -> str | None:
-    """Why a client must not use agents announced in `directory` (None: it may). Ours, 0700,
-    a real directory: nobody else can have put a socket or an announcement there."""
+    """Why a client must not use agents announced in `directory` (None: it may). Ours, not
+    writable by others, a real directory: nobody else can have put a socket or an
+    announcement there."""
     try:
         info = os.lstat(directory)
     except FileNotFoundError:
@@ -98,8 +99,8 @@ def untrusted_reason(directory: Path) -> str | None:
         return "it is a symlink or not a directory"
     if info.st_uid != os.getuid():
         return f"it belongs to uid {info.st_uid}, not to you (uid {os.getuid()})"
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        return f"its mode is {stat.S_IMODE(info.st_mode):o}, not 700"
+    if stat.S_IMODE(info.st_mode) & 0o022:
+        return f"its mode {stat.S_IMODE(info.st_mode):o} lets others write there"
     return None
 
 
