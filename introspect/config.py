@@ -119,6 +119,9 @@ class AgentConfig:
         "INTROSPECT_LINTS")
     console_locals: dict[str, Any] | None = option(
         None, "extra names the remote console starts with")
+    console_time_limit: float = option(
+        0.0, "seconds a console evaluation may run before it is stopped (default 0: until "
+        "Ctrl-C)", "INTROSPECT_CONSOLE_TIME_LIMIT", _seconds)
 
 
 # Read by clients (CLI, TUI) and by both sides for discovery.
@@ -182,6 +185,8 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError(f"metrics port {cfg.metrics_port} is out of range 0-65535")
     if not 0 < cfg.handshake_timeout <= 600:
         raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
+    if cfg.console_time_limit < 0:
+        raise UserError("INTROSPECT_CONSOLE_TIME_LIMIT must be 0 (no limit) or positive")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
     for spec in cfg.listen:

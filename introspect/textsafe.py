@@ -27,3 +27,13 @@ def escape(text: object, limit: int | None = 200) -> str:
     if limit is not None and len(result) > limit:
         result = result[: max(0, limit - 1)] + "…"
     return result
+
+
+def escape_for_log(value: object, limit: int = 500) -> str:
+    """For a log line on the host's stderr: an exception as its repr, anything else as text,
+    escaped and bounded (an exception's repr or message can hold the program's data)."""
+    try:
+        text = repr(value) if isinstance(value, BaseException) else str(value)
+    except Exception:  # a hostile __repr__ that raises: say what it is, not what it says
+        text = f"<{type(value).__name__} whose repr failed>"
+    return escape(text, limit)

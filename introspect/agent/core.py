@@ -27,6 +27,7 @@ from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrum
 from introspect.config import AgentConfig
 from introspect.errors import UserError
 from introspect.protocol.snapshot import Snapshot
+from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.agent")
 
@@ -162,7 +163,8 @@ class Agent:
             try:
                 self.server.start()
             except Exception as exc:  # never break the child
-                log.warning("introspect: agent could not start in forked child: %s", exc)
+                log.warning("introspect: agent could not start in forked child: %s",
+                            escape_for_log(str(exc)))
                 self.server = None
 
     # --- the observed loop -------------------------------------------------------------------

@@ -7,6 +7,7 @@ import logging
 import threading
 
 from introspect.protocol.snapshot import AnyEvent
+from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.agent")
 
@@ -61,5 +62,5 @@ class CollectorErrors:
         self.counts[collector] = self.counts.get(collector, 0) + 1
         if collector not in self._logged:
             self._logged.add(collector)
-            log.warning("introspect collector %s failed: %r (further errors only counted)",
-                        collector, exc)
+            log.warning("introspect collector %s failed: %s (further errors only counted)",
+                        escape_for_log(collector), escape_for_log(exc))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 from introspect.agent.collectors.tasks import META_ATTR
+from introspect.textsafe import escape_for_log
 
 try:
     from introspect.agent import _exact_accel
@@ -256,8 +257,8 @@ class ExactSession:
             dt = loop.time() - t0
             if dt >= loop.slow_callback_duration:
                 base = asyncio.base_events
-                base.logger.warning("Executing %s took %.3f seconds",
-                                    base._format_handle(handle), dt)
+                base.logger.warning("Executing %s took %.3f seconds",  # names escaped
+                                    escape_for_log(base._format_handle(handle)), dt)
         finally:
             loop._current_handle = None
 

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from introspect.errors import UserError
+from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.agent")
 
@@ -39,7 +40,7 @@ def start_all(agent: Any) -> None:
             raise  # a misconfiguration the user must hear about (e.g. metrics port in use)
         except Exception as exc:
             agent.collector_errors.record(name, exc)
-            log.warning("introspect: %s did not start: %r", name, exc)
+            log.warning("introspect: %s did not start: %s", name, escape_for_log(exc))
             continue
         if started is not None:
             agent.extensions[name] = started
@@ -50,5 +51,5 @@ def stop_all(agent: Any) -> None:
         try:
             ext.stop()
         except Exception as exc:
-            log.warning("introspect: stopping %s failed: %r", name, exc)
+            log.warning("introspect: stopping %s failed: %s", name, escape_for_log(exc))
     agent.extensions.clear()

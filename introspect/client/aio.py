@@ -23,6 +23,7 @@ from introspect.client.target import Target, resolve_target
 from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from introspect.protocol.peercheck import verify_unix_peer
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -60,6 +61,12 @@ class AsyncClient(AsyncRequests):
             self.reader, self.writer = await asyncio.wait_for(coro, self.timeout)
         except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors too
             raise errors.connect_failure(t, exc, self.timeout) from None
+        if t.kind == "unix":
+            try:  # no proof is ever given to a listener of another user
+                verify_unix_peer(self.writer.get_extra_info("socket"), t)
+            except BaseException:
+                await self.close()
+                raise
         try:
             handshake = Handshake(t, self.token, self.name)
             try:  # a TLS agent refusing our certificate may close before the Challenge

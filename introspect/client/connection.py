@@ -26,6 +26,7 @@ from introspect.client.target import Target, resolve_target
 from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
+from introspect.protocol.peercheck import verify_unix_peer
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -64,6 +65,7 @@ class Client(SyncRequests):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout)
                 sock.connect(t.address)
+                verify_unix_peer(sock, t)
             else:
                 sock = socket.create_connection((t.address, t.port), timeout=self.timeout)
                 if t.tls:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from introspect.errors import ConnectError, UserError
 from introspect.protocol import discovery
+from introspect.textsafe import escape
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,7 @@ def resolve_target(text: str) -> Target:
     if not text:
         raise UserError("empty target: give a PID, a socket path, or HOST:PORT")
     if text.isdigit():
-        pid = int(text)
-        if not discovery.pid_alive(pid):
-            raise ConnectError(f"no process with PID {pid}")
-        path = discovery.socket_path(pid)
-        if not path.exists():
-            for ann in discovery.list_agents():
-                if ann.pid == pid and ann.socket:
-                    return Target("unix", ann.socket, pid=pid)
-            raise ConnectError(f"process {pid} has no introspect agent (start it with "
-                               "`introspect run -- ...` or `introspect.start()`; see "
-                               "`introspect ps`)")
-        return Target("unix", str(path), pid=pid)
+        return _pid_target(int(text))
     for scheme, tls in (("tcp://", False), ("tls://", True)):
         if text.startswith(scheme):
             return _host_port(text[len(scheme):], tls)
@@ -64,6 +54,27 @@ def resolve_target(text: str) -> Target:
         return named
     raise UserError(f"cannot understand target {text!r}: give a PID, a socket path, HOST:PORT, "
                     "or a name from ~/.config/introspect/targets.toml")
+
+
+def _pid_target(pid: int) -> Target:
+    """The socket of PID's agent, only from a directory that is ours and private and only a
+    socket file of ours: an impostor's socket in a dir someone else made is never used."""
+    if not discovery.pid_alive(pid):
+        raise ConnectError(f"no process with PID {pid}")
+    configured = discovery.configured_runtime_dir()
+    refused = discovery.untrusted_reason(configured)
+    for directory in discovery.agent_dirs():
+        path = discovery.socket_path(pid, directory)
+        if discovery.untrusted_reason(directory) is None and discovery.owned_socket(path):
+            return Target("unix", str(path), pid=pid)
+    for ann in discovery.list_agents():
+        if ann.pid == pid and ann.socket:
+            return Target("unix", ann.socket, pid=pid)
+    if refused:
+        raise ConnectError(f"not using the runtime dir {escape(str(configured), None)} to find "
+                           f"PID {pid}: {refused}; give the agent's socket path instead")
+    raise ConnectError(f"process {pid} has no introspect agent (start it with "
+                       "`introspect run -- ...` or `introspect.start()`; see `introspect ps`)")
 
 
 def _host_port(text: str, tls: bool) -> Target:

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable
 
 from introspect.errors import UserError
+from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.metrics")
 TAKEOVER_AFTER = 0.1  # seconds the loop may be stuck before the thread answers instead
@@ -253,7 +254,7 @@ class ScrapeServer:
             try:
                 self._thread_serve(conn)
             except Exception as exc:  # one bad client never stops the thread
-                log.debug("introspect: /metrics client failed: %r", exc)
+                log.debug("introspect: /metrics client failed: %s", escape_for_log(exc))
             finally:
                 with contextlib.suppress(OSError):
                     conn.close()
@@ -293,7 +294,7 @@ class ScrapeServer:
         try:
             body, content_type = self.render(accept, served_by)
         except Exception as exc:
-            log.warning("introspect: rendering /metrics failed: %r", exc)
+            log.warning("introspect: rendering /metrics failed: %s", escape_for_log(exc))
             return _http(500, b"metrics collection failed\n", "text/plain")
         return _http(200, body, content_type, head_only=method == "HEAD")
 

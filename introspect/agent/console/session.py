@@ -35,7 +35,6 @@ PS1 = ">>> "
 PS2 = "... "
 MAX_QUEUED_INPUTS = 64
 CANCEL_GRACE = 0.5  # seconds for cancelled code to finish before the prompt comes back
-MAX_AUDITED_LINE = 2000
 BLOCKED_NOTE_AFTER = 1.0  # seconds of a blocked loop before we warn that code will wait
 
 
@@ -72,8 +71,8 @@ class ConsoleSession:
             await self._read()
         finally:
             self.sink.closed = True
-            if self.current is not None:
-                self.current.cancel()
+            if self.current is not None:  # the client left: don't leave its code running
+                self.current.interrupt()
             for task in (worker, pump):
                 task.cancel()
             for task in (worker, pump):
@@ -109,8 +108,9 @@ class ConsoleSession:
                                               message="too many inputs waiting"))
                 continue
             else:
-                for line in msg.data.split("\n"):
-                    self._audit("console_input", "ok", line=line[:MAX_AUDITED_LINE])
+                for line in msg.data.split("\n"):  # whole: what runs is what is logged
+                    self.server.audit.record_text("console_input", "ok", self.session.peer,
+                                                  self.session.role, "line", line)
             self._inputs.append((self.generation, msg))
             self._input_ready.set()
 
@@ -158,16 +158,18 @@ class ConsoleSession:
         finished = asyncio.wrap_future(evaluation.finished)
         interrupted = asyncio.ensure_future(self._interrupt.wait())
         try:
-            await asyncio.wait([finished, interrupted], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([finished, interrupted], return_when=asyncio.FIRST_COMPLETED,
+                               timeout=self.extension.agent.config.console_time_limit or None)
             if not finished.done():
                 self._interrupted_evaluation = True  # the evaluation reports it itself
-                evaluation.cancel()
+                evaluation.interrupt(evaluate.ConsoleInterrupt if interrupted.done()
+                                     else evaluate.ConsoleTimeLimit)
                 await asyncio.wait([finished], timeout=CANCEL_GRACE)
                 if not finished.done():
                     self.sink.write(
-                        "KeyboardInterrupt: cancellation requested, but the code is not at an "
-                        "`await` (or the loop is busy): it keeps running in the program and "
-                        "its output will still arrive here\n")
+                        "KeyboardInterrupt: asked to stop, but the code is inside a call that "
+                        "can't be interrupted (a blocking C call such as time.sleep): it keeps "
+                        "running in the program and its output will still arrive here\n")
         finally:
             interrupted.cancel()
             self.current = None

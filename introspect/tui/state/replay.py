@@ -47,9 +47,9 @@ class ReplayController:
         return state
 
     def _observe(self, state: ObserverState, index: int) -> None:
-        update = self.recording.updates[index]
+        updates = self.recording.updates  # seq and dropped without decoding the update
         snapshot = msgspec.convert(self.recording.sections[index], Snapshot)
-        state.observe(snapshot, update.seq, update.dropped)
+        state.observe(snapshot, updates.seqs[index], updates.dropped[index])
 
     def goto(self, index: int) -> bool:
         index = max(0, min(index, self.last))
@@ -73,8 +73,8 @@ class ReplayController:
         self._clock += elapsed * self.speed
         moved = False
         while self.index < self.last:
-            gap = self.recording.updates[self.index + 1].time - \
-                self.recording.updates[self.index].time
+            times = self.recording.updates.times
+            gap = times[self.index + 1] - times[self.index]
             if self._clock < gap:
                 break
             clock = self._clock - gap
@@ -94,13 +94,13 @@ class ReplayController:
 
     def seek_seconds(self, seconds: float) -> bool:
         """Jump by recording time (negative = back)."""
-        updates = self.recording.updates
-        target = updates[self.index].time + seconds
+        times = self.recording.updates.times
+        target = times[self.index] + seconds
         if seconds >= 0:
             index = next((i for i in range(self.index, self.last + 1)
-                          if updates[i].time >= target), self.last)
+                          if times[i] >= target), self.last)
         else:
-            index = next((i for i in range(self.index, -1, -1) if updates[i].time <= target), 0)
+            index = next((i for i in range(self.index, -1, -1) if times[i] <= target), 0)
         return self.goto(index)
 
     def change_speed(self, faster: bool) -> float:
