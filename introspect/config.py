@@ -19,6 +19,8 @@ DEFAULT_KINDS_LIMIT = 50
 DEFAULT_RECENT_ERRORS = 200
 DEFAULT_RECENT_EVENTS = 500
 DEFAULT_ERROR_MAX_AGE = 3600.0
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_STALL_TIMEOUT = 30.0
 
 
 @dataclass
@@ -43,6 +45,9 @@ class AgentConfig:
     audit_log: str | None = None
     sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
     handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT  # a logged-in, non-streaming client is closed
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT  # unsent bytes not shrinking: aborted
+    allow_uids: list[int] = field(default_factory=list)  # other uids let in on the Unix socket
     lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
     console_locals: dict[str, Any] | None = None
 
@@ -73,6 +78,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "sampling": ("INTROSPECT_SAMPLING", "`0`: no statistical busy-time sampling (SIGPROF)"),
     "handshake_timeout": ("INTROSPECT_HANDSHAKE_TIMEOUT", "seconds a client has to complete "
                           "the login before it is disconnected (default 5)"),
+    "idle_timeout": ("INTROSPECT_IDLE_TIMEOUT", "seconds a logged-in connection may send "
+                     "nothing before it is closed; streams are never idle; `0`: never "
+                     f"(default {DEFAULT_IDLE_TIMEOUT:g})"),
+    "stall_timeout": ("INTROSPECT_STALL_TIMEOUT", "seconds a client may leave the agent's "
+                      "replies or updates unread before its connection is aborted (default "
+                      f"{DEFAULT_STALL_TIMEOUT:g})"),
+    "allow_uids": ("INTROSPECT_ALLOW_UIDS", "other user ids let in on the Unix socket as the "
+                   "owner is (comma-separated; the socket file's mode must let them connect); "
+                   "any other uid is refused"),
     "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
               "(see docs/blocking.md)"),
 }
@@ -134,6 +148,11 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> AgentCo
 def _convert(name: str, variable: str, raw: str, type_name: str) -> Any:
     if name == "listen":
         return [part.strip() for part in raw.split(",") if part.strip()]
+    if name == "allow_uids":
+        try:
+            return [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise UserError(f"{variable}={raw!r}: expected comma-separated user ids") from None
     if "bool" in type_name:
         return _parse_bool(variable, raw)
     if "int" in type_name and "float" not in type_name:
@@ -156,6 +175,10 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError(f"metrics port {cfg.metrics_port} is out of range 0-65535")
     if not 0 < cfg.handshake_timeout <= 600:
         raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
+    if not 0 <= cfg.idle_timeout < float("inf"):  # also refuses NaN
+        raise UserError("INTROSPECT_IDLE_TIMEOUT must be a number of seconds >= 0")
+    if not 0 < cfg.stall_timeout < float("inf"):
+        raise UserError("INTROSPECT_STALL_TIMEOUT must be a positive number of seconds")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
     for spec in cfg.listen:
