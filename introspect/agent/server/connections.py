@@ -17,7 +17,7 @@ from introspect.agent.server.wire import ActivityReader
 MAX_SESSIONS = 128  # logged-in connections
 RESERVED_FOR_CONTROL = 4  # of MAX_SESSIONS: read clients filling the rest can't lock out control
 MAX_LOGINS_IN_PROGRESS = 64  # connections that have not logged in yet (trusted peers aside)
-MAX_LOGINS_PER_PEER = 8  # of those, from one host (TCP) or one uid
+MAX_LOGINS_PER_PEER = 8  # of those, from one remote host
 
 
 @dataclass(eq=False)
