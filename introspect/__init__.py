@@ -49,8 +49,12 @@ def start(
     audit_log: str | None = None,
     sampling: bool | None = None,
     handshake_timeout: float | None = None,
+    idle_timeout: float | None = None,
+    stall_timeout: float | None = None,
+    allow_uids: list[int] | None = None,
     lints: str | None = None,
     console_locals: dict[str, Any] | None = None,
+    console_time_limit: float | None = None,
 ) -> Agent:
     """Start the agent in this process and return it.
 

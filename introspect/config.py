@@ -23,6 +23,8 @@ DEFAULT_RECENT_ERRORS = 200
 DEFAULT_RECENT_EVENTS = 500
 DEFAULT_ERROR_MAX_AGE = 3600.0
 DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_STALL_TIMEOUT = 30.0
 
 
 def _text(variable: str, raw: str) -> str:
@@ -54,6 +56,13 @@ def _seconds(variable: str, raw: str) -> float:
 
 def _addresses(variable: str, raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _uids(variable: str, raw: str) -> list[int]:
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{variable}={raw!r}: expected comma-separated user ids") from None
 
 
 def option(default: Any, doc: str, env: str | None = None,
@@ -114,6 +123,18 @@ class AgentConfig:
     handshake_timeout: float = option(
         DEFAULT_HANDSHAKE_TIMEOUT, "seconds a client has to complete the login before it is "
         "disconnected (default 5)", "INTROSPECT_HANDSHAKE_TIMEOUT", _seconds)
+    idle_timeout: float = option(
+        DEFAULT_IDLE_TIMEOUT, "seconds a logged-in connection may send nothing before it is "
+        f"closed; streams are never idle; `0`: never (default {DEFAULT_IDLE_TIMEOUT:g})",
+        "INTROSPECT_IDLE_TIMEOUT", _seconds)
+    stall_timeout: float = option(
+        DEFAULT_STALL_TIMEOUT, "seconds a client may leave the agent's replies or updates "
+        f"unread before its connection is aborted (default {DEFAULT_STALL_TIMEOUT:g})",
+        "INTROSPECT_STALL_TIMEOUT", _seconds)
+    allow_uids: list[int] = option(
+        [], "other user ids let in on the Unix socket as the owner is (comma-separated; the "
+        "socket file's mode must let them connect); any other uid is refused",
+        "INTROSPECT_ALLOW_UIDS", _uids)
     lints: str = option(
         "", "disable or tune runtime lints: `-name,name.option=value` (see docs/blocking.md)",
         "INTROSPECT_LINTS")
@@ -187,6 +208,10 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
     if cfg.console_time_limit < 0:
         raise UserError("INTROSPECT_CONSOLE_TIME_LIMIT must be 0 (no limit) or positive")
+    if not 0 <= cfg.idle_timeout < float("inf"):  # also refuses NaN
+        raise UserError("INTROSPECT_IDLE_TIMEOUT must be a number of seconds >= 0")
+    if not 0 < cfg.stall_timeout < float("inf"):
+        raise UserError("INTROSPECT_STALL_TIMEOUT must be a positive number of seconds")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
     for spec in cfg.listen:

@@ -20,8 +20,8 @@ asyncio.run(main())
 @pytest.fixture(scope="module")
 def tcp_host(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tcp")
-    env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret",
-           "INTROSPECT_READ_TOKEN": "read-secret", "INTROSPECT_CONSOLE": "1",
+    env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret-012345",
+           "INTROSPECT_READ_TOKEN": "read-secret-0123456", "INTROSPECT_CONSOLE": "1",
            "INTROSPECT_AUDIT_LOG": str(tmp / "audit.log")}
     with AgentProcess.script(SERVE, under_run=False, env=env) as proc:
         proc.wait_for_line("ready")
@@ -31,7 +31,7 @@ def tcp_host(tmp_path_factory):
 
 def test_a_read_only_token_is_refused(tcp_host):
     proc, target = tcp_host
-    done = run_piped(target, "1 + 1\n", INTROSPECT_TOKEN="read-secret")
+    done = run_piped(target, "1 + 1\n", INTROSPECT_TOKEN="read-secret-0123456")
     assert done.returncode == 4
     assert done.stderr.startswith("introspect: error: ")
     assert "control role" in done.stderr and "Traceback" not in done.stderr
@@ -43,7 +43,7 @@ def test_a_read_only_token_is_refused(tcp_host):
 
 def test_the_control_token_opens_it_over_tcp(tcp_host):
     proc, target = tcp_host
-    done = run_piped(target, "6 * 7\n", INTROSPECT_TOKEN="control-secret")
+    done = run_piped(target, "6 * 7\n", INTROSPECT_TOKEN="control-secret-012345")
     assert done.returncode == 0, done.stderr
     assert "42" in done.stdout
     peer = [e for e in audit_lines(proc.audit) if e["action"] == "console_input"][-1]["peer"]

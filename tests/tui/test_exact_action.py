@@ -181,14 +181,14 @@ def agent_tcp_address(proc: AgentProcess) -> str:
 
 
 def test_exact_with_a_read_only_token_is_forbidden_and_says_so() -> None:
-    env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret",
-           "INTROSPECT_READ_TOKEN": "read-secret"}
+    env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret-012345",
+           "INTROSPECT_READ_TOKEN": "read-secret-0123456"}
     with AgentProcess.script(SERVE_TCP, under_run=False, env=env) as proc:
         proc.wait_for_line("ready")
         target = agent_tcp_address(proc)
 
         async def scenario() -> None:
-            app = IntrospectApp(target=target, token="read-secret", interval=0.5,
+            app = IntrospectApp(target=target, token="read-secret-0123456", interval=0.5,
                                 initial_view="tasks")
             async with app.run_test(size=(140, 40)) as pilot:
                 view = app.query_one(TasksView)
@@ -201,7 +201,7 @@ def test_exact_with_a_read_only_token_is_forbidden_and_says_so() -> None:
                 assert not isinstance(app.screen, ExactScreen)
 
         run(scenario())
-        with Client(target, token="control-secret").connect() as client:
+        with Client(target, token="control-secret-012345").connect() as client:
             assert client.exact_report() is None  # nothing was started
 
 

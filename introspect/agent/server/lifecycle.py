@@ -1,7 +1,8 @@
 """The agent's server: its own thread and private event loop, so it answers while the app's
 loop is blocked (the GIL is released to it every switch interval). It accepts connections on
-the listeners, caps their number, runs the login under a deadline and hands each session to
-the request handlers. Announced in the runtime dir; forgotten in a forked child."""
+the listeners, refuses Unix-socket peers of other uids, caps logins and sessions, runs the
+login and hands each session to the request handlers; a sweeper ends stalled and idle
+connections. Announced in the runtime dir; forgotten in a forked child."""
 
 from __future__ import annotations
 
@@ -12,15 +13,23 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.audit import Audit
 from introspect.agent.server import requests
-from introspect.agent.server.handshake import Handshake, peer_name
+from introspect.agent.server.connections import Connection, ConnectionTable
+from introspect.agent.server.handshake import Handshake, identify
 from introspect.agent.server.listeners import Listener, bind_all, close_all
+from introspect.agent.server.refusals import RefusalLog
 from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
-from introspect.agent.server.wire import send_quietly
+from introspect.agent.server.wire import (
+    QUIET_SEND_TIMEOUT,
+    ActivityReader,
+    read_handshake_message,
+    send_quietly,
+)
 from introspect.errors import UserError
 from introspect.protocol import discovery, framing
 from introspect.protocol import messages as m
@@ -29,7 +38,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 log = logging.getLogger("introspect.agent")
-MAX_CONNECTIONS = 128  # beyond this, new connections are answered `busy` and closed
+MAX_SWEEP_INTERVAL = 1.0
 
 
 class AgentServer:
@@ -37,19 +46,24 @@ class AgentServer:
         self.agent = agent
         self.config = agent.config
         self.audit = Audit(self.config.audit_log)
-        self.handshake = Handshake(self.config, self.audit)
+        self.refusals = RefusalLog(self.audit)
+        self.table = ConnectionTable()
+        self.handshake = Handshake(self.config, self.audit, self.refusals, self.table.admit)
         self.listeners: list[Listener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
-        self.client_count = 0
         self.runtime_dir: Path | None = None
-        self.handshake_timeout = self.config.handshake_timeout
         self.ticker = SnapshotTicker(agent)  # shared by every subscriber
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = False
         self.connections: set[asyncio.Task] = set()
         self._client_socks: set[socket.socket] = set()
+
+    @property
+    def client_count(self) -> int:
+        """Open connections, logged in or not (a stalled one until its socket is closed)."""
+        return len(self.table)
 
     @property
     def addresses(self) -> list[str]:
@@ -102,24 +116,43 @@ class AgentServer:
         self.agent.collector_errors.record("server", exc or RuntimeError(context.get("message")))
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         servers = []
         for lst in self.listeners:
+            # asyncio.start_server's plumbing, with a reader that notes when data arrives.
+            # TLS is started per connection, under the handshake deadline and audited.
+            def protocol(lst: Listener = lst) -> asyncio.StreamReaderProtocol:
+                return asyncio.StreamReaderProtocol(
+                    ActivityReader(), lambda r, w: self._client(r, w, lst))
+
             if lst.kind == "unix":
-                srv = await asyncio.start_unix_server(
-                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
-            else:  # TLS is started per connection, under the handshake deadline and audited
-                srv = await asyncio.start_server(
-                    lambda r, w, lst=lst: self._client(r, w, lst), sock=lst.sock)
+                srv = await loop.create_unix_server(protocol, sock=lst.sock)
+            else:
+                srv = await loop.create_server(protocol, sock=lst.sock)
             servers.append(srv)
         self._stop_event = asyncio.Event()
+        sweeper = asyncio.ensure_future(self._sweep())
         self._ready.set()
         await self._stop_event.wait()
+        sweeper.cancel()
         for srv in servers:
             srv.close()
         for task in list(self.connections):
             task.cancel()
         if self.connections:
             await asyncio.wait(list(self.connections), timeout=1.0)
+        self.refusals.flush()
+
+    async def _sweep(self) -> None:
+        idle, stall = self.config.idle_timeout, self.config.stall_timeout
+        interval = min(MAX_SWEEP_INTERVAL, stall / 4, idle / 4 if idle else MAX_SWEEP_INTERVAL)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for conn, why in self.table.sweep(idle, stall):
+                    self.refusals.record("connection", why, conn.peer.key, conn.peer.name)
+            except Exception as exc:
+                self.agent.collector_errors.record("server", exc)
 
     def stop(self) -> None:
         if self._stopping:
@@ -166,25 +199,33 @@ class AgentServer:
         sock = writer.get_extra_info("socket")
         if isinstance(sock, socket.socket):
             self._client_socks.add(sock)
-        self.client_count += 1
-        peer = peer_name(writer, listener)
+        peer = identify(writer, listener, self.config.allow_uids)
+        assert isinstance(reader, ActivityReader)
+        conn = Connection(peer, reader, writer)
+        self.table.open.add(conn)
         writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
         try:
-            if self.client_count > MAX_CONNECTIONS:
-                self.audit.record("connect", "busy", peer)
+            if peer.refused:
+                self.refusals.record("connect", "denied_uid", peer.key, peer.name)
+                # its hello is read first, so the reason reaches it instead of a broken pipe
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(read_handshake_message(reader), QUIET_SEND_TIMEOUT)
                 await send_quietly(writer, m.ErrorReply(
-                    code="busy", message=f"the agent already serves {MAX_CONNECTIONS} "
-                    "connections"))
+                    code="auth_failed", message=f"this agent does not accept {peer.key} on its "
+                    "socket (only its own user; see INTROSPECT_ALLOW_UIDS)"))
                 return
-            session = await asyncio.wait_for(
-                self.handshake.login(reader, writer, listener, peer), self.handshake_timeout)
+            busy = self.table.refuse_at_connect(peer)
+            if busy is not None:
+                self.refusals.record("connect", "busy", peer.key, peer.name)
+                await send_quietly(writer, m.ErrorReply(code="busy", message=busy))
+                return
+            conn.logging_in = True
+            session = await self.handshake.login(reader, writer, listener, peer)
+            conn.logging_in = False
             if session is not None:
+                conn.session = session
+                conn.logged_in_at = time.monotonic()
                 await requests.serve(self, session, reader, writer)
-        except TimeoutError:
-            self.audit.record("handshake", "expired", peer)
-            await send_quietly(writer, m.ErrorReply(
-                code="auth_failed", message=f"handshake not completed within "
-                f"{self.handshake_timeout:g}s"))
         except (EOFError, ConnectionError, framing.FrameError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -192,10 +233,20 @@ class AgentServer:
         except Exception as exc:
             self.agent.collector_errors.record("server", exc)
         finally:
-            self.client_count -= 1
+            await _close(writer)
+            self.table.open.discard(conn)
             if task is not None:
                 self.connections.discard(task)
             if isinstance(sock, socket.socket):
                 self._client_socks.discard(sock)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close, letting a last reply go out for a moment; then abort, so a peer that does not
+    read can't keep the socket (and its buffers) open for good."""
+    with contextlib.suppress(Exception):
+        writer.close()
+        if writer.transport.get_write_buffer_size():
             with contextlib.suppress(Exception):
-                writer.close()
+                await asyncio.wait_for(writer.wait_closed(), QUIET_SEND_TIMEOUT)
+        writer.transport.abort()

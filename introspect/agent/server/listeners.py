@@ -19,6 +19,9 @@ from introspect.protocol import discovery
 
 log = logging.getLogger("introspect.agent")
 BACKLOG = 64
+# Anyone who can reach the port may guess: a TCP token must not be guessable (a 1-character
+# token was accepted on 0.0.0.0). `openssl rand -hex 32` gives 64.
+MIN_TCP_TOKEN_CHARS = 16
 
 
 @dataclass
@@ -180,8 +183,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def check_tcp_allowed(config: Any, host: str, hostport: str) -> None:
-    """TCP needs a token; `insecure_no_auth` is accepted on loopback only."""
+    """TCP needs a token of at least MIN_TCP_TOKEN_CHARS; `insecure_no_auth` is accepted on
+    loopback only."""
     if config.token or config.read_token:
+        for variable, token in (("INTROSPECT_TOKEN", config.token),
+                                ("INTROSPECT_READ_TOKEN", config.read_token)):
+            if token and len(token) < MIN_TCP_TOKEN_CHARS:
+                raise UserError(f"refusing to listen on tcp://{hostport}: {variable} has "
+                                f"{len(token)} characters, a TCP token needs at least "
+                                f"{MIN_TCP_TOKEN_CHARS} (e.g. `openssl rand -hex 32`)")
         return
     if not config.insecure_no_auth:
         raise UserError(f"refusing to listen on tcp://{hostport} without a token: set "
