@@ -24,6 +24,7 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
@@ -267,7 +268,7 @@ class BlockingDetector:
         frame = sys._current_frames().get(thread_id) if thread_id is not None else None
         in_call = cpu_share is None or cpu_share < 0.05  # ~0 in a sleep or read
         stack, culprit, location, callback = capture_stack(frame, in_call)
-        task = asyncio.tasks._current_tasks.get(loop)
+        task = running_task(loop)
         event = self.agent.events.add(
             "blocking", duration=round(now - since, 6), ongoing=True, task=_task_info(task),
             callback=None if task is not None else (callback or location), stack=stack,
@@ -283,8 +284,7 @@ class BlockingDetector:
     def _update(self, block: _Block, loop: asyncio.AbstractEventLoop, now: float) -> None:
         # Values of existing keys only: the snapshot may be encoding this dict right now.
         block.event["duration"] = round(now - block.since, 6)
-        if block.event["single_step"] and asyncio.tasks._current_tasks.get(loop) is not \
-                block.task:
+        if block.event["single_step"] and running_task(loop) is not block.task:
             block.event["single_step"] = False
         if now - block.last_log >= 10.0:
             block.last_log = now
