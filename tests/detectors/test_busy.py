@@ -63,7 +63,12 @@ def test_statistical_busy_shares_follow_the_work_three_to_one() -> None:
         sampled = json.loads(proc.wait_for_line("sampled ").split("sampled ", 1)[1])
     truth = measured["heavy"] / measured["light"]
     got = sampled["__main__.heavy_spinner"] / sampled["__main__.light_spinner"]
-    assert abs(got / truth - 1) <= 0.15, (got, truth, sampled, measured)
+    # ~1000 ticks of 10 ms over ~10 CPU-seconds: ~750 land in heavy, ~250 in light. Were the
+    # ticks a Poisson process, the ratio's relative error would be sqrt(1/750 + 1/250) = 7.3 %
+    # (1 sigma); jittered ticks (a renewal process) do better, but on 2 loaded cores the
+    # handler also runs late at times. 25 % is 3.4 sigma of the Poisson bound (~1 run in 1500)
+    # and still tells 3:1 from 2:1 (-33 %) or from no attribution at all.
+    assert abs(got / truth - 1) <= 0.25, (got, truth, sampled, measured)
     assert abs(truth - 3) < 0.6  # the program did do 3:1 work
 
 
