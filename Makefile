@@ -4,13 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps demo test lint bench clean
+.PHONY: setup system-deps demo test test-host test-cross test-3.13 test-3.14 chroots lint bench clean
 
 $(STAMP): pyproject.toml setup.py introspect/agent/_exact_accel.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "introspect needs Python 3.11+, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@$(BIN)/python -c 'import introspect.agent._exact_accel' 2>/dev/null || { \
+	  echo '*** the C accelerator of exact accounting did not build (no C compiler or Python' >&2; \
+	  echo '*** headers?): exact accounting will run its slower pure-Python loop. For the' >&2; \
+	  echo "*** compiler's message: INTROSPECT_REQUIRE_ACCEL=1 $(BIN)/pip install -e ." >&2; \
+	  if [ -n "$$CI" ]; then exit 1; fi; }
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,9 +27,25 @@ system-deps:
 demo: setup
 	$(BIN)/introspect demo
 
-test: setup system-deps
+# The whole suite on this machine's Python, then the crossversion subset (tests/conftest.py)
+# on CPython 3.13 and 3.14 in Debian chroots (built once, cached; needs root).
+test: test-host test-cross
+
+test-host: setup system-deps
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
+
+test-cross: test-3.13 test-3.14
+
+test-3.13:
+	bash scripts/cross-test.sh trixie
+
+test-3.14:
+	bash scripts/cross-test.sh sid
+
+chroots:
+	bash scripts/build-chroot.sh trixie
+	bash scripts/build-chroot.sh sid
 
 lint: setup
 	$(BIN)/python -m ruff check .

@@ -14,6 +14,11 @@ stamp=$dir/.introspect-ready
 if [ "$(id -u)" != 0 ]; then
     echo "error: building the $suite chroot needs root (debootstrap, mounts)" >&2; exit 1
 fi
+mkdir -p "$base"
+# One build per suite at a time (two `make test` at once, or a build already under way).
+exec 8>"$base/$suite.build.lock"
+flock 8
+[ -f "$stamp" ] && exit 0
 command -v debootstrap >/dev/null 2>&1 || {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null && apt-get install -y -qq debootstrap >/dev/null; }
@@ -22,7 +27,13 @@ mirror=$( { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | aw
             grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } \
           | grep -v security | head -1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
-rm -rf "$dir"; mkdir -p "$base"
+# A build killed half-way may have left debootstrap's mounts (proc, sys) inside: never delete
+# through them into the host's.
+if [ -d "$dir" ]; then
+    { grep -o " $dir/[^ ]*" /proc/mounts || true; } | sort -r |
+        while read -r m; do umount -l "$m" || true; done
+    rm -rf --one-file-system "$dir"
+fi
 echo "building the $suite chroot in $dir from $mirror (about 10 minutes, once)" >&2
 debootstrap --variant=minbase \
     --include=python3,python3-venv,python3-dev,gcc,make,git,tmux,ca-certificates,procps \
@@ -32,7 +43,9 @@ debootstrap --variant=minbase \
 if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     mkdir -p "$dir/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
-    chroot "$dir" update-ca-certificates >/dev/null 2>&1 || true
+    chroot "$dir" update-ca-certificates >/dev/null 2>&1 || {
+        echo "error: update-ca-certificates failed in the $suite chroot (pip would fail TLS)" >&2
+        exit 1; }
 fi
 echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99introspect"
 touch "$stamp"

@@ -16,3 +16,32 @@ os.environ["INTROSPECT_RUNTIME_DIR"] = _RUNTIME
 @pytest.fixture
 def runtime_dir() -> str:
     return _RUNTIME
+
+
+# The cross-version subset (`make test-cross`, run on CPython 3.13 and 3.14 after the whole suite
+# on the host's Python): everything that leans on asyncio internals or the interpreter's version
+# — task counts and eager tasks, the running task, blocking blame, busy time, exact accounting
+# and its C accelerator, dumps and the await graph, the loop hooks, host safety. No Prometheus.
+CROSS_VERSION = (
+    "tests/agent/test_ground_truth.py",
+    "tests/agent/test_host_safety.py",
+    "tests/agent/test_blocked_loop.py",
+    "tests/agent/test_late_start.py",
+    "tests/agent/test_task_filters.py",
+    "tests/agent/test_versions.py",
+    "tests/agent/test_await_graph.py",
+    "tests/detectors/",
+    "tests/dump/test_dump.py",
+    "tests/cli/test_exact_cmd.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "crossversion: run on every supported CPython "
+                            "(tests/conftest.py CROSS_VERSION)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(CROSS_VERSION):
+            item.add_marker(pytest.mark.crossversion)

@@ -14,6 +14,12 @@
 #include <math.h>
 #include <time.h>
 
+/* 3.13 renamed `_PyObject_LookupAttr` to the public `PyObject_GetOptionalAttr` (same contract:
+ * 1 found, 0 missing with no error set, -1 error) and removed the old name. */
+#if PY_VERSION_HEX < 0x030D0000
+#define PyObject_GetOptionalAttr _PyObject_LookupAttr
+#endif
+
 
 typedef struct {
     PyObject_HEAD
@@ -190,7 +196,7 @@ owner_of(PyObject *cb)
         Py_XINCREF(owner);
     }
     else if (!PyFunction_Check(cb)) {
-        if (_PyObject_LookupAttr(cb, str_self, &owner) < 0) {
+        if (PyObject_GetOptionalAttr(cb, str_self, &owner) < 0) {
             PyErr_Clear();
             owner = NULL;
         }
@@ -223,7 +229,7 @@ cached_of(Recorder *self, PyObject *task)
         return v;
     }
     PyObject *v = NULL;
-    if (_PyObject_LookupAttr(task, self->attr, &v) < 0) {
+    if (PyObject_GetOptionalAttr(task, self->attr, &v) < 0) {
         PyErr_Clear();
         return NULL;
     }

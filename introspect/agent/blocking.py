@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
@@ -279,7 +280,7 @@ class BlockingDetector:
         frame = sys._current_frames().get(thread_id) if thread_id is not None else None
         in_call = cpu_share is None or cpu_share < 0.05  # ~0 in a sleep or read
         stack, culprit, location, callback = capture_stack(frame, in_call)
-        task = asyncio.tasks._current_tasks.get(loop)
+        task = running_task(loop)
         event = BlockingEvent(
             time=time.time(), duration=round(now - since, 6), ongoing=True,
             task=_task_info(task), callback=None if task is not None else (callback or location),
@@ -301,7 +302,7 @@ class BlockingDetector:
 
     def _update(self, block: _Block, loop: asyncio.AbstractEventLoop, now: float) -> None:
         single_step = block.event.single_step and \
-            asyncio.tasks._current_tasks.get(loop) is block.task
+            running_task(loop) is block.task
         self._replace(block, duration=round(now - block.since, 6), single_step=single_step)
         if now - block.last_log >= 10.0:
             block.last_log = now

@@ -2,7 +2,7 @@
 
 Always on, statistical: `ITIMER_PROF` fires ~100 times per CPU-second and a tiny `SIGPROF`
 handler (on the main thread, between bytecodes) adds the main thread's CPU time since the
-previous tick to the task running right now (`asyncio.tasks._current_tasks`). Measured cost on
+previous tick to the task running right now (`asyncio_facts.running_task`). Measured cost on
 workload A: within noise of plain (benchmarks/results/detectors.md). Only for a loop on the
 main thread; if the app or a profiler already uses SIGPROF/ITIMER_PROF we leave it alone.
 The timer is cancelled at agent stop, at exit and before `os.exec*` (a late SIGPROF with the
@@ -13,7 +13,6 @@ Exact accounting (every step timed, on demand) is apart: `introspect.agent.exact
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import random
@@ -23,6 +22,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors.tasks import META_ATTR
 
 if TYPE_CHECKING:
@@ -70,8 +70,7 @@ class BusySampler:
             # sampled every 10 ms always lands on the same two phases).
             self._gap = self.interval * (0.5 + random.random())
             signal.setitimer(signal.ITIMER_PROF, self._gap, self.interval)
-            loop = self.agent.loop
-            task = asyncio.tasks._current_tasks.get(loop) if loop is not None else None
+            task = running_task(self.agent.loop)
             meta = getattr(task, META_ATTR, None)
             if meta is None:
                 self.unattributed_seconds += delta

@@ -1,9 +1,9 @@
 """Exact accounting, on demand and bounded in time: every step (poll) of every task timed, with
 its scheduling delay (made ready -> run) and log2 histograms per kind.
 
-It runs a copy of `BaseEventLoop._run_once` (dispatched from the loop's class, only when the
-stdlib's version is the one the copy was made from) whose handle loop times each handle. Two
-implementations of that handle loop, same results:
+It runs a copy of `BaseEventLoop._run_once` (dispatched from the loop's class, only when a
+self-check found the copy behaves like this Python's own: agent/exact_selfcheck.py) whose
+handle loop times each handle. Two implementations of that handle loop, same results:
 
 - `c`: `introspect.agent._exact_accel.Recorder.run`, built from `_exact_accel.c` at install
   time when a C compiler is there: no Python operation per handle, ~0.9x of plain on workload A;
@@ -21,7 +21,6 @@ import asyncio
 import bisect
 import collections
 import contextlib
-import hashlib
 import heapq
 import time
 from typing import TYPE_CHECKING, Any
@@ -51,19 +50,10 @@ PY_ATTR = "_introspect_exact"  # the Python loop's per-task stats list
 C_ATTR = "_introspect_exact_slot"  # the accelerator's (session token, slot)
 ACCELERATED = _exact_accel is not None
 
-# The stdlib `BaseEventLoop._run_once` the copy below was made from (CPython 3.11.7); on any
-# other version exact mode says it is unavailable rather than run a stale copy.
-KNOWN_RUN_ONCE = {"8e9418ec927006d0"}
-
 _ACTIVE: dict[int, ExactSession] = {}  # id(loop) -> its running exact session
 
 # bisect_right(_EDGES, seconds) == min(int(seconds * 1e6).bit_length(), HIST_BUCKETS - 1)
 _EDGES = [2.0 ** k / 1e6 for k in range(HIST_BUCKETS - 1)]
-
-
-def _fingerprint(fn: Any) -> str:
-    code = fn.__code__
-    return hashlib.sha256(code.co_code + repr(code.co_names).encode()).hexdigest()[:16]
 
 
 def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
@@ -74,10 +64,9 @@ def exact_available(loop: asyncio.AbstractEventLoop | None) -> tuple[bool, str]:
             base._run_once, _dispatch_run_once):
         return False, f"{type(loop).__module__}.{type(loop).__qualname__} runs its own loop " \
             "iteration (uvloop?): only sampling and lag-based blocking detection apply"
-    if _fingerprint(base._run_once) not in KNOWN_RUN_ONCE:
-        return False, "this Python's asyncio loop iteration differs from the one exact mode " \
-            "was written for"
-    return True, "available"
+    # Decided from behaviour, once per process (introspect/agent/exact_selfcheck.py).
+    from introspect.agent.exact_selfcheck import loop_iteration_verdict
+    return loop_iteration_verdict()
 
 
 def _name_of(task: Any) -> str:
@@ -99,9 +88,9 @@ def _dispatch_run_once(loop: Any) -> None:
 
 
 def _prepare(loop: Any, mark: Any) -> None:
-    """`BaseEventLoop._run_once` of CPython 3.11.7 up to the handle loop, unchanged but for
-    `mark()` calls: before select (entries queued by other threads meanwhile) and after due
-    timers joined the run queue."""
+    """`BaseEventLoop._run_once` of CPython 3.11.7 (3.12 to 3.14 behave the same: see
+    exact_selfcheck.py) up to the handle loop, unchanged but for `mark()` calls: before select
+    (entries queued by other threads meanwhile) and after due timers joined the run queue."""
     sched_count = len(loop._scheduled)
     base = asyncio.base_events
     if (sched_count > base._MIN_SCHEDULED_TIMER_HANDLES and

@@ -1,7 +1,12 @@
 """Finding and instrumenting the app's event loop without changing its behaviour.
 
-- Loops created later: the current policy's `new_event_loop` is wrapped on the policy instance,
-  so `asyncio.run()` and friends hand us the loop before it runs.
+- Loops created later: up to 3.13, the current policy's `new_event_loop` is wrapped on the
+  policy instance, so `asyncio.run()` and friends hand us the loop before it runs. 3.14
+  deprecates the policy functions (each call warns: `introspect.start()` must work under
+  `-W error::DeprecationWarning`) and 3.16 removes them, so there the module-level
+  `asyncio.new_event_loop` (what `asyncio.run` and `Runner` call when given no loop factory)
+  is wrapped instead, and `Runner`'s own loop factory as on every version. For 3.16 that is the
+  whole path: nothing here touches a policy once `POLICIES_DEPRECATED` holds.
 - The counting task factory and a chained exception handler are installed with the loop's own
   setters. `BaseEventLoop`'s four accessors (`get/set_task_factory`,
   `get/set_exception_handler`) are wrapped once at class level so that, for an instrumented
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -25,6 +31,9 @@ from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.tasks import TaskCollector
 
 _BASE = asyncio.BaseEventLoop
+# A version fact, not a feature: 3.14 still has the functions, but calling them warns.
+POLICIES_DEPRECATED = sys.version_info >= (3, 14) or \
+    not hasattr(asyncio, "get_event_loop_policy")
 _ORIGINAL = {name: _BASE.__dict__[name] for name in (
     "get_task_factory", "set_task_factory", "get_exception_handler", "set_exception_handler")}
 
@@ -161,10 +170,14 @@ class LoopWatcher:
         self._policies: list[Any] = []
         self._original_set_policy: Any = None
         self._original_lazy_init: Any = None
+        self._original_new_loop: Any = None
 
     def install(self) -> None:
-        self._hook_policy(asyncio.get_event_loop_policy())
         self._hook_runner()
+        if POLICIES_DEPRECATED:
+            self._hook_new_event_loop()
+            return
+        self._hook_policy(asyncio.get_event_loop_policy())
         if self._original_set_policy is None:
             original_set = asyncio.set_event_loop_policy
             watcher = self
@@ -199,6 +212,29 @@ class LoopWatcher:
         policy._introspect_original_new_loop = original
         policy.new_event_loop = new_event_loop
         self._policies.append(policy)
+
+    def _hook_new_event_loop(self) -> None:
+        original = asyncio.events.new_event_loop
+        if self._original_new_loop is not None or \
+                getattr(original, "_introspect_original", None) is not None:
+            return
+        on_new_loop = self._on_new_loop
+
+        @functools.wraps(original)
+        def new_event_loop() -> asyncio.AbstractEventLoop:
+            loop = original()
+            if threading.current_thread() is threading.main_thread():
+                try:
+                    on_new_loop(loop)
+                except Exception:
+                    pass
+            return loop
+
+        new_event_loop._introspect_original = original  # type: ignore[attr-defined]
+        self._original_new_loop = original
+        asyncio.events.new_event_loop = new_event_loop
+        if asyncio.new_event_loop is original:
+            asyncio.new_event_loop = new_event_loop
 
     def _hook_runner(self) -> None:
         runner = getattr(asyncio, "Runner", None)
@@ -238,6 +274,11 @@ class LoopWatcher:
                 except AttributeError:
                     pass
         self._policies.clear()
+        original_new, self._original_new_loop = self._original_new_loop, None
+        if original_new is not None:
+            for module in (asyncio, asyncio.events):
+                if getattr(module.new_event_loop, "_introspect_original", None) is original_new:
+                    module.new_event_loop = original_new
         original_set, self._original_set_policy = self._original_set_policy, None
         if original_set is not None:
             asyncio.set_event_loop_policy = original_set

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.collectors.discovery_hooks import executor_row, queue_row
 from introspect.agent.collectors.threads import thread_rows
@@ -126,10 +127,7 @@ def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
-    try:
-        return asyncio.tasks._current_tasks.get(loop)  # readable from another thread
-    except Exception:
-        return None
+    return running_task(loop)  # readable from another thread, on every version
 
 
 def queues(agent: Agent) -> list[s.QueueRow]:

@@ -87,6 +87,10 @@ def test_three_second_cpu_block_is_reported_while_still_blocked() -> None:
         assert not any("unblocked" in line for line in proc.stdout), "seen only after the block"
         assert [f["function"] for f in event["stack"]][-1] == "crunch_forever_ish"
         assert event["task"]["kind"] == "__main__.main"
+        # the snapshot names the running task too (3.14 keeps it on the thread state)
+        states = {r.kind: r.state for r in proc.snapshot(top_tasks=20).tasks.top}
+        assert not any("unblocked" in line for line in proc.stdout), "still blocked"
+        assert states["__main__.main"] == "running", states
         proc.wait_for_line("unblocked")
         final = wait_until(lambda: [e for e in blocking_events(proc) if not e["ongoing"]],
                            message="the block's end")

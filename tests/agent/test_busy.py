@@ -63,7 +63,12 @@ def test_statistical_busy_shares_follow_the_work_three_to_one() -> None:
         sampled = json.loads(proc.wait_for_line("sampled ").split("sampled ", 1)[1])
     truth = measured["heavy"] / measured["light"]
     got = sampled["__main__.heavy_spinner"] / sampled["__main__.light_spinner"]
-    assert abs(got / truth - 1) <= 0.15, (got, truth, sampled, measured)
+    # ~1000 ticks of 10 ms over ~10 CPU-seconds: ~750 land in heavy, ~250 in light. Were the
+    # ticks a Poisson process, the ratio's relative error would be sqrt(1/750 + 1/250) = 7.3 %
+    # (1 sigma); jittered ticks (a renewal process) do better, but on 2 loaded cores the
+    # handler also runs late at times. 25 % is 3.4 sigma of the Poisson bound (~1 run in 1500)
+    # and still tells 3:1 from 2:1 (-33 %) or from no attribution at all.
+    assert abs(got / truth - 1) <= 0.25, (got, truth, sampled, measured)
     assert abs(truth - 3) < 0.6  # the program did do 3:1 work
 
 
@@ -110,11 +115,17 @@ def test_snapshot_shows_busy_seconds_per_live_task() -> None:
 
 
 EXACT = """
-    import asyncio, json
+    import asyncio, json, time
     import msgspec
     import introspect
 
     STEPS = {"heavy": 37, "light": 111}
+    SPUN = {"heavy": 0.0, "light": 0.0}  # wall time inside spin(), per kind
+
+    def timed_spin(label, n):
+        t0 = time.perf_counter()
+        spin(n)
+        SPUN[label] += time.perf_counter() - t0
 
     def spin(n):
         x = 0
@@ -123,20 +134,23 @@ EXACT = """
 
     async def heavy_spinner():
         for _ in range(STEPS["heavy"]):
-            spin(30_000)
+            timed_spin("heavy", 30_000)
             await asyncio.sleep(0)
 
     async def light_spinner():
         for _ in range(STEPS["light"]):
-            spin(10_000)
+            timed_spin("light", 10_000)
             await asyncio.sleep(0)
 
     async def main():
         session = introspect.get_agent().exact.start(30)
+        t0 = time.perf_counter()
         await asyncio.gather(heavy_spinner(), light_spinner())
+        elapsed = time.perf_counter() - t0
         session.stop()
         print("report " + json.dumps(msgspec.to_builtins(session.report())), flush=True)
-        print("performed " + json.dumps(STEPS), flush=True)
+        print("performed " + json.dumps({**STEPS, "spun": SPUN, "elapsed": elapsed}),
+              flush=True)
 
     asyncio.run(main())
 """
@@ -154,8 +168,13 @@ def test_exact_mode_counts_every_step() -> None:
     assert sum(n for _le, n in heavy["busy_histogram"]) == heavy["steps"]
     assert sum(n for _le, n in heavy["delay_histogram"]) == heavy["steps"]
     light = kinds["__main__.light_spinner"]
-    per_step = (heavy["busy_seconds"] / heavy["steps"]) / (light["busy_seconds"] / light["steps"])
-    assert per_step > 1.8, per_step  # 3x the work per step (wall clock, so loosely)
+    # Busy time is wall time (a loaded machine stretches it), so no ratio of work is asserted:
+    # each kind's steps contain its spins (same monotonic clock), and steps never overlap
+    # inside the gather.
+    spun = performed["spun"]
+    assert heavy["busy_seconds"] >= spun["heavy"] - 1e-6 * heavy["steps"], (heavy, spun)
+    assert light["busy_seconds"] >= spun["light"] - 1e-6 * light["steps"], (light, spun)
+    assert heavy["busy_seconds"] + light["busy_seconds"] <= performed["elapsed"], performed
     assert {t["kind"] for t in report["tasks"]} >= {"__main__.heavy_spinner",
                                                    "__main__.light_spinner"}
     assert report["running"] is False

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Any, NamedTuple
 
+from introspect.agent.asyncio_facts import loop_tasks
 from introspect.agent.collectors import frames as fr
 
 META_ATTR = "_introspect_meta"  # the per-task metadata slot; every part reads it under this name
@@ -128,16 +129,24 @@ class TaskCollector:
         task_class = asyncio.Task
 
         def introspect_task_factory(loop, coro, **kwargs):
-            if previous is not None:
-                task = previous(loop, coro, **kwargs)
-            else:
-                task = task_class(coro, loop=loop, **kwargs)
+            # Kind and parent before the task exists: an eager task (3.12+) runs its first
+            # step inside its creation, and may even finish there (no frame left to name it).
             try:
                 try:
                     kind = kinds[coro.cr_code]
                 except (AttributeError, KeyError):
                     kind = kind_of(coro)
                 parent = _current_task(loop)
+            except Exception as exc:  # never break task creation
+                on_error("tasks", exc)
+                kind = parent = None
+            if previous is not None:
+                task = previous(loop, coro, **kwargs)
+            else:
+                task = task_class(coro, loop=loop, **kwargs)
+            if kind is None:
+                return task
+            try:
                 parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
                 seq = next(counter)
                 task._introspect_meta = _new_meta(TaskMeta, (
@@ -253,23 +262,15 @@ def tasks_in_age_order(loop: asyncio.AbstractEventLoop,
 def live_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task]:
     """All not-done tasks of `loop`. Tolerates being called from another thread.
 
-    From the agent's registry when the loop is instrumented (fast); else from asyncio's own
-    WeakSet of tasks."""
+    From the agent's registry when the loop is instrumented (fast); else `asyncio.all_tasks`
+    (public on every version, eager tasks included)."""
     registry = registry_of(loop)
     if registry is not None:
         return _alive(list(registry.values()))
-    for _ in range(100):
-        try:
-            tasks = list(asyncio.tasks._all_tasks)  # WeakSet; may change while we copy
-        except RuntimeError:
-            continue
-        break
-    else:
-        return []
     out = []
-    for task in tasks:
+    for task in loop_tasks(loop):
         try:
-            if task._loop is loop and not task.done():
+            if not task.done():
                 out.append(task)
         except Exception:
             continue
