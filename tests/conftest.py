@@ -30,8 +30,15 @@ CROSS_VERSION = (
     "tests/agent/test_task_filters.py",
     "tests/agent/test_versions.py",
     "tests/agent/test_await_graph.py",
-    "tests/detectors/",
-    "tests/dump/test_dump.py",
+    "tests/agent/test_agent_parts.py",
+    "tests/agent/test_blocking.py",
+    "tests/agent/test_busy.py",
+    "tests/agent/test_exact_accounting.py",
+    "tests/agent/test_lints.py",
+    "tests/agent/test_over_the_wire.py",
+    "tests/agent/test_uvloop.py",
+    "tests/cli/test_dump.py",
+    "tests/security/test_console_runaway.py",
     "tests/cli/test_exact_cmd.py",
 )
 
