@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.console.console_support import audit_lines, run_piped
 
+from tests.console.support import audit_lines, run_piped
 from tests.support.procs import AgentProcess, wait_until
 
 APP = """

@@ -9,7 +9,10 @@ import contextlib
 import time
 from pathlib import Path
 
-from security_support import (
+from introspect.protocol import framing
+from introspect.protocol import messages as m
+from tests.attach.support import RawConnection
+from tests.security.support import (
     CONTROL_TOKEN,
     READ_TOKEN,
     ask,
@@ -19,10 +22,6 @@ from security_support import (
     tcp_address,
     write_tokens,
 )
-from tests.attach.attach_support import RawConnection
-
-from introspect.protocol import framing
-from introspect.protocol import messages as m
 from tests.support.procs import wait_until
 
 

@@ -10,8 +10,8 @@ import sys
 
 import pexpect
 import pytest
-from tests.console.console_support import PROMPT, run_line, spawn_console
 
+from tests.console.support import PROMPT, run_line, spawn_console
 from tests.support.procs import AgentProcess, wait_until
 
 APP = """

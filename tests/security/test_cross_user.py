@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from security_support import CONTROL_TOKEN, ask, start_target
 
 from introspect.client.connection import Client
 from introspect.errors import UserError
+from tests.security.support import CONTROL_TOKEN, ask, start_target
 from tests.support.procs import AgentProcess
 
 

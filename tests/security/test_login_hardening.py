@@ -13,7 +13,9 @@ import threading
 import time
 from pathlib import Path
 
-from security_support import (
+from introspect.protocol import framing
+from introspect.protocol import messages as m
+from tests.security.support import (
     CONTROL_TOKEN,
     READ_TOKEN,
     raw_connect,
@@ -22,9 +24,6 @@ from security_support import (
     tcp_address,
     write_tokens,
 )
-
-from introspect.protocol import framing
-from introspect.protocol import messages as m
 from tests.support.procs import wait_until
 
 

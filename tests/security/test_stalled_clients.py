@@ -6,9 +6,9 @@ down and a fresh client is served. Bounds are for a 2-core machine running other
 from __future__ import annotations
 
 import pytest
-from security_support import ask, rss_bytes, socket_fds, start_target, stopped_clients
 
 from introspect.client.connection import Client
+from tests.security.support import ask, rss_bytes, socket_fds, start_target, stopped_clients
 from tests.support.procs import wait_until
 
 STALLED = 40

@@ -4,8 +4,7 @@ BEL, no right-to-left override reaches the operator's terminal or log viewer."""
 
 from __future__ import annotations
 
-from tests.console.console_support import run_piped
-
+from tests.console.support import run_piped
 from tests.support.procs import AgentProcess, wait_until
 
 HOSTILE = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202egnp.exe"
