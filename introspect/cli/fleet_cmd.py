@@ -29,10 +29,15 @@ examples:
 """
 
 
-def add_prometheus_args(p: argparse.ArgumentParser, required_help: str) -> None:
-    """The options `fleet` and `top --prometheus` share."""
-    g = p.add_argument_group("Prometheus")
-    g.add_argument("--prometheus", metavar="URL", help=required_help)
+def add_prometheus_args(p: argparse.ArgumentParser, url_help: str = "") -> None:
+    """The options `fleet` and `top --prometheus` share (`top` passes no url_help)."""
+    g = p.add_argument_group("fleet (Prometheus)" if not url_help else "Prometheus")
+    g.add_argument("--prometheus", metavar="URL", help=url_help or "open the Fleet screen: "
+                   "every instance this Prometheus (Thanos, Mimir, VictoriaMetrics) knows, "
+                   "ranked by trouble; Enter attaches (see `introspect fleet --help`)")
+    if not url_help:
+        g.add_argument("--refresh", type=float, default=10.0, metavar="S",
+                       help="seconds between fleet refreshes (default 10, at least 2)")
     g.add_argument("--selector", metavar="'{LABEL=\"VALUE\"}'", default="",
                    help="only instances whose series match these label matchers, e.g. "
                    "'{job=\"api\"}'")
@@ -87,6 +92,28 @@ def source_from_args(args: argparse.Namespace, *, sparklines: bool = True):
                         timeout=args.prometheus_timeout)
     return FleetSource(api, FleetQueries(parse_selector(args.selector), args.limit),
                        sparklines=sparklines)
+
+
+def run_fleet_top(args: argparse.Namespace) -> int:
+    """`introspect top --prometheus URL`: the TUI opened on the Fleet screen."""
+    if getattr(args, "target", None) or getattr(args, "replay", None):
+        raise UserError("give either --prometheus URL or a TARGET/--replay, not both")
+    if not 2 <= args.refresh <= 3600:
+        raise UserError("--refresh must be between 2 and 3600 seconds")
+    try:
+        from introspect.tui.fleet_app import FleetApp
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("textual", "rich"):
+            raise UserError("the TUI needs Textual: pip install 'introspect[tui]'") from None
+        raise
+    from introspect.cli.common import token_from_args
+
+    source = source_from_args(args)
+    if not 0.1 <= args.interval <= 3600:
+        raise UserError("--interval must be between 0.1 and 3600 seconds")
+    FleetApp(source, refresh=args.refresh, token=token_from_args(args),
+             interval=args.interval).run()
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

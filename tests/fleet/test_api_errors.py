@@ -25,13 +25,13 @@ EMPTY_ALERTS = json.dumps({"status": "success", "data": {"alerts": []}}).encode(
 class FakeServer(http.server.ThreadingHTTPServer):
     """Answers every GET with what `respond(path, headers)` returns; records the headers."""
 
-    def __init__(self, respond) -> None:  # noqa: ANN001
+    def __init__(self, respond) -> None:
         self.respond = respond
         self.seen: list[dict[str, str]] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 server.seen.append(dict(self.headers))
                 status, ctype, body = server.respond(self.path, self.headers)
                 self.send_response(status)
@@ -54,7 +54,7 @@ class FakeServer(http.server.ThreadingHTTPServer):
 def serve() -> Iterator:
     servers: list[FakeServer] = []
 
-    def start(respond) -> FakeServer:  # noqa: ANN001
+    def start(respond) -> FakeServer:
         server = FakeServer(respond)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -94,8 +94,8 @@ def test_refused_connection() -> None:
     one_line_error(fleet("--prometheus", f"http://127.0.0.1:{port}"), "connection refused")
 
 
-def test_credentials_refused_and_sent(serve) -> None:  # noqa: ANN001
-    def respond(path: str, headers) -> tuple[int, str, bytes]:  # noqa: ANN001
+def test_credentials_refused_and_sent(serve) -> None:
+    def respond(path: str, headers) -> tuple[int, str, bytes]:
         if headers.get("Authorization") not in ("Bearer s3cret",
                                                 "Basic " + base64.b64encode(b"ops:pw").decode()):
             return 401, "text/plain", b"Unauthorized"
@@ -115,7 +115,7 @@ def test_credentials_refused_and_sent(serve) -> None:  # noqa: ANN001
     assert server.seen[-1]["Authorization"].startswith("Basic ")
 
 
-def test_not_prometheus(serve) -> None:  # noqa: ANN001
+def test_not_prometheus(serve) -> None:
     html = serve(lambda path, headers: (200, "text/html", b"<html>Grafana</html>"))
     one_line_error(fleet("--prometheus", html.url), "not like the Prometheus HTTP API")
     missing = serve(lambda path, headers: (404, "text/plain", b"404 page not found"))
