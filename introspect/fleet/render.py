@@ -9,21 +9,27 @@ from introspect.fleet.ranking import ActiveAlert, Instance
 from introspect.fleet.refresh import FleetReport
 from introspect.textsafe import escape
 
-BARS = " ▁▂▃▄▅▆▇█"
-SPARK_WIDTH = 20
+BARS = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 12  # 5 minutes a cell over the last hour
 # Sparkline scales: at least the alert threshold, so a quiet instance draws a quiet line.
 SPARK_SCALES = {"lag_p99": q.LAG_P99_SECONDS, "backlog": q.BACKLOG_ITEMS_PER_10M}
 
 
 def spark(values: Sequence[float | None], floor: float, width: int = SPARK_WIDTH) -> str:
-    """The last `width` points, bars relative to max(floor, the largest); '·' = no sample."""
-    data = list(values)[-width:]
-    present = [v for v in data if v is not None]
-    if not present:
+    """The whole series in `width` cells (each the largest sample of its slice), bars relative
+    to max(floor, the largest): a quiet instance draws a low line; ' ' = no sample."""
+    data = list(values)
+    if not any(v is not None for v in data):
         return ""
-    top = max(floor, max(present))
-    return "".join("·" if v is None else BARS[min(len(BARS) - 1, max(
-        1 if v > 0 else 0, round(v / top * (len(BARS) - 1))))] for v in data)
+    cells: list[float | None] = []
+    for i in range(min(width, len(data))):
+        chunk = [v for v in data[i * len(data) // width:(i + 1) * len(data) // width]
+                 if v is not None] if len(data) > width else [v for v in data[i:i + 1]
+                                                              if v is not None]
+        cells.append(max(chunk) if chunk else None)
+    top = max(floor, max(v for v in cells if v is not None))
+    return "".join(" " if v is None else BARS[min(len(BARS) - 1, max(
+        1, round(v / top * (len(BARS) - 1))))] for v in cells)
 
 
 def seconds(value: float | None) -> str:
@@ -65,16 +71,16 @@ def alert_text(alerts: Sequence[ActiveAlert], limit: int = 60) -> str:
 def row_cells(inst: Instance) -> list[str]:
     """RANK-less cells in COLUMNS order."""
     v = inst.values
-    return [f"{inst.score:.1f}", escape(inst.label, 60), up_text(inst),
-            seconds(v.get("lag_p99")), spark(inst.sparklines.get("lag_p99", []), q.LAG_P99_SECONDS),
+    return [f"{inst.score:.1f}", escape(inst.label, 60), up_text(inst), alert_text(inst.alerts),
+            seconds(v.get("lag_p99")), spark(inst.sparklines.get("lag_p99", []),
+                                             q.LAG_P99_SECONDS),
             count(v.get("backlog")), spark(inst.sparklines.get("backlog", []),
                                            q.BACKLOG_ITEMS_PER_10M),
-            size(v.get("rss")), count(v.get("tasks")), alert_text(inst.alerts),
-            escape("; ".join(inst.reasons()), 80)]
+            size(v.get("rss")), count(v.get("tasks")), escape("; ".join(inst.reasons()), 80)]
 
 
-COLUMNS = ["SCORE", "INSTANCE", "UP", "LAG p99", "LAG 1h", "QUEUE", "QUEUE 1h", "RSS", "TASKS",
-           "ALERTS (! firing, ? pending)", "WHY"]
+COLUMNS = ["SCORE", "INSTANCE", "UP", "ALERTS (!firing ?pending)", "LAG p99", "LAG 1h", "QUEUE",
+           "QUEUE 1h", "RSS", "TASKS", "WHY"]
 
 
 def report_text(report: FleetReport, rows: int | None = None) -> str:

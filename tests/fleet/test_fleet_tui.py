@@ -49,7 +49,7 @@ def test_enter_attaches_to_a_local_agent_and_shows_its_tasks(fleet: Fleet) -> No
         app = fleet_app(fleet)
         async with app.run_test(size=SIZE) as pilot:
             await poll_text(pilot, "Fleet: 20 instances", timeout=60)
-            assert "refresh every 2s" in screen_text(app)
+            await poll_text(pilot, "refresh every 2s")
             await open_row(pilot, fleet, "healthy-03")
             pid = fleet.pid("healthy-03")
             await poll(pilot, lambda: app.screen.id != "fleet"

@@ -48,8 +48,8 @@ class FleetScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#fleet-table", DataTable).add_columns("#", *COLUMNS)
         self.query_one("#fleet-keys", Static).update(Text(
-            "Enter: attach to the agent (or its metrics page)   r: refresh now   "
-            "Esc: back to the attached agent   f: this fleet again   q: quit"))
+            "Enter: attach (or metrics page)  r: refresh  Esc: back to the agent  "
+            "f: fleet  q: quit"))
         self.set_interval(1.0, self._tick)
         self.action_refresh_now()
 
@@ -100,7 +100,7 @@ class FleetScreen(Screen[None]):
             if inst.up is False:
                 cells[3].stylize(f"bold {bad}")
             if any(a.state == "firing" for a in inst.alerts):
-                cells[4].stylize(warn)
+                cells[4].stylize(warn)  # the ALERTS column
             table.add_row(*cells, key=str(i))
         if selected is not None:
             for i, inst in enumerate(report.instances):
@@ -120,12 +120,12 @@ class FleetScreen(Screen[None]):
                                               if report.selector else "")
             line.append(f"Fleet: {len(report.instances)} instances from {where}  ",
                         style="bold")
-            line.append(f"{down} down  {firing} firing  ")
+            line.append(f"{down} down  {firing} firing")
             stamp = time.strftime("%H:%M:%S", time.localtime(report.evaluated_at))
             wait = max(0.0, self.next_at - time.monotonic())
             state = "refreshing…" if self.in_flight else f"next in {wait:.0f}s"
-            line.append(f"refresh every {self.refresh_every:g}s, last {stamp} "
-                        f"({report.requests} requests, {report.seconds * 1000:.0f} ms), {state}")
+            line.append(f"\nrefresh every {self.refresh_every:g}s · last {stamp} "
+                        f"({report.requests} requests, {report.seconds * 1000:.0f} ms) · {state}")
             for note in report.notes:
                 line.append(f"\n{escape(note, 200)}")
         if self.error:
