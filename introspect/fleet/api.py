@@ -40,6 +40,10 @@ class PrometheusUnavailable(UserError):
     exit_code = 3
 
 
+class EndpointMissing(PrometheusUnavailable):
+    """HTTP 404 for one endpoint (a query frontend without /api/v1/alerts, say)."""
+
+
 @dataclass(frozen=True)
 class PrometheusAuth:
     token: str | None = None
@@ -195,7 +199,7 @@ class PrometheusAPI:
             raise PrometheusUnavailable(f"{where} refused the query ({payload.get('errorType')}):"
                                         f" {payload.get('error')}")
         if code == 404:
-            raise PrometheusUnavailable(f"{self.url} has no /api/v1/{endpoint} (HTTP 404): not a "
+            raise EndpointMissing(f"{self.url} has no /api/v1/{endpoint} (HTTP 404): not a "
                                         "Prometheus URL, or a path prefix is missing")
         raise PrometheusUnavailable(f"{where} answered HTTP {code} to /api/v1/{endpoint}")
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from introspect.fleet.api import PrometheusAPI
+from introspect.fleet.api import EndpointMissing, PrometheusAPI
 from introspect.fleet.queries import FleetQueries
 from introspect.fleet.ranking import (
     ActiveAlert,
@@ -76,7 +76,12 @@ class FleetSource:
                                                      SPARK_STEP)
                              for name, promql in self.queries.sparklines().items()}
         answers = {name: f.result() for name, f in futures.items()}
-        raw_alerts = alerts_future.result()
+        notes = []
+        try:
+            raw_alerts = alerts_future.result()
+        except EndpointMissing:  # e.g. a query frontend that does not serve the ruler's alerts
+            raw_alerts = []
+            notes.append(f"{self.api.url} does not serve /api/v1/alerts: no alert column")
         if spark_futures:
             points = int(SPARK_WINDOW // SPARK_STEP) + 1
             self._spark = {name: (f.result(), at - SPARK_WINDOW, points)
@@ -87,7 +92,6 @@ class FleetSource:
         for name, (matrix, start, points) in self._spark.items():
             attach_sparklines(rows, name, matrix, start, SPARK_STEP, points)
         ranked = rank(rows)
-        notes = []
         if any(i.up is False for i in ranked):
             self._scrape_errors(ranked)
         if len(answers.get("up", [])) >= self.queries.limit:
@@ -104,7 +108,11 @@ class FleetSource:
 
     def _scrape_errors(self, ranked: list[Instance]) -> None:
         down = {(i.job, i.instance): i for i in ranked if i.up is False}
-        for target in self.api.targets():
+        try:
+            targets = self.api.targets()
+        except EndpointMissing:  # Thanos/Mimir may not serve it: the rows stay without a reason
+            return
+        for target in targets:
             labels = target.get("labels") or {}
             inst = down.get((labels.get("job", ""), labels.get("instance", "")))
             if inst is not None:

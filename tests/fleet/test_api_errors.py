@@ -120,3 +120,15 @@ def test_not_prometheus(serve) -> None:
     one_line_error(fleet("--prometheus", html.url), "not like the Prometheus HTTP API")
     missing = serve(lambda path, headers: (404, "text/plain", b"404 page not found"))
     one_line_error(fleet("--prometheus", missing.url), "HTTP 404", "path prefix")
+
+
+def test_a_server_without_the_alerts_endpoint_still_ranks(serve) -> None:
+    def respond(path: str, headers) -> tuple[int, str, bytes]:
+        if path.startswith("/api/v1/alerts"):
+            return 404, "text/plain", b"404 page not found"
+        return 200, "application/json", EMPTY_VECTOR
+
+    server = serve(respond)
+    ok = fleet("--prometheus", server.url)
+    assert ok.returncode == 0, ok.stderr
+    assert "does not serve /api/v1/alerts" in ok.stdout
