@@ -8,6 +8,7 @@ import base64
 import http.server
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
@@ -47,15 +48,18 @@ class FakeServer(http.server.ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        scheme = "https" if isinstance(self.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture
 def serve() -> Iterator:
     servers: list[FakeServer] = []
 
-    def start(respond) -> FakeServer:
+    def start(respond, tls: ssl.SSLContext | None = None) -> FakeServer:
         server = FakeServer(respond)
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -132,3 +136,25 @@ def test_a_server_without_the_alerts_endpoint_still_ranks(serve) -> None:
     ok = fleet("--prometheus", server.url)
     assert ok.returncode == 0, ok.stderr
     assert "does not serve /api/v1/alerts" in ok.stdout
+
+
+def test_tls_with_a_private_ca(serve, tmp_path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "prom.key", "-out",
+                    "prom.pem", "-days", "2", "-subj", "/CN=prometheus", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-addext",
+                    "basicConstraints=critical,CA:TRUE"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "prom.pem", tmp_path / "prom.key")
+    server = serve(lambda path, headers: (200, "application/json",
+                                          EMPTY_ALERTS if "alerts" in path else EMPTY_VECTOR),
+                   tls=tls)
+    assert server.url.startswith("https://")
+    one_line_error(fleet("--prometheus", server.url), "certificate not trusted",
+                   "--prometheus-ca")
+    ok = fleet("--prometheus", server.url, "--prometheus-ca", str(tmp_path / "prom.pem"))
+    assert ok.returncode == 0, ok.stderr
+    ok = fleet("--prometheus", server.url,
+               env={"INTROSPECT_PROMETHEUS_CA": str(tmp_path / "prom.pem")})
+    assert ok.returncode == 0, ok.stderr
