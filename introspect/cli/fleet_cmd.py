@@ -108,9 +108,11 @@ def run_fleet_top(args: argparse.Namespace) -> int:
         raise
     from introspect.cli.common import token_from_args
 
-    source = source_from_args(args)
     if not 0.1 <= args.interval <= 3600:
         raise UserError("--interval must be between 0.1 and 3600 seconds")
+    source = source_from_args(args)
+    source.api.query("vector(1)")  # a wrong URL or credentials: one line before the screen
+
     FleetApp(source, refresh=args.refresh, token=token_from_args(args),
              interval=args.interval).run()
     return 0

@@ -70,9 +70,10 @@ def serve() -> Iterator:
         server.server_close()
 
 
-def fleet(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def fleet(*args: str, env: dict[str, str] | None = None,
+          command: str = "fleet") -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("INTROSPECT_PROMETHEUS")}
-    return subprocess.run([sys.executable, "-m", "introspect", "fleet", *args],
+    return subprocess.run([sys.executable, "-m", "introspect", command, *args],
                           capture_output=True, text=True, timeout=60, env={**clean, **(env or {})})
 
 
@@ -96,6 +97,11 @@ def test_no_url_wrong_url_and_bad_selector() -> None:
 def test_refused_connection() -> None:
     port = free_port()  # nothing listens there once the probe socket is closed
     one_line_error(fleet("--prometheus", f"http://127.0.0.1:{port}"), "connection refused")
+    # `top --prometheus` says so before the screen opens
+    one_line_error(fleet("--prometheus", f"http://127.0.0.1:{port}", command="top"),
+                   "connection refused")
+    one_line_error(fleet("--prometheus", f"http://127.0.0.1:{port}", "1234", command="top"),
+                   "not both")
 
 
 def test_credentials_refused_and_sent(serve) -> None:
