@@ -80,12 +80,14 @@ class FleetQueries:
         }
 
     def sparklines(self) -> dict[str, str]:
-        """Signal name -> range query for the last hour's sparklines (worst `limit` only)."""
+        """Signal name -> range query for the last hour's sparklines (worst `limit` only),
+        evaluated every 5 minutes over the 5 minutes before: one point per sparkline cell."""
         n, s = self.limit, self.sel
         return {
             "lag_p99": f"topk({n}, histogram_quantile(0.99, sum by ({BY}, le) "
-                       f"(rate({s('python_asyncio_loop_lag_seconds_bucket')}[1m]))))",
-            "backlog": f"topk({n}, max by ({BY}) ({s('python_queue_length')}))",
+                       f"(rate({s('python_asyncio_loop_lag_seconds_bucket')}[5m]))))",
+            "backlog": f"topk({n}, max by ({BY}) "
+                       f"(max_over_time({s('python_queue_length')}[5m])))",
         }
 
 

@@ -1,5 +1,5 @@
 """One fleet refresh: the batched instant queries and `/api/v1/alerts` at one evaluation time,
-in parallel; the last hour's range queries at most once a minute (their step); the targets list
+in parallel; the last hour's range queries at most once a minute; the targets list
 only when some instance is down (for its scrape error)."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from introspect.fleet.ranking import (
 )
 
 SPARK_WINDOW = 3600.0  # the last hour
-SPARK_STEP = 60.0  # one point a minute: 61 points, refreshed at most once per step
+SPARK_STEP = 300.0  # one point per 5 minutes (13 points; 5x cheaper than a point a minute)
+SPARK_EVERY = 60.0  # the range queries are made again at most once a minute
 PARALLEL = 4  # requests in flight per refresh
 
 
@@ -70,7 +71,7 @@ class FleetSource:
                    for name, promql in instant.items()}
         alerts_future = self._pool.submit(self.api.alerts)
         spark_futures = {}
-        if self.sparklines and at - self._spark_at >= SPARK_STEP:
+        if self.sparklines and at - self._spark_at >= SPARK_EVERY:
             start = at - SPARK_WINDOW
             spark_futures = {name: self._pool.submit(self.api.query_range, promql, start, at,
                                                      SPARK_STEP)

@@ -10,7 +10,7 @@ from introspect.fleet.refresh import FleetReport
 from introspect.textsafe import escape
 
 BARS = "▁▂▃▄▅▆▇█"
-SPARK_WIDTH = 12  # 5 minutes a cell over the last hour
+SPARK_WIDTH = 12  # 5 minutes a cell over the last hour (refresh.SPARK_STEP)
 # Sparkline scales: at least the alert threshold, so a quiet instance draws a quiet line.
 SPARK_SCALES = {"lag_p99": q.LAG_P99_SECONDS, "backlog": q.BACKLOG_ITEMS_PER_10M}
 
