@@ -10,6 +10,7 @@ pending). Ties go to job, then instance, so the order is stable between refreshe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +21,21 @@ ALERT_WEIGHTS = {"critical": 2.0, "warning": 1.0}
 OTHER_ALERT_WEIGHT = 0.5
 PENDING_FACTOR = 0.5
 
+REASON_MIN = 0.5  # a part of the score below this (signal < ~40 % of its threshold) is no reason
+
+
+def _secs(value: float) -> str:
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
+
+
 # signal -> (threshold, short label, how to print a value)
-SIGNALS: dict[str, tuple[float, str, str]] = {
-    "lag_p99": (q.LAG_P99_SECONDS, "lag p99", "{:.3g}s"),
-    "blocked": (q.BLOCKED_SECONDS_PER_5M, "blocked", "{:.3g}s/5m"),
-    "backlog_growth": (q.BACKLOG_ITEMS_PER_10M, "backlog", "+{:.0f}/10m"),
-    "crashes": (q.CRASHES_PER_15M, "crashes", "{:.3g}/15m"),
-    "vanished": (1.0, "vanished kinds", "{:.0f}"),
-    "memory_growth": (q.MEMORY_GROWTH_PER_HOUR, "memory", "+{:.0%}/h"),
+SIGNALS: dict[str, tuple[float, str, Callable[[float], str]]] = {
+    "lag_p99": (q.LAG_P99_SECONDS, "lag p99", _secs),
+    "blocked": (q.BLOCKED_SECONDS_PER_5M, "blocked", lambda v: f"{_secs(v)}/5m"),
+    "backlog_growth": (q.BACKLOG_ITEMS_PER_10M, "backlog", "+{:.0f}/10m".format),
+    "crashes": (q.CRASHES_PER_15M, "crashes", "{:.0f}/15m".format),
+    "vanished": (1.0, "vanished kinds", "{:.0f}".format),
+    "memory_growth": (q.MEMORY_GROWTH_PER_HOUR, "memory", "+{:.0%}/h".format),
 }
 
 Key = tuple[str, str, str, str]
@@ -77,11 +85,12 @@ class Instance:
         """The biggest score parts, as short readable phrases."""
         if self.up is False:
             return ["down" + (f": {self.scrape_error}" if self.scrape_error else "")]
-        parts = sorted(((v, k) for k, v in self.components.items() if v >= 0.05), reverse=True)
+        parts = sorted(((v, k) for k, v in self.components.items() if v >= REASON_MIN),
+                       reverse=True)
         out = []
         for _part, name in parts[:most]:
             _threshold, label, fmt = SIGNALS[name]
-            out.append(f"{label} {fmt.format(self.values[name])}")
+            out.append(f"{label} {fmt(self.values[name])}")
         return out
 
     def to_dict(self) -> dict[str, Any]:

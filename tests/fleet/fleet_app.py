@@ -2,9 +2,14 @@
 twenty run at once on a shared 2-core machine.
 
 healthy   three sleeping workers and a queue at equilibrium
-backlog   a queue that gains 40 items a second and is never drained
-crashloop a supervisor restarting a worker that raises at once, four times a second
-blocked   blocks its event loop for 0.15 s every 3 s (time.sleep on the loop)
+backlog   a queue that gains 10 items a second and is never drained
+crashloop a supervisor restarting a worker that raises at once, twenty times a second
+blocked   blocks its event loop for 0.15 s every 5 s (time.sleep on the loop)
+
+With docs/fleet.md's score these rank crashloop > backlog > blocked > healthy at any age from
+half a minute to the five minutes of the blocked window: crashes grow with the 15 m window
+(20/s is ~7.6 at 30 s), the backlog's trend is constant (~5.9 + its alert), blocked time stays
+under ~5.3 with lag and alert, a healthy loop under 0.2.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ async def balanced(queue: asyncio.Queue[int]) -> None:
 
 async def flooding_producer(queue: asyncio.Queue[int]) -> None:
     while True:
-        for _ in range(20):
+        for _ in range(5):
             queue.put_nowait(1)
         await asyncio.sleep(0.5)
 
@@ -45,12 +50,12 @@ async def supervisor() -> None:
             await asyncio.create_task(crashing_worker())
         except ValueError:
             pass
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.05)
 
 
 async def periodic_blocker() -> None:
     while True:
-        await asyncio.sleep(3)
+        await asyncio.sleep(5)
         time.sleep(0.15)  # the bug under test: a blocking call on the loop
 
 
