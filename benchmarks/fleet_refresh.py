@@ -10,7 +10,7 @@
    = Prometheus' time plus the loopback round trip) with the size of its answer;
 4. key-to-screen in the TUI (Textual pilot, headless; the PaintWatch of tui_100k.py): Down on
    the 500-row table, r (a refresh, Prometheus included), Enter on an unreachable instance
-   (its metrics page, 19 PromQL queries).
+   (its metrics page, 17 PromQL queries).
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ async def key_to_screen(url: str, end: int, presses: int) -> dict[str, list[floa
                                []).append(time.perf_counter() - start)
             await pilot.pause(0.1)
         for _ in range(presses):
-            await measure("Enter (metrics page of an unreachable instance, 19 queries)", "enter",
+            await measure("Enter (metrics page of an unreachable instance, 17 queries)", "enter",
                           lambda: app.screen.id == "fleet-instance" and "TASKS BY KIND" in str(
                               app.screen.query_one("#fleet-instance-body").render()))
             app.pop_screen()

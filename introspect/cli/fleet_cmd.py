@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import TYPE_CHECKING
 
 from introspect.errors import UserError
+
+if TYPE_CHECKING:
+    from introspect.fleet.refresh import FleetSource
 
 EPILOG = """\
 The score (docs/fleet.md): each signal divided by its alert threshold r, scored log2(1 + r) —
@@ -72,7 +76,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def source_from_args(args: argparse.Namespace, *, sparklines: bool = True):
+def source_from_args(args: argparse.Namespace, *, sparklines: bool = True) -> FleetSource:
     """A FleetSource for these options (imports deferred: `introspect --help` stays fast)."""
     from introspect.fleet.api import ENV_URL, PrometheusAPI, auth_from
     from introspect.fleet.queries import FleetQueries, parse_selector
