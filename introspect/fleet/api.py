@@ -129,22 +129,23 @@ class PrometheusAPI:
         data = self.get("query", params)
         if data.get("resultType") != "vector":
             return [{"metric": {}, "value": data.get("result")}] if data.get("result") else []
-        return list(data.get("result") or [])
+        return _series(data.get("result"))
 
     def query_range(self, promql: str, start: float, end: float,
                     step: float) -> list[dict[str, Any]]:
         """A range query's matrix: [{metric: {...}, values: [[t, "v"], ...]}, ...]."""
         data = self.get("query_range", {"query": promql, "start": f"{start:.3f}",
                                         "end": f"{end:.3f}", "step": f"{step:g}"})
-        return list(data.get("result") or [])
+        return _series(data.get("result"))
 
     def alerts(self) -> list[dict[str, Any]]:
         """Active alerts (pending and firing), each with labels, annotations, state."""
-        return list(self.get("alerts", {}).get("alerts") or [])
+        return _series(self.get("alerts", {}).get("alerts"), labels="labels")
 
     def targets(self) -> list[dict[str, Any]]:
         """Active scrape targets with health and lastError."""
-        return list(self.get("targets", {"state": "active"}).get("activeTargets") or [])
+        return _series(self.get("targets", {"state": "active"}).get("activeTargets"),
+                       labels="labels")
 
     # --- transport -------------------------------------------------------------------------
     def get(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
@@ -202,6 +203,14 @@ class PrometheusAPI:
             raise EndpointMissing(f"{self.url} has no /api/v1/{endpoint} (HTTP 404): not a "
                                         "Prometheus URL, or a path prefix is missing")
         raise PrometheusUnavailable(f"{where} answered HTTP {code} to /api/v1/{endpoint}")
+
+
+def _series(items: Any, labels: str = "metric") -> list[dict[str, Any]]:
+    """The well-formed items of an answer (objects whose labels are an object): a server that
+    answers oddly costs rows, not a traceback."""
+    if not isinstance(items, list):
+        return []
+    return [i for i in items if isinstance(i, dict) and isinstance(i.get(labels, {}), dict)]
 
 
 def _json(body: bytes) -> Any:

@@ -203,7 +203,10 @@ def attach_sparklines(rows: dict[Key, Instance], signal: str,
         key = q.identity(series.get("metric") or {})
         line: list[float | None] = [None] * points
         for sample in series.get("values") or []:
-            index = round((float(sample[0]) - start) / step)
+            try:
+                index = round((float(sample[0]) - start) / step)
+            except (TypeError, ValueError, IndexError):
+                continue
             if 0 <= index < points:
                 line[index] = _number(sample)
         targets = [rows[key]] if key in rows else [

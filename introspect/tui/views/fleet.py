@@ -79,6 +79,8 @@ class FleetScreen(Screen[None]):
             report = await asyncio.to_thread(self.source.refresh)
         except UserError as exc:
             self.error = str(exc)
+        except Exception as exc:  # contained: the screen keeps its last rows and retries
+            self.error = f"fleet refresh failed: {type(exc).__name__}: {exc}"
         else:
             self.error = None
             self.report = report
