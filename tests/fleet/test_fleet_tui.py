@@ -1,6 +1,6 @@
 """The Fleet screen of `introspect top --prometheus` (Textual pilot), against the fleet of
 conftest.py: Enter on a local instance attaches to it and opens its Tasks view; Enter on one
-with no reachable agent opens its metrics page from PromQL."""
+with no reachable agent opens its metrics page from PromQL; `/` filters the rows."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def wait_for_rows(pilot: Any, fleet: Fleet) -> Any:
 
 async def open_row(pilot: Any, fleet: Fleet, name: str) -> None:
     screen = await wait_for_rows(pilot, fleet)
-    index = next(i for i, inst in enumerate(screen.report.instances)
+    index = next(i for i, inst in enumerate(screen.shown)
                  if inst.instance == fleet.address[name])
     table = screen.query_one("#fleet-table", DataTable)
     table.focus()
@@ -75,13 +75,21 @@ def test_enter_without_a_reachable_agent_opens_the_metrics_page(
     async def scenario() -> None:
         app = fleet_app(fleet)
         async with app.run_test(size=SIZE) as pilot:
-            await open_row(pilot, fleet, "crashloop")
+            screen = await wait_for_rows(pilot, fleet)
+            # `/` filters the rows: the crash-looping one by its port, then Enter on it
+            await pilot.press("slash", *fleet.address["crashloop"].split(":")[1], "enter")
+            await poll(pilot, lambda: [i.instance for i in screen.shown]
+                       == [fleet.address["crashloop"]], "the filter to leave one row")
+            await poll_text(pilot, "1 shown")
+            await pilot.press("enter")
             await poll_text(pilot, "metrics from Prometheus (no agent attached)")
             text = await poll_text(pilot, "__main__.crashing_worker")
             assert "CRASHES BY KIND" in text and "No agent found" in text
             assert "instance = \"" + fleet.address["crashloop"] in text
             await pilot.press("escape")
             await poll(pilot, lambda: app.screen.id == "fleet", "back on the fleet")
+            await pilot.press("slash", "escape")  # Esc in the filter box clears it
+            await poll(pilot, lambda: len(screen.shown) == len(ROLES), "every row again")
             await open_row(pilot, fleet, "doomed")
             await poll_text(pilot, "scrape: DOWN")
             await pilot.press("escape")

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from introspect.errors import UserError
 from introspect.fleet.ranking import Instance
@@ -25,8 +25,14 @@ DEFAULT_REFRESH = 10.0  # seconds between refreshes: ~11 small queries each
 
 
 class FleetScreen(Screen[None]):
+    DEFAULT_CSS = """
+    FleetScreen #fleet-filter {
+        height: 3;
+    }
+    """
     BINDINGS = [
         Binding("r", "refresh_now", "Refresh now"),
+        Binding("slash", "filter", "Filter"),
         Binding("escape", "back", "Back to the agent"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -36,20 +42,24 @@ class FleetScreen(Screen[None]):
         self.source = source
         self.refresh_every = refresh
         self.report: FleetReport | None = None
+        self.shown: list[Instance] = []  # the rows on screen (the report, filtered)
+        self.filter_text = ""
         self.error: str | None = None
         self.in_flight = False
         self.next_at = 0.0  # monotonic time of the next refresh
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-title", classes="status")
+        yield Input(placeholder="filter: text in job/instance/pid or an alert name; Enter "
+                    "applies, Esc clears", id="fleet-filter", classes="hidden")
         yield DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="fleet-keys", classes="status")
 
     def on_mount(self) -> None:
         self.query_one("#fleet-table", DataTable).add_columns("#", *COLUMNS)
         self.query_one("#fleet-keys", Static).update(Text(
-            "Enter: attach (or metrics page)  r: refresh  Esc: back to the agent  "
-            "f: fleet  q: quit"))
+            "Enter: attach (or metrics page)  /: filter  r: refresh  Esc: back to the agent"
+            "  f: fleet  q: quit"))
         self.set_interval(1.0, self._tick)
         self.action_refresh_now()
 
@@ -90,25 +100,34 @@ class FleetScreen(Screen[None]):
             self.next_at = time.monotonic() + self.refresh_every
         self._show_status()
 
+    def _matches(self, inst: Instance) -> bool:
+        needle = self.filter_text.lower()
+        return not needle or needle in inst.label.lower() or any(
+            needle in a.name.lower() for a in inst.alerts)
+
     def _fill(self, report: FleetReport) -> None:
         table = self.query_one("#fleet-table", DataTable)
         selected = self._selected()
         table.clear()
         bad = theme_color(self, "error", "red")
         warn = theme_color(self, "warning", "yellow")
-        for i, inst in enumerate(report.instances):
+        self.shown = []
+        for rank, inst in enumerate(report.instances, 1):
+            if not self._matches(inst):
+                continue
             # Plain strings where no style is needed (a Text per cell tripled the fill time),
             # but DataTable reads a str as markup: anything with "[" (an IPv6 instance, a
             # label from Prometheus) stays Text.
             cells: list[str | Text] = [c if "[" not in c else Text(c)
-                                       for c in (str(i + 1), *row_cells(inst))]
+                                       for c in (str(rank), *row_cells(inst))]
             if inst.up is False:
                 cells[3] = Text(str(cells[3]), style=f"bold {bad}")
             if any(a.state == "firing" for a in inst.alerts):
                 cells[4] = Text(str(cells[4]), style=warn)  # the ALERTS column
-            table.add_row(*cells, key=str(i))
+            table.add_row(*cells, key=str(len(self.shown)))
+            self.shown.append(inst)
         if selected is not None:
-            for i, inst in enumerate(report.instances):
+            for i, inst in enumerate(self.shown):
                 if inst.key == selected.key:
                     table.move_cursor(row=i)
                     break
@@ -126,6 +145,9 @@ class FleetScreen(Screen[None]):
             line.append(f"Fleet: {len(report.instances)} instances from {where}  ",
                         style="bold")
             line.append(f"{down} down  {firing} firing")
+            if self.filter_text:
+                line.append(f"  filter {escape(self.filter_text, 40)!r}: "
+                            f"{len(self.shown)} shown", style="bold")
             stamp = time.strftime("%H:%M:%S", time.localtime(report.evaluated_at))
             wait = max(0.0, self.next_at - time.monotonic())
             state = "refreshing…" if self.in_flight else f"next in {wait:.0f}s"
@@ -139,18 +161,32 @@ class FleetScreen(Screen[None]):
 
     # --- actions ---------------------------------------------------------------------------
     def _selected(self) -> Instance | None:
-        if self.report is None or not self.report.instances:
-            return None
         row = self.query_one("#fleet-table", DataTable).cursor_row
-        return self.report.instances[row] if 0 <= row < len(self.report.instances) else None
+        return self.shown[row] if 0 <= row < len(self.shown) else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if self.report is None:
-            return
         index = int(event.row_key.value or 0)
-        if index < len(self.report.instances):
-            self.run_worker(self._open(self.report.instances[index]), group="fleet-open",
+        if index < len(self.shown):
+            self.run_worker(self._open(self.shown[index]), group="fleet-open",
                             exclusive=True, exit_on_error=False)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#fleet-filter", Input)
+        box.remove_class("hidden")
+        box.value = self.filter_text
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._apply_filter(event.value.strip())
+
+    def _apply_filter(self, text: str) -> None:
+        self.filter_text = text
+        box = self.query_one("#fleet-filter", Input)
+        box.set_class(not text, "hidden")
+        self.query_one("#fleet-table", DataTable).focus()
+        if self.report is not None:
+            self._fill(self.report)
+        self._show_status()
 
     async def _open(self, inst: Instance) -> None:
         reach = await asyncio.to_thread(find_agent, inst.job, inst.instance, inst.pid)
@@ -165,6 +201,9 @@ class FleetScreen(Screen[None]):
                                                  how_to_reach(inst.job, inst.instance)))
 
     def action_back(self) -> None:
+        if self.query_one("#fleet-filter", Input).has_focus:
+            self._apply_filter("")  # Esc in the filter box clears it
+            return
         if getattr(self.app, "source", None) is None:
             self.notify("no agent attached yet: Enter on an instance attaches to it",
                         markup=False)
