@@ -11,7 +11,7 @@ from introspect.errors import UserError
 
 # Order is the order of `introspect --help`.
 COMMANDS = ["run", "ps", "snapshot", "top", "record", "console", "dump", "profile", "exact",
-            "demo"]
+            "fleet", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from introspect.cli.common import add_connection_args, token_from_args
+from introspect.cli.fleet_cmd import add_prometheus_args, run_fleet_top
 from introspect.errors import UserError
 
 VIEW_NAMES = ["system", "load", "tasks", "tree", "queues", "threads", "memory", "errors",
@@ -30,10 +31,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=int, default=0, metavar="N",
                    help="open a replay at update N (0-based)")
     add_connection_args(p)
+    add_prometheus_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "prometheus", None):
+        return run_fleet_top(args)
     try:
         from introspect.tui.app import IntrospectApp
     except ModuleNotFoundError as exc:
