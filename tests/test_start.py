@@ -4,6 +4,7 @@ second call never silently ignores options that differ from the running agent's.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from dataclasses import fields
 
@@ -12,6 +13,13 @@ import pytest
 import introspect
 from introspect.config import AgentConfig
 from introspect.errors import UserError
+
+
+def _members(hint: object) -> set[object]:
+    """The types a hint admits: a union's members, else the hint itself (`list[int]`)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint))
+    return {hint}
 
 
 def test_start_declares_every_config_option_keyword_only_with_its_type():
@@ -25,8 +33,8 @@ def test_start_declares_every_config_option_keyword_only_with_its_type():
         assert param.kind is inspect.Parameter.KEYWORD_ONLY, name
         # None: "not given", so the INTROSPECT_* variable (else the config's default) applies.
         assert param.default is None, name
-        accepted = set(typing.get_args(hints[name]))
-        expected = set(typing.get_args(config_hints[name])) or {config_hints[name]}
+        accepted = _members(hints[name])
+        expected = _members(config_hints[name])
         assert expected - {type(None)} <= accepted, (name, hints[name], config_hints[name])
 
 

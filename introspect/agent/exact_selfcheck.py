@@ -114,7 +114,7 @@ def _drive(implementation: str | None) -> tuple[list[Any], dict[int, int], dict[
         if session is not None:
             session.stop()
         loop.close()
-    seen = {row["id"]: row["steps"] for row in session.report()["tasks"]} if session else {}
+    seen = {row.id: row.steps for row in session.report().tasks} if session else {}
     return trace, steps, seen
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from introspect.protocol import auth, framing
 from introspect.protocol import messages as m
+from introspect.protocol.version import SUPPORTED_VERSIONS
 from tests.support.procs import AgentProcess, wait_until
 
 CONTROL_TOKEN = "control-token-for-security-tests-0123"
@@ -111,7 +112,8 @@ def socket_fds(pid: int) -> int:
 CLIENT = """
 import sys
 from introspect.client.connection import Client
-from introspect.protocol import framing, messages as m
+from introspect.protocol import framing
+from introspect.protocol import messages as m
 
 target, mode = sys.argv[1], sys.argv[2]
 client = Client(target, timeout=60).connect()
@@ -175,8 +177,8 @@ def raw_login(address: tuple[str, int], token: str | None,
     """The agent's answer to a login with `token` from `source`, and the open socket."""
     sock = raw_connect(address, source)
     nonce = auth.new_nonce()
-    sock.sendall(framing.pack(m.encode(m.Hello(versions=[1], client="raw-login",
-                                               client_nonce=nonce))))
+    hello = m.Hello(versions=list(SUPPORTED_VERSIONS), client="raw-login", client_nonce=nonce)
+    sock.sendall(framing.pack(m.encode(hello)))
     challenge = m.decode_agent_message(framing.recv_frame_blocking(sock, 1 << 20))
     if not isinstance(challenge, m.Challenge):
         return challenge, sock
