@@ -44,6 +44,7 @@ class AgentConfig:
     sampling: bool = True  # statistical busy time (SIGPROF) when the loop is on the main thread
     handshake_timeout: float = 5.0  # a client that has not logged in by then is closed
     lints: str = ""  # "-name,+name,name.option=value" (see docs/blocking.md)
+    host_log: str = "summary"  # what reaches the host's log (introspect/agent/host_log.py)
     console_locals: dict[str, Any] | None = None
 
 
@@ -75,6 +76,9 @@ OPTIONS: dict[str, tuple[str, str]] = {
                           "the login before it is disconnected (default 5)"),
     "lints": ("INTROSPECT_LINTS", "disable or tune runtime lints: `-name,name.option=value` "
               "(see docs/blocking.md)"),
+    "host_log": ("INTROSPECT_HOST_LOG", "blocking and lint reports in the host's log: "
+                 "`summary[=SECONDS]` (default: first per location, then counts every 60 s), "
+                 "`all`, `off`; `,imports` also reports imports during start-up"),
 }
 # Read by clients (CLI, TUI) and by both sides for discovery.
 CLIENT_VARIABLES: dict[str, str] = {
@@ -158,6 +162,9 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError("INTROSPECT_HANDSHAKE_TIMEOUT must be within 0-600 seconds")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
+    from introspect.agent.host_log import HostLogPolicy
+
+    HostLogPolicy(cfg.host_log)  # a bad value is one clear error
     for spec in cfg.listen:
         if not (spec.startswith("unix:") or spec.startswith("tcp://")):
             raise UserError(f"listen address {spec!r}: use unix:PATH or tcp://HOST:PORT")

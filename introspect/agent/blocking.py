@@ -24,6 +24,7 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent import host_log
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
@@ -277,8 +278,7 @@ class BlockingDetector:
         self._current = _Block(since, task, event)
         self.blocks_total += 1
         who = _describe(event)
-        log.warning("introspect: event loop blocked for %.3fs (still blocked) by %s in %s",
-                    now - since, who, culprit or location)
+        host_log.report(self.agent, log, ("loop blocked", location or culprit), "introspect: event loop blocked for %.3fs (still blocked) by %s in %s", now - since, who, culprit or location, event=event)  # noqa: E501
 
     def _update(self, block: _Block, loop: asyncio.AbstractEventLoop, now: float) -> None:
         # Values of existing keys only: the snapshot may be encoding this dict right now.
@@ -288,8 +288,7 @@ class BlockingDetector:
             block.event["single_step"] = False
         if now - block.last_log >= 10.0:
             block.last_log = now
-            log.warning("introspect: event loop still blocked after %.1fs by %s",
-                        now - block.since, _describe(block.event))
+            host_log.report(self.agent, log, ("loop still blocked", block.event["location"] or block.event["culprit"]), "introspect: event loop still blocked after %.1fs by %s", now - block.since, _describe(block.event), event=block.event)  # noqa: E501
 
     def _finish(self, block: _Block, now: float) -> None:
         clock = self._clock
@@ -301,8 +300,7 @@ class BlockingDetector:
         event["ongoing"] = False
         self._current = None
         self._finished_seconds += duration
-        log.warning("introspect: event loop was blocked for %.3fs by %s in %s", duration,
-                    _describe(event), event["culprit"] or event["location"])
+        host_log.report(self.agent, log, ("loop was blocked", event["location"] or event["culprit"]), "introspect: event loop was blocked for %.3fs by %s in %s", duration, _describe(event), event["culprit"] or event["location"], event=event)  # noqa: E501
         self.lints.observe("loop_blocked", event=event)
         self.lints.observe("task_never_yields", event=event)
 

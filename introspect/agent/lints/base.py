@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from introspect.agent import host_log
+
 log = logging.getLogger("introspect.agent")
 MAX_SUBJECTS = 1000  # rate-limit memory per registry; oldest subjects are forgotten first
 
@@ -167,7 +169,7 @@ class LintRegistry:
             self._counts[lint.name] = self._counts.get(lint.name, 0) + 1
         self.agent.events.add("lint", lint=lint.name, subject=finding.subject,
                               message=finding.message, **finding.details)
-        log.warning("introspect lint %s: %s", lint.name, finding.message)
+        host_log.report(self.agent, log, (f"lint {lint.name}", str(finding.details.get("location") or finding.subject)), "introspect lint %s: %s", lint.name, finding.message)  # noqa: E501
         return True
 
     def counts(self) -> dict[str, int]:
