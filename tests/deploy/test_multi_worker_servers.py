@@ -11,6 +11,7 @@ from deploy_support import (
     BIN,
     REQUEST_KIND,
     ShippedWorkersPrometheus,
+    agents,
     burst,
     free_ports,
     get,
@@ -40,7 +41,16 @@ def test_every_worker_serves_requests_and_reaches_prometheus(server, tmp_path: P
     write_app(tmp_path)
     app_port, metrics_port = free_ports(2)
     with start(server(app_port), tmp_path, metrics_port) as proc:
-        workers = {a["pid"] for a in workers_of(proc.pid, WORKERS)}
+        listed = workers_of(proc.pid, WORKERS)
+        workers = {a["pid"] for a in listed}
+        # named by the command the user ran, not `-c --multiprocessing-fork`
+        for worker in listed:
+            assert worker["role"] == "worker"
+            assert Path(worker["command"][0]).name == Path(server(app_port)[0]).name, worker
+        everyone = agents()
+        assert [a["role"] for a in everyone if a["pid"] == proc.pid] == ["master"]
+        # multiprocessing's resource tracker runs no app code: no agent there
+        assert not [a for a in everyone if "resource_tracker" in " ".join(a["argv"])]
         url = f"http://127.0.0.1:{app_port}/"
         wait_until(lambda: get(url)[0] == 200, timeout=60, message="the app answers")
         statuses = burst(url, REQUESTS)
