@@ -5,12 +5,14 @@ a ProcessPoolExecutor each get their own /metrics port instead of dying on the c
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from deploy_support import BIN, free_ports, get, start, workers_of, write_app
+from deploy_support import BIN, agents, free_ports, get, start, workers_of, write_app
 
 from tests.support.procs import wait_until
 
@@ -76,6 +78,29 @@ def test_gunicorn_wsgi_workers_serve_their_own_metrics(extra: list[str], tmp_pat
                                                                           workers)}
         for worker in workers:
             assert "introspect_agent_scrapes_total" in _scrape(worker["metrics"])
+
+
+def test_gunicorn_hup_replaces_workers_and_their_metrics(tmp_path: Path) -> None:
+    """HUP: gunicorn forks new workers and retires the old ones; the new ones serve /metrics
+    on ports of their own and /sd lists exactly the live ones."""
+    (tmp_path / "wsgi.py").write_text(WSGI_APP)
+    app_port, metrics_port = free_ports(2)
+    argv = [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{app_port}",
+            "--no-control-socket", "wsgi:app"]
+    with start(argv, tmp_path, metrics_port) as proc:
+        old = {w["pid"] for w in workers_of(proc.pid, 2)}
+        os.kill(proc.pid, signal.SIGHUP)
+
+        def replaced() -> list[dict] | None:
+            now = [a for a in agents() if a["ppid"] == proc.pid and a["metrics"]]
+            return now if len(now) == 2 and not old & {a["pid"] for a in now} else None
+
+        new = wait_until(replaced, timeout=60, interval=0.2, message="two new workers")
+        assert get(f"http://127.0.0.1:{app_port}/")[1] == "ok"
+        for worker in new:
+            assert "introspect_agent_scrapes_total" in _scrape(worker["metrics"])
+        listed = json.loads(_scrape(f"http://127.0.0.1:{metrics_port}/sd"))
+        assert {int(g["labels"]["pid"]) for g in listed} == {proc.pid, *(w["pid"] for w in new)}
 
 
 def test_process_pool_children_run_and_serve_metrics(tmp_path: Path) -> None:
