@@ -8,7 +8,7 @@ its own (the configured port is the first process's). Prometheus finds them thro
   this user on the host).
 
 Each target carries a `pid` label (series of workers never collide) and `__meta_introspect_*`
-labels (`role`, `command`) for relabeling.
+labels (`role`, `program`) for relabeling.
 """
 
 from __future__ import annotations
@@ -45,11 +45,19 @@ def targets(agents: list[discovery.Announcement],
             "labels": {
                 "pid": str(a.pid),
                 "__meta_introspect_role": identity.role,
-                "__meta_introspect_command": " ".join(identity.command)[:200],
+                # the program's name only: a command line may carry secrets (--password=...)
+                "__meta_introspect_program": _program(identity.command),
                 "__metrics_path__": url.path or "/metrics",
             },
         })
     return groups
+
+
+def _program(command: list[str]) -> str:
+    """`/venv/bin/uvicorn app:app` → `uvicorn`; `python -m pkg.app` → `pkg.app`."""
+    if "-m" in command[:-1]:
+        return command[command.index("-m") + 1]
+    return os.path.basename(command[0]) if command else ""
 
 
 def http_sd(holder_pid: int, headers: dict[str, str]) -> tuple[bytes, str]:
