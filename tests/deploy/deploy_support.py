@@ -39,10 +39,11 @@ def write_app(directory: Path, version: str = "one") -> None:
     (directory / "app.py").write_text(APP.replace('"one"', f'"{version}"'))
 
 
-def start(server_argv: list[str], app_dir: Path, metrics_port: int) -> AgentProcess:
+def start(server_argv: list[str], app_dir: Path, metrics_port: int,
+          env: dict[str, str] | None = None) -> AgentProcess:
     argv = [str(BIN / "introspect"), "run", "--metrics-port", str(metrics_port), "--",
             *server_argv]
-    return AgentProcess(argv, cwd=str(app_dir))
+    return AgentProcess(argv, env=env, cwd=str(app_dir))
 
 
 def get(url: str, timeout: float = 10.0) -> tuple[int, str]:

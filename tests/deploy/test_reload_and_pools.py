@@ -103,6 +103,41 @@ def test_gunicorn_hup_replaces_workers_and_their_metrics(tmp_path: Path) -> None
         assert {int(g["labels"]["pid"]) for g in listed} == {proc.pid, *(w["pid"] for w in new)}
 
 
+COUNTING_WSGI_APP = '''
+from prometheus_client import Counter
+
+HITS = Counter("app_hits", "requests served")
+
+
+def app(environ, start_response):
+    HITS.inc()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+
+def test_multiprocess_dir_app_metrics_once_runtime_per_worker(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR: the app's counters, summed over workers, on the configured
+    port only; each worker's port has its own runtime metrics and not the app's sum."""
+    (tmp_path / "wsgi.py").write_text(COUNTING_WSGI_APP)
+    (tmp_path / "mp").mkdir()
+    app_port, metrics_port = free_ports(2)
+    argv = [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{app_port}",
+            "--no-control-socket", "wsgi:app"]
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "mp")}
+    with start(argv, tmp_path, metrics_port, env) as proc:
+        workers = workers_of(proc.pid, 2)
+        for _ in range(10):
+            assert get(f"http://127.0.0.1:{app_port}/")[1] == "ok"
+        main = f"http://127.0.0.1:{metrics_port}/metrics"
+        wait_until(lambda: "app_hits_total 10.0" in _scrape(main), timeout=20,
+                   message="the app's counter summed over the workers")
+        for worker in workers:
+            text = _scrape(worker["metrics"])
+            assert "app_hits" not in text
+            assert "introspect_agent_scrapes_total" in text
+
+
 def test_process_pool_children_run_and_serve_metrics(tmp_path: Path) -> None:
     (tmp_path / "pool.py").write_text(POOL_APP)
     (metrics_port,) = free_ports(1)
