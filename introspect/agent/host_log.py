@@ -6,8 +6,7 @@ slow requests), and every import of a worker's start-up was reported as a loop b
 `INTROSPECT_HOST_LOG` (default `summary`):
 
 - `summary[=SECONDS]`: the first report per location is logged; later ones are counted and
-  logged as one summary line per interval (default 60 s) with the counts, when the next report
-  comes or the agent stops;
+  logged as one summary line per interval (default 60 s) with the counts;
 - `all`: every report (the old behaviour); `off`: none (events, lints and metrics still count
   everything);
 - `,imports` appended: also report loop blocks caused by imports during start-up (the first
@@ -72,6 +71,7 @@ class HostLog:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], int] = {}  # key → reports since the last summary
         self._summary_due = time.monotonic() + policy.interval
+        self._timer: threading.Timer | None = None  # a summary due while no report comes
         self.suppressed_imports = 0
 
     def report(self, logger: logging.Logger, key: tuple[str, str], message: str,
@@ -97,12 +97,32 @@ class HostLog:
                     del self._seen[next(iter(self._seen))]
             else:
                 self._seen[key] += 1
+                self._arm_timer(logger)
             summary = self._take_summary() if time.monotonic() >= self._summary_due else None
         if first:
             logger.warning(message, *safe)
         if summary:
             logger.warning("%s", summary)
         return first
+
+    def _arm_timer(self, logger: logging.Logger) -> None:
+        """Under the lock: the summary comes at its time even if no report follows (one
+        daemon timer at a time)."""
+        if self._timer is not None:
+            return
+        delay = max(self._summary_due - time.monotonic(), 0.0) + 0.05
+        timer = threading.Timer(delay, self._on_timer, args=(logger,))
+        timer.daemon = True
+        timer.name = "introspect-host-log"
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self, logger: logging.Logger) -> None:
+        with self._lock:
+            self._timer = None
+            summary = self._take_summary() if time.monotonic() >= self._summary_due else None
+        if summary:
+            logger.warning("%s", summary)
 
     def flush(self, logger: logging.Logger) -> None:
         """The summary of what was counted since the last one (at stop)."""
