@@ -51,7 +51,6 @@ class MetricsEndpoint:
         self.port: int | None = None
         self._beat: Any = None
         self.stopped = False
-        self.worker = False  # serving a port of its own, the configured one being an ancestor's
         _ENDPOINTS.add(self)
 
     def serve(self, host: str, port: int) -> None:
@@ -77,7 +76,6 @@ class MetricsEndpoint:
     def serve_as_worker(self, host: str) -> None:
         """A port of this worker's own; the app's metrics aggregated over a multiprocess
         directory stay on the configured port only (once, not once per worker)."""
-        self.worker = True
         if multiproc_dir() is not None:
             self.registry = own_registry(self.collector)
         self.serve(host, 0)

@@ -5,7 +5,8 @@ A uvicorn or multiprocessing worker started by `spawn` has `sys.argv == ['-c',
 named by its parent's command line instead. Roles come from the tree of agent-enabled
 processes on this host: a process with an agent-enabled ancestor is a `worker`; a root with
 agent-enabled children is the `master` (`reloader` when it was started with `--reload`); a root
-alone is `main`.
+alone is `main`. (multiprocessing's resource tracker gets no agent at all: see
+bootstrap/sitecustomize.py.)
 """
 
 from __future__ import annotations
@@ -18,20 +19,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from introspect.protocol.discovery import Announcement
 
-# Interpreters multiprocessing starts for its own book-keeping: never instrumented.
-HELPER_MARKERS = ("multiprocessing.resource_tracker", "multiprocessing.semaphore_tracker")
-
 
 def is_multiprocessing_child(argv: list[str]) -> bool:
     """A `spawn`/`forkserver` child: `python -c 'from multiprocessing.spawn ...'
     --multiprocessing-fork`, shown as `-c --multiprocessing-fork` once Python set sys.argv."""
     return "--multiprocessing-fork" in argv or any("multiprocessing.spawn" in a for a in argv)
-
-
-def is_helper_process(orig_argv: list[str] | None = None) -> bool:
-    """multiprocessing's resource tracker and similar: no app code runs there."""
-    argv = list(getattr(sys, "orig_argv", None) or sys.argv) if orig_argv is None else orig_argv
-    return any(marker in arg for arg in argv for marker in HELPER_MARKERS)
 
 
 _parent_cmdline: tuple[int, list[str]] | None = None  # (pid it was read in, command line)
