@@ -18,6 +18,7 @@ import asyncio
 import linecache
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from introspect.agent.asyncio_facts import running_task
+from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
 from introspect.agent.lints import LintRegistry, default_lints
@@ -153,7 +155,7 @@ class _Block:
 
 
 class BlockingDetector:
-    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`."""
+    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`, `held`."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -171,6 +173,8 @@ class BlockingDetector:
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
+        self.held = HeldTime()  # wall time per task out of select(), fed by each tick
+        self._last_tick: float | None = None
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 
@@ -209,7 +213,9 @@ class BlockingDetector:
 
     # --- the watchdog ------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
+        # Jittered: held time is sampled at each wake-up, and a fixed period would alias
+        # with periodic work in the app.
+        while not self._stop.wait(self.poll * (0.5 + random.random())):
             try:
                 self._tick(time.monotonic())
             except Exception as exc:
@@ -246,8 +252,14 @@ class BlockingDetector:
     def _tick(self, now: float) -> None:
         loop = self._follow_loop()
         if loop is None or not loop.is_running():
+            self._last_tick = None
             return
         since = self.busy_since(now)
+        last, self._last_tick = self._last_tick, now
+        if since is not None and last is not None:
+            # A wall-clock sample: the time since the previous tick goes to the task holding
+            # the loop now (unbiased for short steps, within one tick for long holds).
+            self.held.add(running_task(loop), now - last, now)
         previous_cpu = self._cpu_seen
         self._cpu_seen = self._loop_cpu(now) if since is not None else None
         block = self._current

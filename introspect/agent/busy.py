@@ -183,3 +183,46 @@ class BusySampler:
     def limitations(self) -> list[str]:
         """Why sampling is off, if it is, in words a user reads."""
         return [] if self.active else [f"busy-time sampling: {self.reason}"]
+
+
+class HeldTime:
+    """Wall time each task held the loop (`agent.blocking.held`): CPU *and* blocking calls.
+
+    The SIGPROF sampler above counts CPU only, so a task stuck in `time.sleep` shows 0 %.
+    The blocking watchdog wakes every few milliseconds anyway and knows whether the loop is
+    out of `select()`; at each wake-up it hands the elapsed wall time to `add()` with the
+    task running right now — a wall-clock sampler, exact to one poll period for long holds,
+    statistical for short steps. Fed from the watchdog thread only; read from any thread.
+    """
+
+    def __init__(self) -> None:
+        self.unattributed_seconds = 0.0  # loop busy outside any task (callbacks, the loop)
+        self._by_kind: dict[str, float] = {}
+        self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
+        self._next_prune = 0.0
+
+    def add(self, task: Any, seconds: float, now: float) -> None:
+        meta = getattr(task, META_ATTR, None)
+        if meta is None:
+            self.unattributed_seconds += seconds
+        else:
+            self._by_kind[meta.kind] = self._by_kind.get(meta.kind, 0.0) + seconds
+            entry = self._by_task.get(meta.seq)
+            if entry is not None:
+                entry[0] += seconds
+            elif len(self._by_task) < MAX_TASKS:
+                self._by_task[meta.seq] = [seconds, weakref.ref(task)]
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            for seq, entry in list(self._by_task.items()):
+                live = entry[1]()
+                if live is None or live.done():
+                    self._by_task.pop(seq, None)
+
+    def held_by_kind(self) -> dict[str, float]:
+        """Seconds of loop wall time per task kind since start."""
+        return dict(self._by_kind)
+
+    def task_held(self) -> dict[int, float]:
+        """Seconds per live task id (`TaskMeta.seq`); finished tasks drop out."""
+        return {seq: entry[0] for seq, entry in list(self._by_task.items())}

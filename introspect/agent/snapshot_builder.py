@@ -82,13 +82,15 @@ def loop_info(agent: Agent) -> s.LoopInfo:
 
 def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
     live, created, finished = agent.tasks.counts()
+    held = agent.blocking.held.held_by_kind() if agent.blocking is not None else {}
     by_kind = []
     for kind in created:
         by_kind.append(s.KindCount(
             kind=kind, count=max(0, live.get(kind, 0)), created=created.get(kind, 0),
             finished_ok=finished.get((kind, "ok"), 0),
             finished_error=finished.get((kind, "error"), 0),
-            finished_cancelled=finished.get((kind, "cancelled"), 0)))
+            finished_cancelled=finished.get((kind, "cancelled"), 0),
+            held_seconds=round(held.get(kind, 0.0), 4)))
     by_kind.sort(key=lambda k: (-k.count, k.kind))
     rows = top_task_rows(agent, top) if top > 0 else []
     return s.TasksInfo(total=sum(max(0, v) for v in live.values()), by_kind=by_kind, top=rows,
@@ -96,7 +98,8 @@ def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
 
 
 def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool = True,
-             busy: dict[int, float] | None = None) -> s.TaskRow:
+             busy: dict[int, float] | None = None,
+             held: dict[int, float] | None = None) -> s.TaskRow:
     meta = getattr(task, task_mod.META_ATTR, None)
     location, awaiting = task_mod.where(task) if with_location else ("", "")
     seq = meta.seq if meta else -id(task)
@@ -111,7 +114,14 @@ def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool =
         awaiting=awaiting,
         parent=meta.parent if meta else None,
         busy_seconds=round((busy or {}).get(seq, 0.0), 4),
+        held_seconds=round((held or {}).get(seq, 0.0), 4),
     )
+
+
+def held_map(agent: Agent) -> dict[int, float] | None:
+    """Wall seconds each live task held the loop (None when blocking detection is off)."""
+    blocking = agent.blocking
+    return blocking.held.task_held() if blocking is not None else None
 
 
 def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
@@ -123,7 +133,8 @@ def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
     running = _current_task(loop)
     now = time.monotonic()
     busy_map = agent.sampler.task_busy() if agent.sampler is not None else None
-    return [task_row(t, running, now, busy=busy_map) for t in oldest]
+    held = held_map(agent)
+    return [task_row(t, running, now, busy=busy_map, held=held) for t in oldest]
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> Any:

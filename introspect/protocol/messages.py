@@ -64,7 +64,7 @@ class TaskListRequest(Request, tag="task_list"):
 
     offset: int = 0
     limit: int = 100
-    sort: Literal["id", "name", "kind", "state", "age", "location", "busy"] = "age"
+    sort: Literal["id", "name", "kind", "state", "age", "location", "busy", "held"] = "age"
     descending: bool = True
     kind: str | None = None
     name: str | None = None  # substring
