@@ -228,6 +228,12 @@ class BlockingDetector:
                     self.waits.maybe_sample(self.agent, now)
                 except Exception as exc:
                     self.agent.collector_errors.record("stuck", exc)
+                owners = self.agent.queues.owners
+                try:
+                    if owners is not None:
+                        owners.sample_waiters(self.agent, now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("queues", exc)
 
     def _follow_loop(self) -> asyncio.AbstractEventLoop | None:
         loop = self.agent.loop

@@ -142,14 +142,23 @@ def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
 
 
 def queues(agent: Agent) -> list[s.QueueRow]:
+    """Every queue, with the variable or attribute it is bound to when one is found and the
+    task kinds that use it."""
     rows = []
-    for obj, name, site, _created, watched in agent.queues.items():
+    items = agent.queues.items()
+    owners = agent.queues.owners
+    bound = agent.safe("queue names", lambda: owners.names([i[0] for i in items]), {}) \
+        if owners is not None else {}
+    for obj, name, site, _created, watched in items:
         try:
             row = queue_row(obj, name, site, _created, watched)
         except Exception as exc:
             agent.collector_errors.record("queues", exc)
             continue
         if row is not None:
+            row["bound_to"] = bound.get(id(obj), "")  # `name` stays: it is the metrics label
+            if owners is not None:
+                row["consumers"], row["producers"] = owners.owners(obj)
             rows.append(s.QueueRow(**row))
     rows.sort(key=lambda r: (-r.length, r.name))
     return rows

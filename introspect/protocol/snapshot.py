@@ -90,6 +90,10 @@ class QueueRow(msgspec.Struct, kw_only=True):
     putters: int
     created_at: str
     watched: bool = False
+    # Task kinds seen taking items (get) and adding them (put); sampled, see queue_owners.py.
+    consumers: list[str] = msgspec.field(default_factory=list)
+    producers: list[str] = msgspec.field(default_factory=list)
+    bound_to: str = ""  # the variable or attribute the code binds it to, when found
 
 
 class ThreadRow(msgspec.Struct, kw_only=True):
