@@ -25,6 +25,7 @@ from introspect.tui.messages import (
     ConfirmExact,
     ConfirmGc,
     OpenExact,
+    OpenQueue,
     OpenTask,
     WatchTarget,
 )
@@ -47,6 +48,7 @@ from introspect.tui.views.load import LoadView
 from introspect.tui.views.memory import MemoryView
 from introspect.tui.views.metrics import MetricsView
 from introspect.tui.views.nodes import NodesView
+from introspect.tui.views.queue_detail import QueueDetailScreen
 from introspect.tui.views.queues import QueuesView
 from introspect.tui.views.system import SystemView
 from introspect.tui.views.task_detail import TaskDetailScreen
@@ -328,6 +330,9 @@ class IntrospectApp(App[None]):
     # --- what views ask (introspect.tui.messages) --------------------------------------------
     def on_open_task(self, message: OpenTask) -> None:
         self.push_screen(TaskDetailScreen(message.task_id))
+
+    def on_open_queue(self, message: OpenQueue) -> None:
+        self.push_screen(QueueDetailScreen(message.key))
 
     def on_watch_target(self, message: WatchTarget) -> None:
         self.switch_target(message.target)
