@@ -31,6 +31,7 @@ from introspect.agent.asyncio_facts import running_task
 from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
 from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
@@ -155,7 +156,8 @@ class _Block:
 
 
 class BlockingDetector:
-    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`, `held`."""
+    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`, `held`,
+    `history`."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -173,6 +175,7 @@ class BlockingDetector:
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
+        self.history = History()  # the recent past for clients that attach later
         self.held = HeldTime()  # wall time per task out of select(), fed by each tick
         self._last_tick: float | None = None
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
@@ -228,6 +231,10 @@ class BlockingDetector:
                     self.waits.maybe_sample(self.agent, now)
                 except Exception as exc:
                     self.agent.collector_errors.record("stuck", exc)
+                try:
+                    self.history.maybe_sample(self.agent, now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("history", exc)
                 owners = self.agent.queues.owners
                 try:
                     if owners is not None:

@@ -184,7 +184,7 @@ class IntrospectApp(App[None]):
                                      top_tasks=self.top_tasks, recorder="introspect top")
         self.source = LiveSession(target, target_text, token=token, interval=self.interval,
                                   top_tasks=self.top_tasks, on_snapshot=self.on_snapshot,
-                                  on_state=self.on_connection)
+                                  on_state=self.on_connection, on_history=self.on_history)
         self.run_worker(self.source.run(), group="live", exclusive=True, exit_on_error=False)
         self._set_banner(None)
         self.refresh_display()
@@ -193,6 +193,10 @@ class IntrospectApp(App[None]):
         self.model.observe(snapshot, update.seq, update.dropped)
         self._record(update)
         if not self.display_paused:
+            self.refresh_display()
+
+    def on_history(self, samples: list[m.HistorySample]) -> None:
+        if self.model.seed_history(samples) and not self.display_paused:
             self.refresh_display()
 
     def _record(self, update: m.Update) -> None:
