@@ -226,3 +226,15 @@ class HeldTime:
     def task_held(self) -> dict[int, float]:
         """Seconds per live task id (`TaskMeta.seq`); finished tasks drop out."""
         return {seq: entry[0] for seq, entry in list(self._by_task.items())}
+
+    def most_held(self, count: int) -> list[Any]:
+        """The `count` live tasks that held the loop longest, longest first."""
+        ranked = sorted(list(self._by_task.values()), key=lambda e: -e[0])
+        out = []
+        for _seconds, ref in ranked:
+            task = ref()
+            if task is not None and not task.done():
+                out.append(task)
+                if len(out) >= count:
+                    break
+        return out

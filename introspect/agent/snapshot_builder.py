@@ -4,6 +4,7 @@ every read here is one the loop thread can't be hurt by, and each collector is i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -125,16 +126,72 @@ def held_map(agent: Agent) -> dict[int, float] | None:
 
 
 def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
-    """The `limit` oldest live tasks (one pass over all tasks; per-task detail only for those)."""
+    """`limit` live tasks chosen so an incident survives in a snapshot (and a recording):
+    every task an event names, those that held the loop longest, those waiting longest, one
+    of every kind, then the oldest; shown oldest first. Never a pass over every task: each
+    source is O(its picks), the per-kind search is bounded (`KIND_SCAN`)."""
     loop = agent.loop
     if loop is None:
         return []
-    oldest = task_mod.oldest_tasks(loop, limit)
+    picked: dict[int, asyncio.Task] = {}
+    agent.safe("top tasks", lambda: _incident_tasks(agent, loop, limit, picked), None)
+    if len(picked) < limit:
+        for task in task_mod.oldest_tasks(loop, limit):
+            picked.setdefault(_seq_of(task), task)
+            if len(picked) >= limit:
+                break
+    chosen = sorted(picked.items())  # oldest first, as before
     running = _current_task(loop)
     now = time.monotonic()
     busy_map = agent.sampler.task_busy() if agent.sampler is not None else None
     held = held_map(agent)
-    return [task_row(t, running, now, busy=busy_map, held=held) for t in oldest]
+    return [task_row(t, running, now, busy=busy_map, held=held) for _seq, t in chosen]
+
+
+KIND_SCAN = 20_000  # newest tasks looked at for a representative of every live kind
+SHARE = 4  # each incident source may fill at most 1/SHARE of the rows
+
+
+def _seq_of(task: asyncio.Task) -> int:
+    meta = getattr(task, task_mod.META_ATTR, None)
+    return meta.seq if meta is not None else -id(task)
+
+
+def _incident_tasks(agent: Agent, loop: asyncio.AbstractEventLoop, limit: int,
+                    picked: dict[int, asyncio.Task]) -> None:
+    registry = task_mod.registry_of(loop) or {}
+    quota = max(1, limit // SHARE)
+
+    def take(task: asyncio.Task | None) -> None:
+        if task is not None and not task.done() and len(picked) < limit:
+            picked.setdefault(_seq_of(task), task)
+
+    named = 0
+    for event in reversed(agent.events.recent(100)):  # newest events first
+        ref = registry.get(event.task.id) if getattr(event, "task", None) else None
+        if ref is not None and named < quota:
+            take(ref())
+            named += 1
+    blocking = agent.blocking
+    if blocking is not None:
+        for task in blocking.held.most_held(quota):
+            take(task)
+        for seq in blocking.waits.longest_waiting(quota):
+            ref = registry.get(seq)
+            take(ref() if ref is not None else None)
+    live = {k for k, n in agent.tasks.counts()[0].items() if n > 0}
+    have = {getattr(getattr(t, task_mod.META_ATTR, None), "kind", None) for t in
+            picked.values()}
+    missing = live - have
+    if missing:
+        for task in itertools.islice(task_mod.tasks_in_age_order(loop, newest_first=True),
+                                     KIND_SCAN):
+            kind = getattr(getattr(task, task_mod.META_ATTR, None), "kind", None)
+            if kind in missing:
+                take(task)
+                missing.discard(kind)
+                if not missing or len(picked) >= limit:
+                    break
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
