@@ -176,8 +176,9 @@ class BlockingDetector:
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
         self.history = History()  # the recent past for clients that attach later
-        self.held = HeldTime()  # wall time per task out of select(), fed by each tick
+        self.held = HeldTime(lambda: agent.sampler)  # loop wall time per task, see busy.py
         self._last_tick: float | None = None
+        self._held_cpu: tuple[float, float] | None = None  # loop thread CPU at the last tick
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 
@@ -265,14 +266,22 @@ class BlockingDetector:
     def _tick(self, now: float) -> None:
         loop = self._follow_loop()
         if loop is None or not loop.is_running():
-            self._last_tick = None
+            self._last_tick = self._held_cpu = None
             return
         since = self.busy_since(now)
         last, self._last_tick = self._last_tick, now
+        cpu_before, self._held_cpu = self._held_cpu, self._loop_cpu(now)
         if since is not None and last is not None:
             # A wall-clock sample: the time since the previous tick goes to the task holding
-            # the loop now (unbiased for short steps, within one tick for long holds).
-            self.held.add(running_task(loop), now - last, now)
+            # the loop now. When the CPU sampler runs, it already counts the CPU part (and
+            # without the bias a thread has here: a spinning loop thread holds the GIL, so
+            # our ticks land late, after the step): only the off-CPU part is added here.
+            held = now - last
+            sampler = self.agent.sampler
+            if sampler is not None and sampler.active and cpu_before is not None and \
+                    self._held_cpu is not None:
+                held = max(0.0, held - (self._held_cpu[1] - cpu_before[1]))
+            self.held.add(running_task(loop), held, now)
         previous_cpu = self._cpu_seen
         self._cpu_seen = self._loop_cpu(now) if since is not None else None
         block = self._current

@@ -180,6 +180,10 @@ class BusySampler:
         """Seconds per live task id (`TaskMeta.seq`), statistical; finished tasks drop out."""
         return {seq: entry[0] for seq, entry in list(self._by_task.items())}
 
+    def most_busy(self, count: int) -> list[Any]:
+        """The `count` live tasks with the most CPU, most first."""
+        return _leading_tasks(self._by_task, count)
+
     def limitations(self) -> list[str]:
         """Why sampling is off, if it is, in words a user reads."""
         return [] if self.active else [f"busy-time sampling: {self.reason}"]
@@ -190,12 +194,17 @@ class HeldTime:
 
     The SIGPROF sampler above counts CPU only, so a task stuck in `time.sleep` shows 0 %.
     The blocking watchdog wakes every few milliseconds anyway and knows whether the loop is
-    out of `select()`; at each wake-up it hands the elapsed wall time to `add()` with the
-    task running right now — a wall-clock sampler, exact to one poll period for long holds,
-    statistical for short steps. Fed from the watchdog thread only; read from any thread.
+    out of `select()`; at each wake-up it hands the elapsed *off-CPU* wall time (the loop
+    thread's CPU clock says how much of it was CPU) to `add()` with the task running right
+    now: a wall-clock sampler, exact to one poll period for long blocking calls. The CPU
+    part comes from the SIGPROF sampler (`busy`), which a thread can't measure fairly: a
+    spinning loop thread holds the GIL, so the watchdog only gets to look once a step is
+    over. Reads are the sum of both; without the sampler, the watchdog counts all the wall
+    time itself. Fed from the watchdog thread only; read from any thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sampler_of: Any = lambda: None) -> None:
+        self._sampler_of = sampler_of  # () -> BusySampler | None, for the CPU part
         self.unattributed_seconds = 0.0  # loop busy outside any task (callbacks, the loop)
         self._by_kind: dict[str, float] = {}
         self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
@@ -221,20 +230,35 @@ class HeldTime:
 
     def held_by_kind(self) -> dict[str, float]:
         """Seconds of loop wall time per task kind since start."""
-        return dict(self._by_kind)
+        out = dict(self._by_kind)
+        sampler = self._sampler_of()
+        if sampler is not None:
+            for kind, seconds in sampler.busy_by_kind().items():
+                out[kind] = out.get(kind, 0.0) + seconds
+        return out
 
     def task_held(self) -> dict[int, float]:
         """Seconds per live task id (`TaskMeta.seq`); finished tasks drop out."""
-        return {seq: entry[0] for seq, entry in list(self._by_task.items())}
+        out = {seq: entry[0] for seq, entry in list(self._by_task.items())}
+        sampler = self._sampler_of()
+        if sampler is not None:
+            for seq, seconds in sampler.task_busy().items():
+                out[seq] = out.get(seq, 0.0) + seconds
+        return out
 
     def most_held(self, count: int) -> list[Any]:
-        """The `count` live tasks that held the loop longest, longest first."""
-        ranked = sorted(list(self._by_task.values()), key=lambda e: -e[0])
-        out = []
-        for _seconds, ref in ranked:
-            task = ref()
-            if task is not None and not task.done():
-                out.append(task)
-                if len(out) >= count:
-                    break
-        return out
+        """The `count` live tasks that held the loop longest off-CPU (blocking calls),
+        longest first: the CPU-heavy ones are the busy sampler's (`most_busy`)."""
+        return _leading_tasks(self._by_task, count)
+
+
+def _leading_tasks(by_task: dict[int, list[Any]], count: int) -> list[Any]:
+    """The live tasks with the most seconds in a `seq -> [seconds, weakref]` map."""
+    out = []
+    for _seconds, ref in sorted(list(by_task.values()), key=lambda e: -e[0]):
+        task = ref()
+        if task is not None and not task.done():
+            out.append(task)
+            if len(out) >= count:
+                break
+    return out

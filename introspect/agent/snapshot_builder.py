@@ -176,6 +176,9 @@ def _incident_tasks(agent: Agent, loop: asyncio.AbstractEventLoop, limit: int,
     if blocking is not None:
         for task in blocking.held.most_held(quota):
             take(task)
+        if agent.sampler is not None:
+            for task in agent.sampler.most_busy(quota):
+                take(task)
         for seq in blocking.waits.longest_waiting(quota):
             ref = registry.get(seq)
             take(ref() if ref is not None else None)
