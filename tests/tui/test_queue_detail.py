@@ -31,7 +31,7 @@ def test_enter_on_a_queue_shows_its_owners_and_trend() -> None:
                 table.move_cursor(row=row)
                 await pilot.press("enter")
                 text = await poll_text(pilot, "CONSUMERS (get)")
-                assert "bound to   __main__.inbox" in text
+                assert "queue __main__.inbox" in text
                 consumers, producers = text.split("CONSUMERS (get)", 1)[1].split(
                     "PRODUCERS (put)", 1)
                 assert "__main__.signal_gateway" in consumers

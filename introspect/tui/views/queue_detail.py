@@ -23,17 +23,20 @@ if TYPE_CHECKING:
 TREND_WIDTH = 60  # the model keeps 60 samples per queue
 
 
+def queue_title(row: QueueRow | None, key: str) -> Text:
+    """`queue Gateway.inbox` (the binding the code gives it), else its discovery name."""
+    out = Text("queue ", style="bold")
+    out.append_text(safe(row.bound_to or short_path(row.name) if row else short_path(key), 120,
+                         style="bold"))
+    return out
+
+
 def render_queue(row: QueueRow | None, model: ObserverState, key: str) -> Text:
     out = Text()
     if row is None:
-        out.append(f"queue {key}: gone (no longer in the target's snapshot)", style="dim")
+        out.append("gone: no longer in the target's snapshot", style="dim")
         return out
-    out.append("queue ", style="bold")
-    out.append_text(safe(row.bound_to or short_path(row.name), 120, style="bold"))
-    if row.bound_to:
-        out.append("\nbound to   ")
-        out.append_text(safe(row.bound_to, 120))
-    out.append("\ncreated at ")
+    out.append("created at ")
     out.append_text(safe(short_path(row.created_at) or "?", 160))
     out.append(f"\ntype       {row.type}")
     capacity = str(row.capacity) if row.capacity else "unbounded"
@@ -71,7 +74,7 @@ class QueueDetailScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="page"):
-            yield Static(Text("queue", style="bold"), classes="page-title")
+            yield Static(Text("queue", style="bold"), id="queue-title", classes="page-title")
             with VerticalScroll():
                 yield Static(Text("loading…"), id="queue-detail-body", classes="page-body")
             yield Static("Esc: back   (follows the live updates)", classes="page-hint")
@@ -85,6 +88,7 @@ class QueueDetailScreen(ModalScreen[None]):
         snap = model.snapshot
         row = next((q for q in snap.queues if queue_key(q) == self.key), None) \
             if snap is not None else None
+        self.query_one("#queue-title", Static).update(queue_title(row, self.key))
         self.query_one("#queue-detail-body", Static).update(render_queue(row, model, self.key))
 
     def action_close(self) -> None:
