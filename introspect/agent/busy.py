@@ -14,6 +14,7 @@ Exact accounting (every step timed, on demand) is apart: `introspect.agent.exact
 from __future__ import annotations
 
 import atexit
+import heapq
 import os
 import random
 import signal
@@ -254,8 +255,8 @@ class HeldTime:
 
 def _leading_tasks(by_task: dict[int, list[Any]], count: int) -> list[Any]:
     """The live tasks with the most seconds in a `seq -> [seconds, weakref]` map."""
-    out = []
-    for _seconds, ref in sorted(list(by_task.values()), key=lambda e: -e[0]):
+    out = []  # nlargest: O(n), not a sort; finished tasks are pruned every PRUNE_EVERY anyway
+    for _seconds, ref in heapq.nlargest(count * 2, list(by_task.values()), key=lambda e: e[0]):
         task = ref()
         if task is not None and not task.done():
             out.append(task)
