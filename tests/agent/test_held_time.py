@@ -10,7 +10,7 @@ from tests.support.procs import AgentProcess
 HOLDERS = """
     import asyncio, json, time
 
-    held = {"sleeper": 0.0, "spinner": 0.0}
+    held = {"sleeper": 0.0, "spinner": 0.0, "spinner_cpu": 0.0}
 
     async def sleeper():
         for _ in range(8):  # 8 x 0.25 s of time.sleep: no CPU, all wall
@@ -22,10 +22,11 @@ HOLDERS = """
 
     async def spinner():
         while held["spinner"] < 2.0:  # 2 s of CPU in ~20 ms steps
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             while time.perf_counter() - t0 < 0.02:
                 pass
             held["spinner"] += time.perf_counter() - t0
+            held["spinner_cpu"] += time.thread_time() - c0
             await asyncio.sleep(0.01)
         await asyncio.Event().wait()
 
@@ -57,9 +58,14 @@ def test_held_time_counts_blocking_sleep_and_spinning_wall_time() -> None:
     # The two holders lead the held ranking; idle tasks held the loop for ~nothing.
     assert {t.name for t in page.tasks[:2]} == {"sleeper", "spinner"}, page.tasks
     assert all(t.held_seconds < 0.1 for t in page.tasks[2:]), page.tasks
-    # Sampled at each watchdog tick (<= 25 ms apart, jittered): each 250 ms sleep is seen to
-    # within a tick or two; on 2 loaded cores a late tick can add some. 15 % of 2 s.
-    for name in ("sleeper", "spinner"):
-        assert abs(held[name] - measured[name]) <= 0.15 * measured[name] + 0.1, (held, measured)
+    # The sleep is off-CPU wall time, sampled at each watchdog tick (<= 25 ms apart,
+    # jittered): each 250 ms sleep is seen to within a tick or two. 15 % of 2 s.
+    assert abs(held["sleeper"] - measured["sleeper"]) <= 0.15 * measured["sleeper"] + 0.1, \
+        (held, measured)
+    # The spin is CPU, counted by the SIGPROF sampler (statistical, ~200 ticks). On a loaded
+    # machine its wall time also holds moments the OS ran someone else, which no in-process
+    # sampler sees while the loop thread holds the GIL: held lies between the two.
+    low, high = measured["spinner_cpu"], measured["spinner"]
+    assert 0.8 * low - 0.1 <= held["spinner"] <= 1.15 * high + 0.1, (held, measured)
     assert detail.task.held_seconds > 1.5, detail.task
     assert abs(kinds["__main__.sleeper"] - held["sleeper"]) < 0.1, (kinds, held)
