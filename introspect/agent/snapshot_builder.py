@@ -31,7 +31,7 @@ def build(agent: Agent, top_tasks: int = 20) -> s.Snapshot:
         loop=agent.safe("loop", lambda: loop_info(agent), _empty_loop()),
         tasks=agent.safe("tasks", lambda: tasks_info(agent, top_tasks),
                          s.TasksInfo(total=0, by_kind=[], top=[])),
-        queues=agent.safe("queues", lambda: queues(agent), []),
+        queues=agent.safe("queues", lambda: queues(agent, names=True), []),
         threads=agent.safe("threads", lambda: threads(agent), []),
         executors=agent.safe("executors", lambda: executors(agent), []),
         gc=agent.safe("gc", lambda: s.GcInfo(**agent.gc.stats(), objects=0),
@@ -201,14 +201,14 @@ def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
     return running_task(loop)  # readable from another thread, on every version
 
 
-def queues(agent: Agent) -> list[s.QueueRow]:
-    """Every queue, with the variable or attribute it is bound to when one is found and the
-    task kinds that use it."""
+def queues(agent: Agent, names: bool = False) -> list[s.QueueRow]:
+    """Every queue, with the task kinds that use it and — `names`, for a client's request,
+    never for the agent's own periodic checks — the variable or attribute it is bound to."""
     rows = []
     items = agent.queues.items()
     owners = agent.queues.owners
     bound = agent.safe("queue names", lambda: owners.names([i[0] for i in items]), {}) \
-        if owners is not None else {}
+        if owners is not None and names else {}
     for obj, name, site, _created, watched in items:
         try:
             row = queue_row(obj, name, site, _created, watched)

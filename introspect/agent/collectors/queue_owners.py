@@ -11,15 +11,17 @@ Owners are observed two ways, both cheap:
   to the tasks awaiting them (`Task._fut_waiter`), so a consumer that only waits is seen too.
 Kinds per queue are bounded (`MAX_KINDS`).
 
-Names are found on demand, once per queue: one `gc.get_referrers` pass over all unnamed queues
-(a module global `mod.inbox`, an attribute `Gateway.inbox`, or a coroutine's local
-`main.inbox`), at most every `NAME_PERIOD` seconds — a heap walk, so never on a hot path.
+Names are found on demand (a client's snapshot or queue list), once per queue: one
+`gc.get_referrers` pass over all unnamed queues (a module global `mod.inbox`, an attribute
+`Gateway.inbox`, or a coroutine's local `main.inbox`), at most every `NAME_PERIOD` seconds, and
+only while the heap is small (`NAME_MAX_BLOCKS`): the walk holds the GIL, so the loop waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 import time
 import types
@@ -37,6 +39,9 @@ SAMPLE_STRIDE = 7  # every 7th get_nowait (and put_nowait) notes the running tas
 SAMPLE_PERIOD = 2.0  # seconds between scans of waiting getters/putters
 SAMPLE_MAX_TASKS = 10_000  # above this many live tasks, waiters are not scanned
 NAME_PERIOD = 30.0  # seconds between naming passes (each walks the heap once or twice)
+# The walk holds the GIL (the loop waits) ~30 ns per allocated block: above this many blocks
+# (~10 ms) no pass is made and queues keep their creation site as their only name.
+NAME_MAX_BLOCKS = 300_000
 
 
 class QueueOwners:
@@ -123,6 +128,8 @@ class QueueOwners:
         now = time.monotonic()
         if unnamed and now >= self._next_naming:
             self._next_naming = now + NAME_PERIOD
+            if sys.getallocatedblocks() > NAME_MAX_BLOCKS:
+                return {k: v for k, v in list(self._names.items()) if v is not None}
             found = bound_names(unnamed)
             with self._lock:
                 for q in unnamed:

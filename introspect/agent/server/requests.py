@@ -146,7 +146,7 @@ async def _thread_stacks(call: Call, request: m.ThreadStacksRequest) -> m.Reply:
 
 
 async def _queue_list(call: Call, request: m.QueueListRequest) -> m.Reply:
-    return m.QueueList(queues=snapshot_builder.queues(call.server.agent))
+    return m.QueueList(queues=snapshot_builder.queues(call.server.agent, names=True))
 
 
 async def _dump(call: Call, request: m.DumpRequest) -> m.Reply:
