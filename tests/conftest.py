@@ -33,6 +33,8 @@ CROSS_VERSION = (
     "tests/agent/test_agent_parts.py",
     "tests/agent/test_blocking.py",
     "tests/agent/test_busy.py",
+    "tests/agent/test_held_time.py",
+    "tests/agent/test_queue_owners.py",
     "tests/agent/test_exact_accounting.py",
     "tests/agent/test_lints.py",
     "tests/agent/test_over_the_wire.py",

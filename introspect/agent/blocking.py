@@ -18,6 +18,7 @@ import asyncio
 import linecache
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -28,8 +29,10 @@ import msgspec
 
 from introspect.agent import host_log
 from introspect.agent.asyncio_facts import running_task
+from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
 from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
@@ -154,7 +157,8 @@ class _Block:
 
 
 class BlockingDetector:
-    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`."""
+    """`agent.blocking`: `blocks_total`, `blocked_seconds_total`, `lints`, `waits`, `held`,
+    `history`."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -172,6 +176,10 @@ class BlockingDetector:
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
+        self.history = History()  # the recent past for clients that attach later
+        self.held = HeldTime(lambda: agent.sampler)  # loop wall time per task, see busy.py
+        self._last_tick: float | None = None
+        self._held_cpu: tuple[float, float] | None = None  # loop thread CPU at the last tick
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 
@@ -210,7 +218,9 @@ class BlockingDetector:
 
     # --- the watchdog ------------------------------------------------------------------------
     def _run(self) -> None:
-        while not self._stop.wait(self.poll):
+        # Jittered: held time is sampled at each wake-up, and a fixed period would alias
+        # with periodic work in the app.
+        while not self._stop.wait(self.poll * (0.5 + random.random())):
             try:
                 self._tick(time.monotonic())
             except Exception as exc:
@@ -223,6 +233,16 @@ class BlockingDetector:
                     self.waits.maybe_sample(self.agent, now)
                 except Exception as exc:
                     self.agent.collector_errors.record("stuck", exc)
+                try:
+                    self.history.maybe_sample(self.agent, now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("history", exc)
+                owners = self.agent.queues.owners
+                try:
+                    if owners is not None:
+                        owners.sample_waiters(self.agent, now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("queues", exc)
 
     def _follow_loop(self) -> asyncio.AbstractEventLoop | None:
         loop = self.agent.loop
@@ -247,8 +267,22 @@ class BlockingDetector:
     def _tick(self, now: float) -> None:
         loop = self._follow_loop()
         if loop is None or not loop.is_running():
+            self._last_tick = self._held_cpu = None
             return
         since = self.busy_since(now)
+        last, self._last_tick = self._last_tick, now
+        cpu_before, self._held_cpu = self._held_cpu, self._loop_cpu(now)
+        if since is not None and last is not None:
+            # A wall-clock sample: the time since the previous tick goes to the task holding
+            # the loop now. When the CPU sampler runs, it already counts the CPU part (and
+            # without the bias a thread has here: a spinning loop thread holds the GIL, so
+            # our ticks land late, after the step): only the off-CPU part is added here.
+            held = now - last
+            sampler = self.agent.sampler
+            if sampler is not None and sampler.active and cpu_before is not None and \
+                    self._held_cpu is not None:
+                held = max(0.0, held - (self._held_cpu[1] - cpu_before[1]))
+            self.held.add(running_task(loop), held, now)
         previous_cpu = self._cpu_seen
         self._cpu_seen = self._loop_cpu(now) if since is not None else None
         block = self._current

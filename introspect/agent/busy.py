@@ -14,6 +14,7 @@ Exact accounting (every step timed, on demand) is apart: `introspect.agent.exact
 from __future__ import annotations
 
 import atexit
+import heapq
 import os
 import random
 import signal
@@ -180,6 +181,85 @@ class BusySampler:
         """Seconds per live task id (`TaskMeta.seq`), statistical; finished tasks drop out."""
         return {seq: entry[0] for seq, entry in list(self._by_task.items())}
 
+    def most_busy(self, count: int) -> list[Any]:
+        """The `count` live tasks with the most CPU, most first."""
+        return _leading_tasks(self._by_task, count)
+
     def limitations(self) -> list[str]:
         """Why sampling is off, if it is, in words a user reads."""
         return [] if self.active else [f"busy-time sampling: {self.reason}"]
+
+
+class HeldTime:
+    """Wall time each task held the loop (`agent.blocking.held`): CPU *and* blocking calls.
+
+    The SIGPROF sampler above counts CPU only, so a task stuck in `time.sleep` shows 0 %.
+    The blocking watchdog wakes every few milliseconds anyway and knows whether the loop is
+    out of `select()`; at each wake-up it hands the elapsed *off-CPU* wall time (the loop
+    thread's CPU clock says how much of it was CPU) to `add()` with the task running right
+    now: a wall-clock sampler, exact to one poll period for long blocking calls. The CPU
+    part comes from the SIGPROF sampler (`busy`), which a thread can't measure fairly: a
+    spinning loop thread holds the GIL, so the watchdog only gets to look once a step is
+    over. Reads are the sum of both; without the sampler, the watchdog counts all the wall
+    time itself. Fed from the watchdog thread only; read from any thread.
+    """
+
+    def __init__(self, sampler_of: Any = lambda: None) -> None:
+        self._sampler_of = sampler_of  # () -> BusySampler | None, for the CPU part
+        self.unattributed_seconds = 0.0  # loop busy outside any task (callbacks, the loop)
+        self._by_kind: dict[str, float] = {}
+        self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
+        self._next_prune = 0.0
+
+    def add(self, task: Any, seconds: float, now: float) -> None:
+        meta = getattr(task, META_ATTR, None)
+        if meta is None:
+            self.unattributed_seconds += seconds
+        else:
+            self._by_kind[meta.kind] = self._by_kind.get(meta.kind, 0.0) + seconds
+            entry = self._by_task.get(meta.seq)
+            if entry is not None:
+                entry[0] += seconds
+            elif len(self._by_task) < MAX_TASKS:
+                self._by_task[meta.seq] = [seconds, weakref.ref(task)]
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            for seq, entry in list(self._by_task.items()):
+                live = entry[1]()
+                if live is None or live.done():
+                    self._by_task.pop(seq, None)
+
+    def held_by_kind(self) -> dict[str, float]:
+        """Seconds of loop wall time per task kind since start."""
+        out = dict(self._by_kind)
+        sampler = self._sampler_of()
+        if sampler is not None:
+            for kind, seconds in sampler.busy_by_kind().items():
+                out[kind] = out.get(kind, 0.0) + seconds
+        return out
+
+    def task_held(self) -> dict[int, float]:
+        """Seconds per live task id (`TaskMeta.seq`); finished tasks drop out."""
+        out = {seq: entry[0] for seq, entry in list(self._by_task.items())}
+        sampler = self._sampler_of()
+        if sampler is not None:
+            for seq, seconds in sampler.task_busy().items():
+                out[seq] = out.get(seq, 0.0) + seconds
+        return out
+
+    def most_held(self, count: int) -> list[Any]:
+        """The `count` live tasks that held the loop longest off-CPU (blocking calls),
+        longest first: the CPU-heavy ones are the busy sampler's (`most_busy`)."""
+        return _leading_tasks(self._by_task, count)
+
+
+def _leading_tasks(by_task: dict[int, list[Any]], count: int) -> list[Any]:
+    """The live tasks with the most seconds in a `seq -> [seconds, weakref]` map."""
+    out = []  # nlargest: O(n), not a sort; finished tasks are pruned every PRUNE_EVERY anyway
+    for _seconds, ref in heapq.nlargest(count * 2, list(by_task.values()), key=lambda e: e[0]):
+        task = ref()
+        if task is not None and not task.done():
+            out.append(task)
+            if len(out) >= count:
+                break
+    return out

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | None,
-              now: float) -> Any:
+              now: float, held: dict[int, float] | None = None) -> Any:
     """A key on the raw task, so only the page's rows are ever built."""
     meta_attr = task_mod.META_ATTR
     if req.sort == "id":
@@ -31,6 +31,9 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
     if req.sort == "busy":
         table = busy or {}
         return lambda t: table.get(_seq(t), 0.0)
+    if req.sort == "held":
+        held_table = held or {}
+        return lambda t: held_table.get(_seq(t), 0.0)
     if req.sort == "location":
         return lambda t: fr.user_location(t.get_coro())
     return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
@@ -56,6 +59,7 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
     running = sb._current_task(loop)
     now = time.monotonic()
     busy = agent.sampler.task_busy() if agent.sampler is not None else None
+    held = sb.held_map(agent)
     limit = min(req.limit, 1000)
     filtered = any(v is not None for v in (req.kind, req.name, req.state, req.location,
                                           req.min_age, req.text))
@@ -64,22 +68,23 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
         page_tasks = task_mod.oldest_tasks(loop, limit, skip=req.offset,
                                            newest_first=not req.descending)
         total = sum(max(0, n) for n in agent.tasks.counts()[0].values())
-        rows = [sb.task_row(t, running, now, busy=busy) for t in page_tasks]
+        rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page_tasks]
         return m.TaskPage(total=total, matched=total, offset=req.offset, tasks=rows)
     if req.sort == "age" and task_mod.registry_of(loop) is not None:
-        return _filtered_by_age(agent, loop, req, running, now, limit, busy)
+        return _filtered_by_age(agent, loop, req, running, now, limit, busy, held)
     tasks = task_mod.live_tasks(loop)
     total = len(tasks)
     if filtered:
         tasks = [t for t in tasks if _task_matches(t, req, running, now)]
-    tasks.sort(key=_sort_key(req, running, busy, now), reverse=req.descending)
+    tasks.sort(key=_sort_key(req, running, busy, now, held), reverse=req.descending)
     page = tasks[req.offset: req.offset + limit]
-    rows = [sb.task_row(t, running, now, busy=busy) for t in page]
+    rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page]
     return m.TaskPage(total=total, matched=len(tasks), offset=req.offset, tasks=rows)
 
 
 def _filtered_by_age(agent: Agent, loop: asyncio.AbstractEventLoop, req: m.TaskListRequest,
-                     running: Any, now: float, limit: int, busy: Any) -> m.TaskPage:
+                     running: Any, now: float, limit: int, busy: Any,
+                     held: Any = None) -> m.TaskPage:
     """A filtered page in age order without testing every task: walk the tasks in creation
     order, collect the page, then keep counting matches for at most COUNT_BUDGET seconds.
     A filter over 100k tasks answers in milliseconds when matches are common; `matched` is
@@ -105,7 +110,7 @@ def _filtered_by_age(agent: Agent, loop: asyncio.AbstractEventLoop, req: m.TaskL
         v is None for v in (req.name, req.state, req.location, req.min_age, req.text))
     if not exact and only_kind:  # the live count of a kind is kept anyway: exact, O(1)
         matched, exact = max(matched, live.get(req.kind, 0)), True
-    rows = [sb.task_row(t, running, now, busy=busy) for t in page]
+    rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page]
     return m.TaskPage(total=total, matched=matched, offset=req.offset, tasks=rows,
                       matched_exact=exact)
 
@@ -182,7 +187,9 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
     if task is None:
         return None
     loop = agent.loop
-    row = sb.task_row(task, sb._current_task(loop), time.monotonic())
+    busy = agent.sampler.task_busy() if agent.sampler is not None else None
+    row = sb.task_row(task, sb._current_task(loop), time.monotonic(), busy=busy,
+                      held=sb.held_map(agent))
     chain = [m.AwaitLink(what=w, location=loc, detail=d) for w, loc, d in
              task_mod.await_chain(task)]
     stack = []

@@ -4,6 +4,7 @@ every read here is one the loop thread can't be hurt by, and each collector is i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -31,7 +32,7 @@ def build(agent: Agent, top_tasks: int = 20) -> s.Snapshot:
         loop=agent.safe("loop", lambda: loop_info(agent), _empty_loop()),
         tasks=agent.safe("tasks", lambda: tasks_info(agent, top_tasks),
                          s.TasksInfo(total=0, by_kind=[], top=[])),
-        queues=agent.safe("queues", lambda: queues(agent), []),
+        queues=agent.safe("queues", lambda: queues(agent, names=True), []),
         threads=agent.safe("threads", lambda: threads(agent), []),
         executors=agent.safe("executors", lambda: executors(agent), []),
         gc=agent.safe("gc", lambda: s.GcInfo(**agent.gc.stats(), objects=0),
@@ -83,13 +84,15 @@ def loop_info(agent: Agent) -> s.LoopInfo:
 
 def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
     live, created, finished = agent.tasks.counts()
+    held = agent.blocking.held.held_by_kind() if agent.blocking is not None else {}
     by_kind = []
     for kind in created:
         by_kind.append(s.KindCount(
             kind=kind, count=max(0, live.get(kind, 0)), created=created.get(kind, 0),
             finished_ok=finished.get((kind, "ok"), 0),
             finished_error=finished.get((kind, "error"), 0),
-            finished_cancelled=finished.get((kind, "cancelled"), 0)))
+            finished_cancelled=finished.get((kind, "cancelled"), 0),
+            held_seconds=round(held.get(kind, 0.0), 4)))
     by_kind.sort(key=lambda k: (-k.count, k.kind))
     rows = top_task_rows(agent, top) if top > 0 else []
     return s.TasksInfo(total=sum(max(0, v) for v in live.values()), by_kind=by_kind, top=rows,
@@ -97,7 +100,8 @@ def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
 
 
 def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool = True,
-             busy: dict[int, float] | None = None) -> s.TaskRow:
+             busy: dict[int, float] | None = None,
+             held: dict[int, float] | None = None) -> s.TaskRow:
     meta = getattr(task, task_mod.META_ATTR, None)
     location, awaiting = task_mod.where(task) if with_location else ("", "")
     seq = meta.seq if meta else -id(task)
@@ -112,34 +116,110 @@ def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool =
         awaiting=awaiting,
         parent=meta.parent if meta else None,
         busy_seconds=round((busy or {}).get(seq, 0.0), 4),
+        held_seconds=round((held or {}).get(seq, 0.0), 4),
     )
 
 
+def held_map(agent: Agent) -> dict[int, float] | None:
+    """Wall seconds each live task held the loop (None when blocking detection is off)."""
+    blocking = agent.blocking
+    return blocking.held.task_held() if blocking is not None else None
+
+
 def top_task_rows(agent: Agent, limit: int) -> list[s.TaskRow]:
-    """The `limit` oldest live tasks (one pass over all tasks; per-task detail only for those)."""
+    """`limit` live tasks chosen so an incident survives in a snapshot (and a recording):
+    every task an event names, those that held the loop longest, those waiting longest, one
+    of every kind, then the oldest; shown oldest first. Never a pass over every task: each
+    source is O(its picks), the per-kind search is bounded (`KIND_SCAN`)."""
     loop = agent.loop
     if loop is None:
         return []
-    oldest = task_mod.oldest_tasks(loop, limit)
+    picked: dict[int, asyncio.Task] = {}
+    agent.safe("top tasks", lambda: _incident_tasks(agent, loop, limit, picked), None)
+    if len(picked) < limit:
+        for task in task_mod.oldest_tasks(loop, limit):
+            picked.setdefault(_seq_of(task), task)
+            if len(picked) >= limit:
+                break
+    chosen = sorted(picked.items())  # oldest first, as before
     running = _current_task(loop)
     now = time.monotonic()
     busy_map = agent.sampler.task_busy() if agent.sampler is not None else None
-    return [task_row(t, running, now, busy=busy_map) for t in oldest]
+    held = held_map(agent)
+    return [task_row(t, running, now, busy=busy_map, held=held) for _seq, t in chosen]
+
+
+KIND_SCAN = 20_000  # newest tasks looked at for a representative of every live kind
+SHARE = 4  # each incident source may fill at most 1/SHARE of the rows
+
+
+def _seq_of(task: asyncio.Task) -> int:
+    meta = getattr(task, task_mod.META_ATTR, None)
+    return meta.seq if meta is not None else -id(task)
+
+
+def _incident_tasks(agent: Agent, loop: asyncio.AbstractEventLoop, limit: int,
+                    picked: dict[int, asyncio.Task]) -> None:
+    registry = task_mod.registry_of(loop) or {}
+    quota = max(1, limit // SHARE)
+
+    def take(task: asyncio.Task | None) -> None:
+        if task is not None and not task.done() and len(picked) < limit:
+            picked.setdefault(_seq_of(task), task)
+
+    named = 0
+    for event in reversed(agent.events.recent(100)):  # newest events first
+        ref = registry.get(event.task.id) if getattr(event, "task", None) else None
+        if ref is not None and named < quota:
+            take(ref())
+            named += 1
+    blocking = agent.blocking
+    if blocking is not None:
+        for task in blocking.held.most_held(quota):
+            take(task)
+        if agent.sampler is not None:
+            for task in agent.sampler.most_busy(quota):
+                take(task)
+        for seq in blocking.waits.longest_waiting(quota):
+            ref = registry.get(seq)
+            take(ref() if ref is not None else None)
+    live = {k for k, n in agent.tasks.counts()[0].items() if n > 0}
+    have = {getattr(getattr(t, task_mod.META_ATTR, None), "kind", None) for t in
+            picked.values()}
+    missing = live - have
+    if missing:
+        for task in itertools.islice(task_mod.tasks_in_age_order(loop, newest_first=True),
+                                     KIND_SCAN):
+            kind = getattr(getattr(task, task_mod.META_ATTR, None), "kind", None)
+            if kind in missing:
+                take(task)
+                missing.discard(kind)
+                if not missing or len(picked) >= limit:
+                    break
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> Any:
     return running_task(loop)  # readable from another thread, on every version
 
 
-def queues(agent: Agent) -> list[s.QueueRow]:
+def queues(agent: Agent, names: bool = False) -> list[s.QueueRow]:
+    """Every queue, with the task kinds that use it and — `names`, for a client's request,
+    never for the agent's own periodic checks — the variable or attribute it is bound to."""
     rows = []
-    for obj, name, site, _created, watched in agent.queues.items():
+    items = agent.queues.items()
+    owners = agent.queues.owners
+    bound = agent.safe("queue names", lambda: owners.names([i[0] for i in items]), {}) \
+        if owners is not None and names else {}
+    for obj, name, site, _created, watched in items:
         try:
             row = queue_row(obj, name, site, _created, watched)
         except Exception as exc:
             agent.collector_errors.record("queues", exc)
             continue
         if row is not None:
+            row["bound_to"] = bound.get(id(obj), "")  # `name` stays: it is the metrics label
+            if owners is not None:
+                row["consumers"], row["producers"] = owners.owners(obj)
             rows.append(s.QueueRow(**row))
     rows.sort(key=lambda r: (-r.length, r.name))
     return rows

@@ -15,6 +15,7 @@ at most `SAMPLE_MAX_TASKS` tasks, so the age is a lower bound, accurate to that 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,18 @@ class WaitTracker:
         key = (seq, id(waiter))
         with self._lock:
             return self._first_seen.setdefault(key, now)
+
+    def longest_waiting(self, count: int) -> list[int]:
+        """Task seqs of the `count` waits first seen earliest (longest waiting first)."""
+        with self._lock:
+            items = heapq.nsmallest(count * 4, self._first_seen.items(), key=lambda kv: kv[1])
+        out: list[int] = []
+        for (seq, _waiter), _since in items:
+            if seq not in out:
+                out.append(seq)
+                if len(out) >= count:
+                    break
+        return out
 
     def maybe_sample(self, agent: Agent, now: float) -> None:
         """Called by the watchdog: note every waiting task's waiter (cheap, bounded)."""

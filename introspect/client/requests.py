@@ -90,6 +90,10 @@ def profile(duration: float = 3.0, rate: int = 100,
                 duration + PROFILE_GRACE)
 
 
+def history(max_samples: int = 600) -> Call[m.HistoryReply, list[m.HistorySample]]:
+    return Call(m.HistoryRequest(max_samples=max_samples), m.HistoryReply, lambda r: r.samples)
+
+
 def ping() -> Call[m.Ack, str]:
     return Call(m.Ping(), m.Ack, _detail)
 
@@ -135,6 +139,9 @@ class SyncRequests:
 
     def profile(self, duration: float = 3.0, rate: int = 100, top: int = 15) -> m.ProfileReply:
         return self.call(profile(duration, rate, top))
+
+    def history(self, max_samples: int = 600) -> list[m.HistorySample]:
+        return self.call(history(max_samples))
 
     def ping(self) -> str:
         return self.call(ping())
@@ -183,6 +190,9 @@ class AsyncRequests:
     async def profile(self, duration: float = 3.0, rate: int = 100,
                       top: int = 15) -> m.ProfileReply:
         return await self.call(profile(duration, rate, top))
+
+    async def history(self, max_samples: int = 600) -> list[m.HistorySample]:
+        return await self.call(history(max_samples))
 
     async def ping(self) -> str:
         return await self.call(ping())

@@ -73,6 +73,9 @@ CATALOG: tuple[MetricSpec, ...] = (
     _spec("python_asyncio_task_busy_seconds_total", "python.asyncio.task.busy_time", "s",
           "counter", "Time tasks of this kind ran on the event loop (statistical sampling).",
           ("kind",)),
+    _spec("python_asyncio_task_held_seconds_total", "python.asyncio.task.held_time", "s",
+          "counter", "Wall time tasks of this kind held the event loop, blocking calls "
+          "included (sampled by the blocking watchdog).", ("kind",)),
     # --- the event loop -------------------------------------------------------------------
     _spec("python_asyncio_loop_lag_seconds", "python.asyncio.loop.lag", "s", "histogram",
           "Event loop lag: how late a periodic probe timer ran.", buckets=LAG_BUCKETS),

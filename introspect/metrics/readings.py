@@ -132,6 +132,10 @@ class AgentReadings:
         busy = _copy(sampler.busy_by_kind()) if sampler is not None else None
         r.samples["python_asyncio_task_busy_seconds_total"] = (
             _rows(self.kinds.fold(busy)) if busy is not None else [])
+        blocking = self.agent.blocking
+        held = _copy(blocking.held.held_by_kind()) if blocking is not None else None
+        r.samples["python_asyncio_task_held_seconds_total"] = (
+            _rows(self.kinds.fold(held)) if held is not None else [])
 
     def _loop(self, r: Reading) -> None:
         probe = self.agent.loop_probe

@@ -64,7 +64,7 @@ class TaskListRequest(Request, tag="task_list"):
 
     offset: int = 0
     limit: int = 100
-    sort: Literal["id", "name", "kind", "state", "age", "location", "busy"] = "age"
+    sort: Literal["id", "name", "kind", "state", "age", "location", "busy", "held"] = "age"
     descending: bool = True
     kind: str | None = None
     name: str | None = None  # substring
@@ -151,6 +151,12 @@ class StuckRequest(Request, tag="stuck"):
 
     min_tasks: int = 2
     limit: int = 20
+
+
+class HistoryRequest(Request, tag="history"):
+    """The agent's ring of recent samples (1 s apart, up to 10 minutes), oldest first."""
+
+    max_samples: int = 600
 
 
 # --- replies -----------------------------------------------------------------------------
@@ -322,6 +328,31 @@ class StuckReport(Reply, tag="stuck_reply"):
     groups: list[StuckGroup]
 
 
+class HistorySample(msgspec.Struct, kw_only=True):
+    """One second of the recent past (agent/history.py). Counters are totals since start:
+    rates come from consecutive samples."""
+
+    time: float  # wall clock
+    lag_p50: float
+    lag_p99: float
+    lag_max: float
+    ready: int
+    tasks: int
+    rss_bytes: int
+    cpu_seconds: float
+    threads: int
+    gc_collections: int
+    gc_pause_seconds_total: float
+    errors_total: int
+    tasks_by_kind: dict[str, int] = msgspec.field(default_factory=dict)  # the 20 largest
+    queue_lengths: dict[str, int] = msgspec.field(default_factory=dict)  # the 20 longest
+
+
+class HistoryReply(Reply, tag="history_reply"):
+    period: float
+    samples: list[HistorySample]
+
+
 ClientMessage = (
     Hello
     | Authenticate
@@ -342,6 +373,7 @@ ClientMessage = (
     | ExactAccounting
     | ExactReportRequest
     | StuckRequest
+    | HistoryRequest
 )
 AgentMessage = (
     Challenge
@@ -359,6 +391,7 @@ AgentMessage = (
     | ProfileReply
     | ExactReport
     | StuckReport
+    | HistoryReply
 )
 
 CONTROL_REQUESTS: tuple[type, ...] = (CancelTask, GcCollect, ConsoleOpen, ProfileRequest,

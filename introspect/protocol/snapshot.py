@@ -57,6 +57,7 @@ class KindCount(msgspec.Struct, kw_only=True):
     finished_ok: int = 0
     finished_error: int = 0
     finished_cancelled: int = 0
+    held_seconds: float = 0.0  # wall time this kind's tasks held the loop (blocking included)
 
 
 class TaskRow(msgspec.Struct, kw_only=True):
@@ -68,7 +69,8 @@ class TaskRow(msgspec.Struct, kw_only=True):
     location: str
     awaiting: str
     parent: int | None = None
-    busy_seconds: float = 0.0
+    busy_seconds: float = 0.0  # loop-thread CPU (sampled)
+    held_seconds: float = 0.0  # wall time out of select() with this task running (CPU + blocking)
 
 
 class TasksInfo(msgspec.Struct, kw_only=True):
@@ -88,6 +90,10 @@ class QueueRow(msgspec.Struct, kw_only=True):
     putters: int
     created_at: str
     watched: bool = False
+    # Task kinds seen taking items (get) and adding them (put); sampled, see queue_owners.py.
+    consumers: list[str] = msgspec.field(default_factory=list)
+    producers: list[str] = msgspec.field(default_factory=list)
+    bound_to: str = ""  # the variable or attribute the code binds it to, when found
 
 
 class ThreadRow(msgspec.Struct, kw_only=True):

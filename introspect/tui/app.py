@@ -25,6 +25,7 @@ from introspect.tui.messages import (
     ConfirmExact,
     ConfirmGc,
     OpenExact,
+    OpenQueue,
     OpenTask,
     WatchTarget,
 )
@@ -47,6 +48,7 @@ from introspect.tui.views.load import LoadView
 from introspect.tui.views.memory import MemoryView
 from introspect.tui.views.metrics import MetricsView
 from introspect.tui.views.nodes import NodesView
+from introspect.tui.views.queue_detail import QueueDetailScreen
 from introspect.tui.views.queues import QueuesView
 from introspect.tui.views.system import SystemView
 from introspect.tui.views.task_detail import TaskDetailScreen
@@ -182,7 +184,7 @@ class IntrospectApp(App[None]):
                                      top_tasks=self.top_tasks, recorder="introspect top")
         self.source = LiveSession(target, target_text, token=token, interval=self.interval,
                                   top_tasks=self.top_tasks, on_snapshot=self.on_snapshot,
-                                  on_state=self.on_connection)
+                                  on_state=self.on_connection, on_history=self.on_history)
         self.run_worker(self.source.run(), group="live", exclusive=True, exit_on_error=False)
         self._set_banner(None)
         self.refresh_display()
@@ -191,6 +193,10 @@ class IntrospectApp(App[None]):
         self.model.observe(snapshot, update.seq, update.dropped)
         self._record(update)
         if not self.display_paused:
+            self.refresh_display()
+
+    def on_history(self, samples: list[m.HistorySample]) -> None:
+        if self.model.seed_history(samples) and not self.display_paused:
             self.refresh_display()
 
     def _record(self, update: m.Update) -> None:
@@ -328,6 +334,9 @@ class IntrospectApp(App[None]):
     # --- what views ask (introspect.tui.messages) --------------------------------------------
     def on_open_task(self, message: OpenTask) -> None:
         self.push_screen(TaskDetailScreen(message.task_id))
+
+    def on_open_queue(self, message: OpenQueue) -> None:
+        self.push_screen(QueueDetailScreen(message.key))
 
     def on_watch_target(self, message: WatchTarget) -> None:
         self.switch_target(message.target)

@@ -14,6 +14,14 @@ class OpenTask(Message):
         self.task_id = task_id
 
 
+class OpenQueue(Message):
+    """Show one queue's page (`key`: `model.queue_key` of its row)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+
 class ConfirmCancel(Message):
     """Ask the user, then cancel the task in the target."""
 

@@ -158,3 +158,41 @@ def test_exact_accounting_against_what_the_program_did(impl: str) -> None:
     # SystemExit from a callback ends the program with its code, as without exact accounting
     assert code == 7
     assert "not reached" not in "".join(proc.stdout)
+
+
+FINISHED = """
+    import asyncio, json, threading, time
+    import msgspec
+    import introspect
+
+    async def ticker():
+        while True:
+            await asyncio.sleep(0.25)  # the loop sits in select() across the deadline
+
+    def read_twice(session, done):
+        while session.running:
+            time.sleep(0.01)
+        first = msgspec.to_builtins(session.report())
+        time.sleep(0.6)  # the loop wakes, runs the ticker's step past the deadline
+        second = msgspec.to_builtins(session.report())
+        print("reports " + json.dumps([first, second]), flush=True)
+        done.set()
+
+    async def main():
+        asyncio.create_task(ticker())
+        session = introspect.get_agent().exact.start(0.6)
+        done = threading.Event()
+        threading.Thread(target=read_twice, args=(session, done), daemon=True).start()
+        await asyncio.to_thread(done.wait)
+        await asyncio.sleep(3600)
+    asyncio.run(main())
+"""
+
+
+def test_a_finished_report_never_changes() -> None:
+    with AgentProcess.script(FINISHED) as proc:
+        line = proc.wait_for_line("reports ", timeout=30)
+    first, second = json.loads(line.split(" ", 1)[1])
+    assert first["running"] is False
+    assert first == second
+    assert first["elapsed"] <= 0.6 + 1e-9, first

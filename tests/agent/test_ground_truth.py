@@ -105,6 +105,7 @@ def test_snapshot_agrees_with_ground_truth():
         mailbox = queues[("asyncio", 7, 0)]
         assert mailbox.name.endswith(".py:" + mailbox.name.rsplit(":", 1)[1])
         assert "app.py" in mailbox.created_at
+        assert mailbox.bound_to == "main.mailbox"  # a local of the coroutine that made it
         bounded = queues[("asyncio", 2, 2)]
         assert bounded.putters == 1
         assert ("thread", 3, 10) in queues

@@ -88,3 +88,23 @@ def test_exact_page(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(replay_app("tasks"), terminal_size=(100, 30), run_before=open_page)
+
+
+async def queue_page(pilot: Pilot[Any]) -> None:
+    """The recording predates queue owners: give its longest queue some, then open its page."""
+    app = pilot.app
+    longest = max(app.model.snapshot.queues, key=lambda q: q.length)
+    longest.bound_to = "MediaGateway.inbox"
+    longest.consumers = ["introspect.demo.bottleneck.gateway_consumer"]
+    longest.producers = ["introspect.demo.bottleneck.camera_feed",
+                         "introspect.demo.bottleneck.operator_console"]
+    app.refresh_display()
+    await pilot.pause()
+    await pilot.press("enter")
+    await poll(pilot, lambda: app.screen.id == "queue-detail", "the queue page")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_queue_page(size: tuple[int, int], snap_compare: Any) -> None:
+    assert snap_compare(replay_app("queues"), terminal_size=size, run_before=queue_page)

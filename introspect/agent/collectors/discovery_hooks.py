@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from introspect.agent.collectors import frames as fr
+from introspect.agent.collectors.queue_owners import QueueOwners, wrap_queue_methods
 
 _MP_CONTEXT = os.path.join("multiprocessing", "context.py")
 # Threads of the agent and of the exporters it starts; queues they create are not the app's.
@@ -35,6 +36,7 @@ class Registry:
         self._lock = threading.Lock()
         self.max_items = max_items
         self.dropped = 0
+        self.owners: QueueOwners | None = None  # set for the queue registry by DiscoveryHooks
 
     def add(self, obj: Any, name: str, site: str, watched: bool = False) -> None:
         key = id(obj)
@@ -124,6 +126,7 @@ class DiscoveryHooks:
                  on_error: Callable[[str, BaseException], None]) -> None:
         self.queues = queues
         self.executors = executors
+        self.owners = queues.owners = QueueOwners()
         self._on_error = on_error
         self._saved: list[tuple[Any, str, Any]] = []
 
@@ -167,6 +170,8 @@ class DiscoveryHooks:
     def install(self) -> None:
         for cls in (asyncio.Queue, queue.Queue, multiprocessing.queues.Queue):
             self._wrap_init(cls, self._new_queue)
+        owners = self.owners
+        self._saved += wrap_queue_methods(lambda: owners)
         for cls in (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor):
             self._wrap_init(cls, self._new_executor)
         original = queue.SimpleQueue

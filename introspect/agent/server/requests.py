@@ -146,7 +146,7 @@ async def _thread_stacks(call: Call, request: m.ThreadStacksRequest) -> m.Reply:
 
 
 async def _queue_list(call: Call, request: m.QueueListRequest) -> m.Reply:
-    return m.QueueList(queues=snapshot_builder.queues(call.server.agent))
+    return m.QueueList(queues=snapshot_builder.queues(call.server.agent, names=True))
 
 
 async def _dump(call: Call, request: m.DumpRequest) -> m.Reply:
@@ -203,6 +203,16 @@ async def _stuck(call: Call, request: m.StuckRequest) -> m.Reply:
     return m.StuckReport(groups=groups)
 
 
+async def _history(call: Call, request: m.HistoryRequest) -> m.Reply:
+    """The recent past, for a client that just attached."""
+    from introspect.agent.history import MAX_SAMPLES, PERIOD
+
+    blocking = call.server.agent.blocking
+    limit = clamp(request.max_samples, 0, MAX_SAMPLES)
+    samples = blocking.history.samples(limit) if blocking is not None else []
+    return m.HistoryReply(period=PERIOD, samples=samples)
+
+
 ROUTES: dict[type[m.Request], Route] = {
     m.Ping: Route(_ping),
     m.SnapshotRequest: Route(_snapshot),
@@ -218,6 +228,7 @@ ROUTES: dict[type[m.Request], Route] = {
     m.ExactAccounting: Route(_exact_start, _check_exact),
     m.ExactReportRequest: Route(_exact_report),
     m.StuckRequest: Route(_stuck),
+    m.HistoryRequest: Route(_history),
 }
 
 

@@ -63,6 +63,7 @@ class Replaying:
     total: int
     playing: bool
     speed: float
+    frame_time: float | None = None  # wall clock (epoch s) of the frame shown, for the header
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ class LiveSession(AsyncRequests):
                  interval: float = 1.0, top_tasks: int = 20,
                  on_snapshot: Callable[[Snapshot, m.Update], None],
                  on_state: Callable[[ConnectionState], None],
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None,
+                 on_history: Callable[[list[m.HistorySample]], None] | None = None) -> None:
         self.target = target
         self.label = label
         self.token = token
@@ -41,6 +42,8 @@ class LiveSession(AsyncRequests):
         self.top_tasks = top_tasks
         self.on_snapshot = on_snapshot
         self.on_state = on_state
+        self.on_history = on_history
+        self._seeding: asyncio.Task[None] | None = None
         self.backoff = backoff or tui_backoff()
         self.role: str | None = None
         self._requests: AsyncClient | None = None
@@ -63,6 +66,8 @@ class LiveSession(AsyncRequests):
                     connected = True
                     self.role = event.role
                     self.on_state(states.Connected(self.label, event.role or "read"))
+                    if self.on_history is not None:
+                        self._seeding = asyncio.create_task(self._seed_history())
                 elif isinstance(event, Disconnected):
                     await self._drop_requests()
                     self.on_state(states.Disconnected(self.label, event.reason, event.attempt,
@@ -74,6 +79,16 @@ class LiveSession(AsyncRequests):
             self.on_state(states.Refused(self.label, str(exc), not connected, exc.exit_code))
         finally:
             await self._drop_requests()
+
+    async def _seed_history(self) -> None:
+        """The agent's recent past, drawn as soon as we connect. An agent from before the
+        history request answers an error: then the charts start empty, as they used to."""
+        try:
+            samples = await self.history()
+        except (UserError, ConnectError):
+            return
+        if self.on_history is not None:
+            self.on_history(samples)
 
     async def _drop_requests(self) -> None:
         client, self._requests = self._requests, None

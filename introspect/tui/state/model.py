@@ -9,6 +9,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass
 
+from introspect.protocol.messages import HistorySample
 from introspect.protocol.snapshot import QueueRow, Snapshot
 
 HISTORY = 300  # samples kept for charts (5 minutes at 1 s updates)
@@ -86,6 +87,42 @@ class ObserverState:
                     self.queue_trends.pop(next(iter(self.queue_trends)))
                 trend = self.queue_trends[key] = deque(maxlen=60)
             trend.append(row.length)
+
+    def seed_history(self, samples: list[HistorySample]) -> int:
+        """Put the agent's recent past (oldest first) before what the stream brought, so the
+        charts start full on attach. Only samples older than the oldest one held are taken;
+        returns how many."""
+        oldest = self.history[0].time if self.history else float("inf")
+        older = [s for s in samples if s.time < oldest]
+        room = (self.history.maxlen or HISTORY) - len(self.history)
+        older = older[-room:] if room > 0 else []
+        if not older:
+            return 0
+        seeded: list[Sample] = []
+        prev: HistorySample | None = None
+        for h in older:
+            dt = h.time - prev.time if prev is not None else 0.0
+            cpu = gc_rate = exc_rate = pause = 0.0
+            if prev is not None and dt > 0:
+                cpu = max(0.0, h.cpu_seconds - prev.cpu_seconds) / dt * 100
+                gc_rate = max(0, h.gc_collections - prev.gc_collections) / dt
+                exc_rate = max(0, h.errors_total - prev.errors_total) / dt
+                pause = max(0.0, h.gc_pause_seconds_total - prev.gc_pause_seconds_total)
+            seeded.append(Sample(
+                time=h.time, lag_p50=h.lag_p50, lag_p99=h.lag_p99, lag_max=h.lag_max,
+                ready=h.ready, tasks=h.tasks, rss=h.rss_bytes, cpu_percent=cpu,
+                gc_per_second=gc_rate, gc_pause_seconds=pause, exceptions_per_second=exc_rate,
+                threads=h.threads))
+            prev = h
+        self.history.extendleft(reversed(seeded))
+        keys = dict.fromkeys(k for h in older for k in h.queue_lengths)
+        for key in keys:
+            trend = self.queue_trends.get(key, deque(maxlen=60))
+            if key not in self.queue_trends and len(self.queue_trends) >= MAX_QUEUE_TRENDS:
+                continue
+            past = [h.queue_lengths[key] for h in older if key in h.queue_lengths]
+            self.queue_trends[key] = deque(past + list(trend), maxlen=trend.maxlen)
+        return len(seeded)
 
     def latest(self) -> Sample | None:
         return self.history[-1] if self.history else None

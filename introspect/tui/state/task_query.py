@@ -14,6 +14,7 @@ SORT_KEYS = {
     "age": lambda r: r.age_seconds,
     "location": lambda r: r.location,
     "busy": lambda r: r.busy_seconds,
+    "held": lambda r: r.held_seconds,
 }
 
 
