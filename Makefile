@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup system-deps demo test test-host test-cross test-3.13 test-3.14 chroots lint bench clean
 
-$(STAMP): pyproject.toml setup.py introspect/agent/_exact_accel.c
+$(STAMP): pyproject.toml setup.py introspect/agent/_exact_accel.c introspect/agent/_tasks_accel.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "introspect needs Python 3.11+, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

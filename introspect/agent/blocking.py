@@ -28,7 +28,7 @@ import msgspec
 
 from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import frames as fr
-from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
 from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
@@ -334,7 +334,7 @@ def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | 
 def _task_info(task: Any) -> TaskRef | None:
     if task is None:
         return None
-    meta = getattr(task, META_ATTR, None)
+    meta = meta_of(task)
     try:
         name = str(task.get_name())
     except Exception:

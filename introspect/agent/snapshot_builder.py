@@ -97,7 +97,7 @@ def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
 
 def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool = True,
              busy: dict[int, float] | None = None) -> s.TaskRow:
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     location, awaiting = task_mod.where(task) if with_location else ("", "")
     seq = meta.seq if meta else -id(task)
     return s.TaskRow(
