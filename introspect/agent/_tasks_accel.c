@@ -26,7 +26,8 @@ typedef struct {
     PyObject *seq;
     PyObject *kind;
     PyObject *parent;
-    PyObject *where; /* (code object, line) of the user frame that created the task, or None */
+    PyObject *where_code; /* code object of the user frame that created the task, or NULL */
+    int where_line;
     double created;  /* time.monotonic() */
 } Meta;
 
@@ -48,21 +49,21 @@ Meta_dealloc(Meta *self)
     Py_CLEAR(self->seq);
     Py_CLEAR(self->kind);
     Py_CLEAR(self->parent);
-    Py_CLEAR(self->where);
+    Py_CLEAR(self->where_code);
     _PyWeakref_RefType.tp_dealloc((PyObject *)self);
 }
 
 static int
 Meta_traverse(Meta *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->where);
+    Py_VISIT(self->where_code);
     return _PyWeakref_RefType.tp_traverse((PyObject *)self, visit, arg);
 }
 
 static int
 Meta_clear(Meta *self)
 {
-    Py_CLEAR(self->where);
+    Py_CLEAR(self->where_code);
     return _PyWeakref_RefType.tp_clear((PyObject *)self);
 }
 
@@ -70,8 +71,33 @@ static PyMemberDef Meta_members[] = {
     {"seq", T_OBJECT, offsetof(Meta, seq), 0, "creation order, the task's id"},
     {"kind", T_OBJECT, offsetof(Meta, kind), 0, "module.qualname of its coroutine"},
     {"parent", T_OBJECT, offsetof(Meta, parent), 0, "seq of the task that created it"},
-    {"where", T_OBJECT, offsetof(Meta, where), 0, "(code, line) of the creating user frame"},
     {"created", T_DOUBLE, offsetof(Meta, created), 0, "time.monotonic() at creation"},
+    {NULL}};
+
+static PyObject *
+Meta_get_where(Meta *self, void *Py_UNUSED(closure))
+{
+    if (self->where_code == NULL)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(Oi)", self->where_code, self->where_line);
+}
+
+static int
+Meta_set_where(Meta *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    PyObject *code = NULL;
+    int line = 0;
+    if (value != NULL && value != Py_None && !PyArg_ParseTuple(value, "Oi", &code, &line))
+        return -1;
+    Py_XINCREF(code);
+    Py_XSETREF(self->where_code, code);
+    self->where_line = line;
+    return 0;
+}
+
+static PyGetSetDef Meta_getset[] = {
+    {"where", (getter)Meta_get_where, (setter)Meta_set_where,
+     "(code, line) of the user frame that called create_task, or None", NULL},
     {NULL}};
 
 static PyTypeObject MetaType = {
@@ -81,6 +107,7 @@ static PyTypeObject MetaType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "a weak reference to a task with the agent's metadata about it",
     .tp_members = Meta_members,
+    .tp_getset = Meta_getset,
     .tp_traverse = (traverseproc)Meta_traverse,
     .tp_clear = (inquiry)Meta_clear,
 };
@@ -89,8 +116,10 @@ static PyTypeObject MetaType = {
 static Meta *
 meta_of(PyObject *task)
 {
+    /* As CPython's own _PyObject_GET_WEAKREFS_LISTPTR: the offset is negative for a type with
+     * managed weak references (3.12+ heap types: _asyncio.Task from 3.13), in the pre-header */
     Py_ssize_t offset = Py_TYPE(task)->tp_weaklistoffset;
-    if (offset <= 0)
+    if (offset == 0 || PyType_Check(task))
         return NULL;
     PyWeakReference *wr = *(PyWeakReference **)((char *)task + offset);
     for (; wr != NULL; wr = wr->wr_next) {
@@ -419,6 +448,8 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *kinds, *kind_of, *live, *created, *registry, *counter, *on_done, *on_error,
         *current_task, *previous, *task_class;
+    PyObject *is_library; /* callable(filename) -> bool: a frame "created at" skips */
+    PyObject *verdicts;   /* filename -> bool, is_library's answers */
     Meta *last_parent; /* the last parent's meta: most tasks share their parent's */
 } Factory;
 
@@ -450,7 +481,7 @@ parent_seq(Factory *self, PyObject *loop)
     if (parent == Py_None)
         return parent;
     Meta *meta = self->last_parent;
-    if (meta == NULL || PyWeakref_GET_OBJECT((PyObject *)meta) != parent) {
+    if (meta == NULL || meta->ref.wr_object != parent) {
         meta = meta_of(parent);
         if (meta != NULL) {
             Py_INCREF(meta);
@@ -461,6 +492,45 @@ parent_seq(Factory *self, PyObject *loop)
     if (meta == NULL || meta->seq == NULL)
         Py_RETURN_NONE;
     return Py_NewRef(meta->seq);
+}
+
+/* The innermost frame of the caller outside asyncio and the stdlib (its code, new
+ * reference, and line), or NULL with no error when there is none within a few frames. */
+static PyObject *
+creation_site(Factory *self, int *line)
+{
+    if (self->is_library == Py_None)
+        return NULL;
+    PyFrameObject *frame = PyEval_GetFrame();
+    Py_XINCREF(frame);
+    for (int depth = 0; frame != NULL && depth < 12; depth++) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyObject *verdict = PyDict_GetItemWithError(self->verdicts, code->co_filename);
+        if (verdict == NULL && !PyErr_Occurred()) {
+            verdict = PyObject_CallOneArg(self->is_library, code->co_filename);
+            if (verdict != NULL) {
+                if (PyDict_GET_SIZE(self->verdicts) < 4096)
+                    (void)PyDict_SetItem(self->verdicts, code->co_filename, verdict);
+                Py_DECREF(verdict); /* True/False: immortal enough, held by the dict */
+            }
+        }
+        if (verdict == NULL) {
+            PyErr_Clear();
+            Py_DECREF(code);
+            break;
+        }
+        if (verdict == Py_False) {
+            *line = PyFrame_GetLineNumber(frame);
+            Py_DECREF(frame);
+            return (PyObject *)code;
+        }
+        Py_DECREF(code);
+        PyFrameObject *back = PyFrame_GetBack(frame);
+        Py_DECREF(frame);
+        frame = back;
+    }
+    Py_XDECREF(frame);
+    return NULL;
 }
 
 static int
@@ -480,7 +550,7 @@ account(Factory *self, PyObject *task, PyObject *kind, PyObject *parent)
     meta->seq = seq;
     meta->kind = Py_NewRef(kind);
     meta->parent = Py_NewRef(parent);
-    meta->where = Py_NewRef(Py_None);
+    meta->where_code = creation_site(self, &meta->where_line);
     meta->created = monotonic();
     int rc = PyDict_SetItem(self->registry, seq, (PyObject *)meta);
     Py_DECREF(meta);
@@ -563,21 +633,29 @@ Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"kinds", "kind_of", "live", "created", "registry", "counter",
                              "on_done", "on_error", "current_task", "previous", "task_class",
-                             NULL};
+                             "is_library", NULL};
     PyObject *kinds, *kind_of, *live, *created, *registry, *counter, *on_done, *on_error,
-        *current_task, *previous, *task_class;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!O!OOOOOO", kwlist, &PyDict_Type,
+        *current_task, *previous, *task_class, *is_library = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!O!OOOOOO|O", kwlist, &PyDict_Type,
                                      &kinds, &kind_of, &PyDict_Type, &live, &PyDict_Type,
                                      &created, &PyDict_Type, &registry, &counter, &on_done,
-                                     &on_error, &current_task, &previous, &task_class))
+                                     &on_error, &current_task, &previous, &task_class,
+                                     &is_library))
+        return NULL;
+    PyObject *verdicts = PyDict_New();
+    if (verdicts == NULL)
         return NULL;
     if (!PyIter_Check(counter)) {
         PyErr_SetString(PyExc_TypeError, "counter must be an iterator");
         return NULL;
     }
     Factory *self = (Factory *)type->tp_alloc(type, 0);
-    if (self == NULL)
+    if (self == NULL) {
+        Py_DECREF(verdicts);
         return NULL;
+    }
+    self->is_library = Py_NewRef(is_library);
+    self->verdicts = verdicts;
     self->vectorcall = (vectorcallfunc)Factory_vectorcall;
     self->kinds = Py_NewRef(kinds);
     self->kind_of = Py_NewRef(kind_of);
@@ -607,6 +685,8 @@ Factory_traverse(Factory *self, visitproc visit, void *arg)
     Py_VISIT(self->current_task);
     Py_VISIT(self->previous);
     Py_VISIT(self->task_class);
+    Py_VISIT(self->is_library);
+    Py_VISIT(self->verdicts);
     Py_VISIT(self->last_parent);
     return 0;
 }
@@ -625,6 +705,8 @@ Factory_clear(Factory *self)
     Py_CLEAR(self->current_task);
     Py_CLEAR(self->previous);
     Py_CLEAR(self->task_class);
+    Py_CLEAR(self->is_library);
+    Py_CLEAR(self->verdicts);
     Py_CLEAR(self->last_parent);
     return 0;
 }

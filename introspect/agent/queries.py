@@ -193,7 +193,8 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
                 if getattr(task_mod.meta_of(t), "parent", None) == task_id]
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
-    created_at = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    created_at = task_mod.created_at(task_mod.meta_of(task)) or (  # else the coroutine's def
+        f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "")
     waiting = getattr(task, "_fut_waiter", None) is not None
     waiting_on = chain[-1].what if chain and waiting else ""
     return m.TaskDetail(task=row, await_chain=chain, stack=stack, children=children,

@@ -121,3 +121,51 @@ def test_the_c_task_path_is_built() -> None:
     from introspect.agent.collectors import tasks
 
     assert tasks._accel is not None
+
+
+CREATED_AT = r'''
+import asyncio, json, sys
+if {pure}:
+    sys.modules["introspect.agent._tasks_accel"] = None
+import introspect
+from introspect.agent.collectors import tasks as task_mod
+from introspect.agent.queries import task_detail
+
+async def idle(stop):
+    await stop.wait()
+
+def line_of(marker):
+    return next(i for i, text in enumerate(open(__file__).read().splitlines(), 1)
+                if text.rstrip().endswith("# " + marker))
+
+async def main():
+    agent = introspect.start()
+    stop = asyncio.Event()
+    seen = {{}}
+    plain = asyncio.create_task(idle(stop))  # plain
+    seen["plain"] = task_detail(agent, task_mod.meta_of(plain).seq).created_at
+    async with asyncio.TaskGroup() as group:
+        grouped = group.create_task(idle(stop))  # group
+        seen["group"] = task_detail(agent, task_mod.meta_of(grouped).seq).created_at
+        gathered = asyncio.gather(idle(stop))  # gather
+        child = gathered._children[0]
+        seen["gather"] = task_detail(agent, task_mod.meta_of(child).seq).created_at
+        stop.set()
+    await asyncio.gather(plain, gathered)
+    print(json.dumps({{k: [v, f"{{__file__}}:{{line_of(k)}}"] for k, v in seen.items()}}))
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "pure-python"])
+def test_created_at_is_the_user_line_that_created_the_task(pure: bool, tmp_path) -> None:
+    script = tmp_path / "creator.py"
+    script.write_text(CREATED_AT.format(pure=pure))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(seen) == {"plain", "group", "gather"}
+    for shown, truth in seen.values():
+        assert shown == truth

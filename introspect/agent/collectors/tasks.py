@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 import types
 import weakref
@@ -35,16 +36,18 @@ OUTCOMES = ("ok", "error", "cancelled")
 YOUNG_LIMIT = 1024
 _current_task = asyncio.current_task
 _running_loop = asyncio._get_running_loop
+_getframe = sys._getframe
 _monotonic = time.monotonic
 
 
 class PyTaskMeta(weakref.ref):
     """A weak reference to a task with its metadata (the pure-Python form of TaskMeta)."""
-    __slots__ = ("created", "kind", "parent", "seq")
+    __slots__ = ("created", "kind", "parent", "seq", "where")
     seq: int
     kind: str
     created: float  # time.monotonic()
     parent: int | None
+    where: tuple[types.CodeType, int] | None  # the user frame that called create_task
 
 
 try:
@@ -60,7 +63,39 @@ def new_meta(task: Any, seq: int, kind: str, created: float, parent: int | None)
     """A TaskMeta for `task`; it lives as long as the caller keeps it (the registry does)."""
     meta = TaskMeta(task)
     meta.seq, meta.kind, meta.created, meta.parent = seq, kind, created, parent
+    meta.where = None
     return meta
+
+
+def is_library(filename: str) -> bool:
+    """A frame "created at" looks past: asyncio, the rest of the stdlib, the agent."""
+    return fr.is_stdlib(filename) or fr.is_agent(filename)
+
+
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
+def creation_site(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
+    """(code, line) of the first frame from `frame` outwards outside the stdlib and agent."""
+    for _ in range(12):
+        if frame is None:
+            return None
+        code = frame.f_code
+        verdict = _LIBRARY_FILES.get(code.co_filename)
+        if verdict is None:
+            verdict = is_library(code.co_filename)
+            if len(_LIBRARY_FILES) < 4096:
+                _LIBRARY_FILES[code.co_filename] = verdict
+        if not verdict:
+            return code, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def created_at(meta: Any) -> str:
+    """`file:line` of the user code that created the task, "" when unknown."""
+    where = getattr(meta, "where", None)
+    return f"{where[0].co_filename}:{where[1]}" if where else ""
 
 
 def _py_meta_of(task: Any) -> Any:
@@ -167,7 +202,7 @@ class TaskCollector:
                 kinds=self._kinds, kind_of=self.kind_of, live=self.live, created=self.created,
                 registry=self.registry, counter=self._seq, on_done=self._on_done_callback,
                 on_error=self._on_error, current_task=_current_task, previous=previous,
-                task_class=asyncio.Task)
+                task_class=asyncio.Task, is_library=is_library)
         return self._python_factory(previous)
 
     def _python_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
@@ -191,6 +226,7 @@ class TaskCollector:
                 except (AttributeError, KeyError):
                     kind = kind_of(coro)
                 parent = _current_task(loop)
+                site = creation_site(_getframe(1))
             except Exception as exc:  # never break task creation
                 on_error("tasks", exc)
                 kind = parent = None
@@ -208,6 +244,7 @@ class TaskCollector:
                 meta.kind = kind
                 meta.created = _monotonic()
                 meta.parent = parent_meta.seq if parent_meta is not None else None
+                meta.where = site
                 registry[seq] = meta
                 live[kind] = live.get(kind, 0) + 1
                 created[kind] = created.get(kind, 0) + 1
