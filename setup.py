@@ -1,6 +1,7 @@
-"""Only the optional C accelerator of exact accounting lives here; everything else about the
-package is in pyproject.toml. Optional: without a C compiler the install still succeeds and exact
-accounting runs its pure-Python loop (introspect/agent/exact.py); `make setup` says so loudly.
+"""Only the optional C accelerators live here (exact accounting; the per-task path of task
+counting); everything else about the package is in pyproject.toml. Optional: without a C compiler
+the install still succeeds and both run their pure-Python paths (introspect/agent/exact.py,
+introspect/agent/collectors/tasks.py); `make setup` says so loudly.
 INTROSPECT_REQUIRE_ACCEL=1 makes a failed build fail the install, with the compiler's message
 (CI and the cross-version runs)."""
 
@@ -9,6 +10,6 @@ import os
 from setuptools import Extension, setup
 
 required = os.environ.get("INTROSPECT_REQUIRE_ACCEL", "") not in ("", "0")
-setup(ext_modules=[Extension("introspect.agent._exact_accel",
-                             sources=["introspect/agent/_exact_accel.c"],
-                             extra_compile_args=["-O2"], optional=not required)])
+setup(ext_modules=[Extension(f"introspect.agent.{name}", sources=[f"introspect/agent/{name}.c"],
+                             extra_compile_args=["-O2"], optional=not required)
+                   for name in ("_exact_accel", "_tasks_accel")])

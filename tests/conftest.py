@@ -39,6 +39,7 @@ CROSS_VERSION = (
     "tests/agent/test_lints.py",
     "tests/agent/test_over_the_wire.py",
     "tests/agent/test_uvloop.py",
+    "tests/agent/test_task_path.py",
     "tests/cli/test_dump.py",
     "tests/security/test_console_runaway.py",
     "tests/cli/test_exact_cmd.py",

@@ -31,7 +31,7 @@ from introspect.agent import host_log
 from introspect.agent.asyncio_facts import running_task
 from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
-from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
@@ -374,7 +374,7 @@ def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | 
 def _task_info(task: Any) -> TaskRef | None:
     if task is None:
         return None
-    meta = getattr(task, META_ATTR, None)
+    meta = meta_of(task)
     try:
         name = str(task.get_name())
     except Exception:

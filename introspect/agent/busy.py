@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.asyncio_facts import running_task
-from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.collectors.tasks import meta_of
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -72,7 +72,7 @@ class BusySampler:
             self._gap = self.interval * (0.5 + random.random())
             signal.setitimer(signal.ITIMER_PROF, self._gap, self.interval)
             task = running_task(self.agent.loop)
-            meta = getattr(task, META_ATTR, None)
+            meta = meta_of(task)
             if meta is None:
                 self.unattributed_seconds += delta
                 return
@@ -212,7 +212,7 @@ class HeldTime:
         self._next_prune = 0.0
 
     def add(self, task: Any, seconds: float, now: float) -> None:
-        meta = getattr(task, META_ATTR, None)
+        meta = meta_of(task)
         if meta is None:
             self.unattributed_seconds += seconds
         else:

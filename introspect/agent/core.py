@@ -47,6 +47,7 @@ class Agent:
         self.errors = ErrorCollector(config.recent_errors, config.error_max_age)
         self.tasks = TaskCollector(self.errors.task_crashed, self.collector_errors.record)
         self.loop_probe = LoopCollector(config.lag_probe_interval)
+        self.loop_probe.on_beat.append(self.tasks.flush)  # finished young tasks, each beat
         self.gc = GcCollector()
         self.process = ProcessCollector()
         self.queues = Registry()

@@ -35,7 +35,7 @@ from introspect.protocol.messages import (
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
-from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.collectors.tasks import meta_of
 from introspect.textsafe import escape_for_log
 
 try:
@@ -209,7 +209,7 @@ class ExactSession:
     def _first_seen(self, task: Any) -> tuple[int, int] | None:
         """Called by the accelerator at a task's first step in this session: its slot and
         kind index (None: not a task the agent knows, counted with plain callbacks)."""
-        meta = getattr(task, META_ATTR, None)
+        meta = meta_of(task)
         if meta is None:
             return None
         kind = self._kind_index.get(meta.kind)
@@ -321,7 +321,7 @@ class ExactSession:
             busy = t1 - t0
             stats = getattr(owner, PY_ATTR, None) if owner is not None else None
             if stats is None or stats[7] is not self:  # first step of this task here
-                meta = getattr(owner, META_ATTR, None)
+                meta = meta_of(owner)
                 if meta is None:
                     self.callback_steps += 1
                     self.callback_busy += busy

@@ -60,7 +60,7 @@ class _CheckLoop(asyncio.SelectorEventLoop):  # type: ignore[misc,valid-type]
 
 
 async def _scenario(loop: Any, trace: list[Any], steps: dict[int, int]) -> None:
-    from introspect.agent.collectors.tasks import META_ATTR, TaskMeta
+    from introspect.agent.collectors.tasks import new_meta
 
     def note(name: str) -> None:
         trace.append(("run", name))
@@ -77,9 +77,10 @@ async def _scenario(loop: Any, trace: list[Any], steps: dict[int, int]) -> None:
             note(f"worker{seq} step {steps[seq]}")
 
     tasks = []
+    metas = []  # a TaskMeta lives as long as it is held
     for seq, nap in ((1, 0.0), (2, 0.004), (3, 0.01)):
         task = loop.create_task(worker(seq, ITERATIONS, nap))
-        setattr(task, META_ATTR, TaskMeta(seq, f"selfcheck.worker{seq}", 0.0, None))
+        metas.append(new_meta(task, seq, f"selfcheck.worker{seq}", 0.0, None))
         tasks.append(task)
     for i in range(ITERATIONS):
         loop.call_soon(note, f"soon{i}")

@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | None,
               now: float, held: dict[int, float] | None = None) -> Any:
     """A key on the raw task, so only the page's rows are ever built."""
-    meta_attr = task_mod.META_ATTR
+    meta_of = task_mod.meta_of
     if req.sort == "id":
         return _seq
     if req.sort == "name":
         return lambda t: t.get_name()
     if req.sort == "kind":
-        return lambda t: getattr(t, meta_attr, _NO_META).kind
+        return lambda t: (meta_of(t) or _NO_META).kind
     if req.sort == "state":
         return lambda t: task_mod.task_state(t, running)
     if req.sort == "busy":
@@ -36,7 +36,7 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
         return lambda t: held_table.get(_seq(t), 0.0)
     if req.sort == "location":
         return lambda t: fr.user_location(t.get_coro())
-    return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
+    return lambda t: now - (meta_of(t) or _NO_META).created  # age
 
 
 COUNT_BUDGET = 0.005  # seconds spent counting matches once a filtered page is full
@@ -135,7 +135,7 @@ def _location_lower(task: asyncio.Task) -> str:
 def _task_matches(task: asyncio.Task, req: m.TaskListRequest, running: Any,
                   now: float) -> bool:
     """Cheap fields first; the frame walk for the location only when a filter needs it."""
-    meta = getattr(task, task_mod.META_ATTR, _NO_META)
+    meta = task_mod.meta_of(task) or _NO_META
     if req.kind is not None and meta.kind != req.kind:
         return False
     if req.min_age is not None and now - meta.created < req.min_age:
@@ -162,7 +162,7 @@ def _task_matches(task: asyncio.Task, req: m.TaskListRequest, running: Any,
 
 
 def _seq(task: asyncio.Task) -> int:
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     return meta.seq if meta else -id(task)
 
 
@@ -197,10 +197,11 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
         stack.append(m.Frame(function=frame.f_code.co_name, file=frame.f_code.co_filename,
                              line=frame.f_lineno))
     children = [_seq(t) for t in task_mod.live_tasks(loop)
-                if getattr(getattr(t, task_mod.META_ATTR, None), "parent", None) == task_id]
+                if getattr(task_mod.meta_of(t), "parent", None) == task_id]
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
-    created_at = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    created_at = task_mod.created_at(task_mod.meta_of(task)) or (  # else the coroutine's def
+        f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "")
     waiting = getattr(task, "_fut_waiter", None) is not None
     waiting_on = chain[-1].what if chain and waiting else ""
     return m.TaskDetail(task=row, await_chain=chain, stack=stack, children=children,

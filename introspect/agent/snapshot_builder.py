@@ -102,7 +102,7 @@ def tasks_info(agent: Agent, top: int) -> s.TasksInfo:
 def task_row(task: asyncio.Task, running: Any, now: float, with_location: bool = True,
              busy: dict[int, float] | None = None,
              held: dict[int, float] | None = None) -> s.TaskRow:
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     location, awaiting = task_mod.where(task) if with_location else ("", "")
     seq = meta.seq if meta else -id(task)
     return s.TaskRow(
@@ -154,7 +154,7 @@ SHARE = 4  # each incident source may fill at most 1/SHARE of the rows
 
 
 def _seq_of(task: asyncio.Task) -> int:
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     return meta.seq if meta is not None else -id(task)
 
 
@@ -184,13 +184,13 @@ def _incident_tasks(agent: Agent, loop: asyncio.AbstractEventLoop, limit: int,
             ref = registry.get(seq)
             take(ref() if ref is not None else None)
     live = {k for k, n in agent.tasks.counts()[0].items() if n > 0}
-    have = {getattr(getattr(t, task_mod.META_ATTR, None), "kind", None) for t in
+    have = {getattr(task_mod.meta_of(t), "kind", None) for t in
             picked.values()}
     missing = live - have
     if missing:
         for task in itertools.islice(task_mod.tasks_in_age_order(loop, newest_first=True),
                                      KIND_SCAN):
-            kind = getattr(getattr(task, task_mod.META_ATTR, None), "kind", None)
+            kind = getattr(task_mod.meta_of(task), "kind", None)
             if kind in missing:
                 take(task)
                 missing.discard(kind)

@@ -78,7 +78,7 @@ class WaitTracker:
             old = self._first_seen
             for task in task_mod.live_tasks(agent.loop):
                 waiter = getattr(task, "_fut_waiter", None)
-                meta = getattr(task, task_mod.META_ATTR, None)
+                meta = task_mod.meta_of(task)
                 if waiter is None or meta is None:
                     continue
                 key = (meta.seq, id(waiter))
@@ -149,7 +149,7 @@ def task_waiting(agent: Agent | None, task: asyncio.Task, now: float | None = No
                  ) -> TaskWaiting:
     """One task: its await chain (outermost first), what it waits on, since when."""
     now = time.monotonic() if now is None else now
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     seq = meta.seq if meta else -id(task)
     chain = [AwaitLink(what=w, location=loc, detail=d) for w, loc, d in
              task_mod.await_chain(task)]
@@ -173,7 +173,7 @@ def waiting_seconds(agent: Agent | None, task: asyncio.Task, now: float | None =
     waiter = getattr(task, "_fut_waiter", None)
     if waiter is None:
         return None
-    meta = getattr(task, task_mod.META_ATTR, None)
+    meta = task_mod.meta_of(task)
     _obj, kind = _innermost_stdlib(task)
     return waited_seconds(agent, task, meta.seq if meta else -id(task), waiter, kind,
                           time.monotonic() if now is None else now)

@@ -104,7 +104,7 @@ class QueueOwners:
         kind_of: dict[int, str] = {}
         for task in task_mod.live_tasks(agent.loop):
             waiter = getattr(task, "_fut_waiter", None)
-            meta = getattr(task, task_mod.META_ATTR, None)
+            meta = task_mod.meta_of(task)
             if waiter is not None and meta is not None:
                 kind_of[id(waiter)] = meta.kind
         for queue, future, consumer in waiting:
@@ -199,13 +199,14 @@ def wrap_queue_methods(owners_of: Any) -> list[tuple[type, str, Any]]:
 def _sampling_wrapper(original: Any, consumer: bool, owners_of: Any) -> Any:
     countdown = 1  # the first call is sampled
     current = asyncio.current_task
-    meta_attr = task_mod.META_ATTR
+    meta_of = task_mod.meta_of
 
     def sample(queue: Any) -> None:
         nonlocal countdown
         countdown = SAMPLE_STRIDE
         try:
-            meta = getattr(current(), meta_attr, None)
+            task = current()
+            meta = meta_of(task) if task is not None else None
             owners = owners_of() if meta is not None else None
             if owners is not None and not owners.knows(queue, meta.kind, consumer):
                 owners.note(queue, meta.kind, consumer)

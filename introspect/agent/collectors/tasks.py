@@ -2,39 +2,114 @@
 
 Counting happens in a task factory installed on the observed loop (chained to the app's own
 factory, which stays in force and is what `loop.get_task_factory()` keeps returning). Each
-task gets one small tuple (`TaskMeta`) as an attribute and one done-callback (a bound method,
-not a closure per task). Per-task work — location, await chain — is done only on demand.
+task gets one `TaskMeta` — a weak reference to the task that carries its seq, kind, creation
+time and parent — kept in the collector's registry (seq -> TaskMeta) until the task is done,
+and one done-callback (a bound method, not a closure per task). Nothing is set on the task:
+an attribute would give every task a `__dict__` (measured ~10 % of workload B, and more work
+for the GC). `meta_of(task)` finds the TaskMeta among the task's weak references; it is the
+one way to read it. The C accelerator (`_tasks_accel`) carries the factory and the done
+callback when built; the pure-Python path below has the same semantics. Per-task work —
+location, await chain — is done only on demand.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import time
 import types
 import weakref
 from collections.abc import Callable, Iterator
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any
 
 from introspect.agent.asyncio_facts import loop_tasks
 from introspect.agent.collectors import frames as fr
 
-META_ATTR = "_introspect_meta"  # the per-task metadata slot; every part reads it under this name
 OUTCOMES = ("ok", "error", "cancelled")
+# C path: a new task is held (strongly) in a "young" list instead of getting a done callback;
+# the factory sweeps the list each YOUNG_LIMIT new tasks, `flush()` at each loop probe beat.
+# A task done by then is accounted with no done-callback Handle (most, under churn); one
+# pending at two sweeps gets the callback. Bounds: ≤ 2×YOUNG_LIMIT tasks held, and a
+# finished task is seen finished within one probe interval while the loop runs.
+YOUNG_LIMIT = 1024
 _current_task = asyncio.current_task
-_weakref = weakref.ref
+_running_loop = asyncio._get_running_loop
+_getframe = sys._getframe
 _monotonic = time.monotonic
 
 
-class TaskMeta(NamedTuple):
+class PyTaskMeta(weakref.ref):
+    """A weak reference to a task with its metadata (the pure-Python form of TaskMeta)."""
+    __slots__ = ("created", "kind", "parent", "seq", "where")
     seq: int
     kind: str
     created: float  # time.monotonic()
     parent: int | None
+    where: tuple[types.CodeType, int] | None  # the user frame that called create_task
 
 
-_new_meta = tuple.__new__  # C-level construction of a TaskMeta: this is the hot path
+try:
+    from introspect.agent import _tasks_accel as _accel
+except ImportError:  # no C compiler at install time: the pure-Python path
+    _accel = None
+
+TaskMeta: type = _accel.TaskMeta if _accel is not None else PyTaskMeta
+_getweakrefs = weakref.getweakrefs
+
+
+def new_meta(task: Any, seq: int, kind: str, created: float, parent: int | None) -> Any:
+    """A TaskMeta for `task`; it lives as long as the caller keeps it (the registry does)."""
+    meta = TaskMeta(task)
+    meta.seq, meta.kind, meta.created, meta.parent = seq, kind, created, parent
+    meta.where = None
+    return meta
+
+
+def is_library(filename: str) -> bool:
+    """A frame "created at" looks past: asyncio, the rest of the stdlib, the agent."""
+    return fr.is_stdlib(filename) or fr.is_agent(filename)
+
+
+_LIBRARY_FILES: dict[str, bool] = {}
+
+
+def creation_site(frame: types.FrameType | None) -> tuple[types.CodeType, int] | None:
+    """(code, line) of the first frame from `frame` outwards outside the stdlib and agent."""
+    for _ in range(12):
+        if frame is None:
+            return None
+        code = frame.f_code
+        verdict = _LIBRARY_FILES.get(code.co_filename)
+        if verdict is None:
+            verdict = is_library(code.co_filename)
+            if len(_LIBRARY_FILES) < 4096:
+                _LIBRARY_FILES[code.co_filename] = verdict
+        if not verdict:
+            return code, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def created_at(meta: Any) -> str:
+    """`file:line` of the user code that created the task, "" when unknown."""
+    where = getattr(meta, "where", None)
+    return f"{where[0].co_filename}:{where[1]}" if where else ""
+
+
+def _py_meta_of(task: Any) -> Any:
+    try:
+        for ref in _getweakrefs(task):
+            if type(ref) is PyTaskMeta:
+                return ref
+    except TypeError:
+        pass
+    return None
+
+
+# The task's TaskMeta (.seq, .kind, .created, .parent), or None: the one accessor.
+meta_of: Callable[[Any], Any] = _accel.meta_of if _accel is not None else _py_meta_of
 
 
 class TaskCollector:
@@ -47,10 +122,15 @@ class TaskCollector:
         self.finished: dict[tuple[str, str], int] = {}
         self._on_crash = on_crash
         self._on_error = on_error
-        self._on_done_callback = self._on_done  # bound once, not per task
-        # Live tasks in creation order (seq → weak reference): the oldest N and pages by age
-        # are O(N shown), not O(all tasks); copying it is one C call, safe from any thread.
+        # Live tasks in creation order (seq → TaskMeta, a weak reference): the oldest N and
+        # pages by age are O(N shown), not O(all tasks); copying it is one C call, safe from
+        # any thread.
         self.registry: dict[int, weakref.ref] = {}
+        self._on_done_callback: Callable[[asyncio.Task], None] = self._on_done  # bound once
+        if _accel is not None:
+            self._on_done_callback = _accel.DoneCallback(
+                registry=self.registry, live=self.live, finished=self.finished,
+                on_crash=on_crash, on_error=on_error, young_limit=YOUNG_LIMIT)
 
     # --- hot path (loop thread) ------------------------------------------------------------
     def kind_of(self, coro: Any) -> str:
@@ -72,19 +152,17 @@ class TaskCollector:
         return f"{module}.{code.co_qualname}"
 
     def register(self, task: asyncio.Task, coro: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """Account a new task (called on the loop thread by the factory). Hot path: keep it
-        to dict lookups and one tuple."""
+        """Account a task that exists already (adoption; the factory does the same inline)."""
         try:
             try:
                 kind = self._kinds[coro.cr_code]
             except (AttributeError, KeyError):
                 kind = self.kind_of(coro)
             parent = _current_task(loop)
-            parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
+            parent_meta = meta_of(parent) if parent is not None else None
             seq = next(self._seq)
-            setattr(task, META_ATTR, _new_meta(TaskMeta, (
-                seq, kind, _monotonic(), parent_meta[0] if parent_meta is not None else None)))
-            self.registry[seq] = _weakref(task)
+            self.registry[seq] = new_meta(task, seq, kind, _monotonic(),
+                                          parent_meta.seq if parent_meta is not None else None)
             live = self.live
             live[kind] = live.get(kind, 0) + 1
             created = self.created
@@ -95,7 +173,7 @@ class TaskCollector:
 
     def _on_done(self, task: asyncio.Task) -> None:
         try:
-            meta: TaskMeta | None = getattr(task, META_ATTR, None)
+            meta = meta_of(task)
             if meta is None:
                 return
             kind = meta.kind
@@ -116,8 +194,18 @@ class TaskCollector:
             self._on_error("tasks", exc)
 
     def make_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
-        """The task factory: `register` inlined, every name bound to a local, one tuple and
-        one weak reference per task (workload B, task churn, is its worst case)."""
+        """The task factory (its `.previous` is the app's own factory): the C one when built,
+        else `register` inlined in Python with every name bound to a local (workload B, task
+        churn, is the worst case: measured in BENCHMARKS.md)."""
+        if _accel is not None:
+            return _accel.TaskFactory(
+                kinds=self._kinds, kind_of=self.kind_of, live=self.live, created=self.created,
+                registry=self.registry, counter=self._seq, on_done=self._on_done_callback,
+                on_error=self._on_error, current_task=_current_task, previous=previous,
+                task_class=asyncio.Task, is_library=is_library)
+        return self._python_factory(previous)
+
+    def _python_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
         kinds = self._kinds
         kind_of = self.kind_of
         live = self.live
@@ -127,6 +215,7 @@ class TaskCollector:
         on_done = self._on_done_callback
         on_error = self._on_error
         task_class = asyncio.Task
+        meta_type = TaskMeta
 
         def introspect_task_factory(loop, coro, **kwargs):
             # Kind and parent before the task exists: an eager task (3.12+) runs its first
@@ -137,6 +226,7 @@ class TaskCollector:
                 except (AttributeError, KeyError):
                     kind = kind_of(coro)
                 parent = _current_task(loop)
+                site = creation_site(_getframe(1))
             except Exception as exc:  # never break task creation
                 on_error("tasks", exc)
                 kind = parent = None
@@ -147,12 +237,15 @@ class TaskCollector:
             if kind is None:
                 return task
             try:
-                parent_meta = getattr(parent, META_ATTR, None) if parent is not None else None
+                parent_meta = meta_of(parent) if parent is not None else None
                 seq = next(counter)
-                task._introspect_meta = _new_meta(TaskMeta, (
-                    seq, kind, _monotonic(),
-                    parent_meta[0] if parent_meta is not None else None))
-                registry[seq] = _weakref(task)
+                meta = meta_type(task)
+                meta.seq = seq
+                meta.kind = kind
+                meta.created = _monotonic()
+                meta.parent = parent_meta.seq if parent_meta is not None else None
+                meta.where = site
+                registry[seq] = meta
                 live[kind] = live.get(kind, 0) + 1
                 created[kind] = created.get(kind, 0) + 1
                 task.add_done_callback(on_done)
@@ -163,19 +256,29 @@ class TaskCollector:
         introspect_task_factory.previous = previous  # type: ignore[attr-defined]
         return introspect_task_factory
 
+    def flush(self) -> None:
+        """Account the young tasks that are done (on the loop thread: at each probe beat)."""
+        if _accel is not None and self._on_done_callback.young:  # type: ignore[attr-defined]
+            try:
+                self._on_done_callback.sweep()  # type: ignore[attr-defined]
+            except Exception as exc:
+                self._on_error("tasks", exc)
+
     def adopt(self, loop: asyncio.AbstractEventLoop,
               tasks: list[asyncio.Task] | None = None) -> int:
         """Account tasks that existed before the agent attached (call on the loop thread):
         `tasks`, or all of the loop's."""
         adopted = 0
         for task in asyncio.all_tasks(loop) if tasks is None else tasks:
-            if getattr(task, META_ATTR, None) is None and not task.done():
+            if meta_of(task) is None and not task.done():
                 self.register(task, task.get_coro(), loop)
                 adopted += 1
         return adopted
 
     # --- reads (any thread) ----------------------------------------------------------------
     def counts(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
+        if _running_loop() is not None:  # on a loop's thread: exact up to now (young swept)
+            self.flush()
         return dict(self.live), dict(self.created), dict(self.finished)
 
     def kinds_seen(self) -> list[str]:
@@ -215,7 +318,7 @@ def oldest_tasks(loop: asyncio.AbstractEventLoop, count: int, skip: int = 0,
     """Live tasks in creation order (or reversed), `skip` then `count` of them: O(shown)."""
     registry = registry_of(loop)
     if registry is None:
-        tasks = sorted(live_tasks(loop), key=lambda t: getattr(t, META_ATTR, (0,))[0],
+        tasks = sorted(live_tasks(loop), key=lambda t: getattr(meta_of(t), "seq", 0),
                        reverse=newest_first)
         return tasks[skip: skip + count]
     out: list[asyncio.Task] = []

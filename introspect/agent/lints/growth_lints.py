@@ -12,7 +12,7 @@ import itertools
 from typing import Any
 
 from introspect.agent.collectors import frames as fr
-from introspect.agent.collectors.tasks import META_ATTR
+from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.lints.base import Finding, Lint
 
 
@@ -167,7 +167,7 @@ class SelfWakingBusyLoop(Lint):
             bottom = fr.coroutine_frame(chain[-1]) if chain else None
             if bottom is None or bottom.f_code.co_name != "__sleep0":
                 continue
-            meta = getattr(task, META_ATTR, None)
+            meta = meta_of(task)
             seq = meta.seq if meta else -id(task)
             entry = self._hits.setdefault(seq, [0, self._samples, meta.kind if meta else "?",
                                                 task.get_name()])
