@@ -69,6 +69,7 @@ class TaskRow(msgspec.Struct, kw_only=True):
     awaiting: str
     parent: int | None = None
     busy_seconds: float = 0.0
+    held_seconds: float = 0.0  # wall time it held the loop, blocking calls included
 
 
 class TasksInfo(msgspec.Struct, kw_only=True):
