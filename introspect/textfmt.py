@@ -86,3 +86,24 @@ def histogram_quantile(hist: list[list[float]], q: float) -> float:
         if seen >= q * total:
             return le
     return hist[-1][0]
+
+
+def fit_location(location: str, width: int) -> str:
+    """`path/file.py:88 function` in `width` cells, keeping `file.py:88` above all: the path
+    is cut from the left (`…app/file.py:88`), the function name from the right."""
+    location = short_path(location)
+    if len(location) <= width:
+        return location
+    place, _, function = location.partition(" ")
+    room_for_function = min(len(function), max(0, width - len(place) - 1), 24) \
+        if function else 0
+    if function and room_for_function < min(len(function), 8):
+        room_for_function = min(len(function), 8, max(0, width - 12))
+    place_room = width - (room_for_function + 1 if room_for_function else 0)
+    if len(place) > place_room:
+        place = "…" + place[-(place_room - 1):] if place_room > 1 else place[-place_room:]
+    if not room_for_function:
+        return place
+    if len(function) > room_for_function:
+        function = function[:room_for_function - 1] + "…"
+    return f"{place} {function}"

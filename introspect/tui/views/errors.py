@@ -15,12 +15,12 @@ from introspect.eventtext import (
     group_errors,
 )
 from introspect.protocol.snapshot import AnyEvent, ErrorReport
-from introspect.textfmt import age, short_path
+from introspect.textfmt import age
 from introspect.textsafe import escape
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View
 from introspect.tui.widgets.dialogs import TextScreen
-from introspect.tui.widgets.text import safe, tail
+from introspect.tui.widgets.text import location, safe
 
 
 def error_page(err: ErrorReport) -> Text:
@@ -65,12 +65,32 @@ class ErrorsView(View):
         yield events
 
     def on_mount(self) -> None:
-        self.query_one("#error-table", DataTable).add_columns(
-            "COUNT", "LAST", "FIRST", "EXCEPTION", "WHERE", "TASK/THREAD")
+        self.fitted_to = 0
+        self._set_error_columns()
         self.query_one("#event-table", DataTable).add_columns("AGO", "WHAT", "DETAIL")
         self.groups: list[ErrorGroup] = []
         self.events: list[AnyEvent] = []
         self.now = 0.0
+
+    def _set_error_columns(self) -> None:
+        """EXCEPTION and WHERE share the width (WHERE keeps `file:line`, cut from the left);
+        TASK/THREAD only where there is room for it."""
+        width = self.fitted_to = self.size.width or 160
+        room = width - 32  # COUNT, LAST, FIRST and the cells' padding
+        self.with_task = room >= 90
+        if self.with_task:
+            room -= 26
+        self.exception_width = max(20, room * 11 // 20)
+        self.where_width = max(16, room - self.exception_width)
+        table = self.query_one("#error-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("COUNT", "LAST", "FIRST", "EXCEPTION", "WHERE",
+                          *(["TASK/THREAD"] if self.with_task else []))
+
+    def on_resize(self) -> None:
+        if self.size.width != self.fitted_to and self.is_mounted:
+            self._set_error_columns()
+            self.show(self.observer.model)
 
     def show(self, model: ObserverState) -> None:
         snap = model.snapshot
@@ -83,10 +103,12 @@ class ErrorsView(View):
         table.clear()
         for i, g in enumerate(self.groups):
             e = g.latest
-            table.add_row(f"{g.count}×", age(now - g.last), age(now - g.first),
-                          safe(f"{e.type}: {e.message}", 50),
-                          tail(short_path(e.where), 36),
-                          safe(e.task or e.thread or e.source, 24), key=str(i))
+            cells = [f"{g.count}×", age(now - g.last), age(now - g.first),
+                     safe(f"{e.type}: {e.message}", self.exception_width),
+                     location(e.where, self.where_width)]
+            if self.with_task:
+                cells.append(safe(e.task or e.thread or e.source, 24))
+            table.add_row(*cells, key=str(i))
         if self.groups:
             table.move_cursor(row=min(cursor, len(self.groups) - 1))
         status = Text(f"{snap.errors.total} unhandled exceptions")

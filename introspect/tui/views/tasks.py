@@ -19,13 +19,13 @@ from introspect.errors import UserError
 from introspect.eventtext import short_kind
 from introspect.protocol import messages as m
 from introspect.protocol.snapshot import KindCount, TaskRow
-from introspect.textfmt import age, duration, short_path
+from introspect.textfmt import age, duration
 from introspect.textsafe import escape
 from introspect.tui.messages import ConfirmCancel, ConfirmExact, OpenExact, OpenTask
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View, update_line
 from introspect.tui.widgets.table import RowTable
-from introspect.tui.widgets.text import safe, tail
+from introspect.tui.widgets.text import location, safe, tail
 
 PAGE_SIZE = 100
 EXACT_SECONDS = 30.0
@@ -205,7 +205,7 @@ class TasksView(View):
             "age": lambda row: age(row.age_seconds), "held": held_text,
             "busy": lambda row: f"{busy_percent(row):.0f}%",
             "awaiting": lambda row: safe(row.awaiting, 24),
-            "location": lambda row: tail(short_path(row.location), self.location_width),
+            "location": lambda row: location(row.location, self.location_width),
         }
         makers = [cells[k] for k in keys]
         self.query_one("#task-table", RowTable).set_rows(
