@@ -72,6 +72,12 @@ def place_text(location: str | None) -> str:
     return f"{escape(function, 60)} {where}" if function else where
 
 
+def held_time(seconds: float) -> str:
+    """How long the loop was held, to the hundredth between 1 and 10 s (`1.21s`): a headline
+    figure compared with the last one."""
+    return f"{seconds:.2f}s" if 1 <= seconds < 10 else duration(seconds)
+
+
 @dataclass(frozen=True)
 class StackLine:
     text: str
@@ -105,7 +111,7 @@ def _stack(frames: list[Frame]) -> list[StackLine]:
 
 def _blocking_card(ev: BlockingEvent) -> EventCard:
     who = task_text(ev.task) or f"callback {place_text(ev.callback) or '?'}"
-    headline = f"loop blocked {duration(ev.duration)}"
+    headline = f"loop blocked {held_time(ev.duration)}"
     headline += " so far" if ev.ongoing else ""
     headline += f" by {who}"
     place = place_text(ev.location)

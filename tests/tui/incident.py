@@ -25,7 +25,7 @@ from introspect.recording.writer import RecordingWriter
 from tests.tui.support import RECORDING
 
 REPORTER = TaskRef(id=529, name="Task-529", kind="war_room.reporter")
-HEADLINE = ("loop blocked 1.2s by reporter (Task-529) in sync_db_query war_room.py:88 "
+HEADLINE = ("loop blocked 1.21s by reporter (Task-529) in sync_db_query war_room.py:88 "
             "→ time.sleep")
 CRASHES = 16
 
