@@ -319,7 +319,10 @@ class IntrospectApp(App[None]):
     def _focus_view(self, view: View) -> None:
         """Into the view, so its keys work at once (`G` on Memory, `f` on Threads), however
         the tab was chosen."""
-        focusable = view.query("RowTable, DataTable, Tree, VerticalScroll")
+        # A plain scrolled page (Load, System) takes focus only if it has keys of its own: a
+        # focus change restyles the screen, which costs the tab switch a repaint.
+        selector = "RowTable, DataTable, Tree" + (", VerticalScroll" if view.BINDINGS else "")
+        focusable = view.query(selector)
         if focusable:
             focusable.first().focus()
 

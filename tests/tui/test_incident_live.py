@@ -34,7 +34,7 @@ def test_errors_are_grouped_and_a_blocking_event_reads_as_a_card(demo: AgentProc
             view = app.query_one(ErrorsView)
             await poll(pilot, lambda: any(isinstance(e, BlockingEvent) for e in view.events)
                        and any(g.count > 1 for g in view.groups),
-                       "a blocking event and an error seen twice", timeout=40)
+                       "a blocking event and an error seen twice", timeout=60)
             await pilot.press("p")  # freeze the display: the rows stay where they are
             snap = app.model.snapshot
             assert snap is not None
