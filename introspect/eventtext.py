@@ -164,11 +164,6 @@ def event_card(event: AnyEvent) -> EventCard:
                      headline=escape(kind_of(event), 40))
 
 
-def event_headline(event: AnyEvent) -> str:
-    """One line, escaped: the card's sentence."""
-    return event_card(event).headline
-
-
 def clock_and_age(moment: float, now: float) -> str:
     """`14:02:07 (3.2s ago)`, local time: what the operator's watch says."""
     return f"{time.strftime('%H:%M:%S', time.localtime(moment))} ({age(now - moment)} ago)"
