@@ -35,12 +35,16 @@ def test_errors_are_grouped_and_a_blocking_event_reads_as_a_card(demo: AgentProc
             await poll(pilot, lambda: any(isinstance(e, BlockingEvent) for e in view.events)
                        and any(g.count > 1 for g in view.groups),
                        "a blocking event and an error seen twice", timeout=60)
-            await pilot.press("p")  # freeze the display: the rows stay where they are
-            snap = app.model.snapshot
-            assert snap is not None
             # one row per (type, message, place), counts adding up to the errors reported
-            assert len(view.groups) == len(group_errors(snap.errors.recent))
-            assert sum(g.count for g in view.groups) == len(snap.errors.recent)
+            # (polled: the model may be one update ahead of the screen)
+            def matches_model() -> bool:
+                snap = app.model.snapshot
+                truth = group_errors(snap.errors.recent) if snap is not None else []
+                return [(g.count, g.latest.type, g.latest.where) for g in view.groups] == \
+                    [(g.count, g.latest.type, g.latest.where) for g in truth]
+
+            await poll(pilot, matches_model, "the rows equal the snapshot's errors grouped")
+            await pilot.press("p")  # freeze the display: the rows stay where they are
             repeated = next(g for g in view.groups if g.count > 1)
             assert f"{repeated.count}×" in screen_text(app)
 
