@@ -89,21 +89,21 @@ def histogram_quantile(hist: list[list[float]], q: float) -> float:
 
 
 def fit_location(location: str, width: int) -> str:
-    """`path/file.py:88 function` in `width` cells, keeping `file.py:88` above all: the path
-    is cut from the left (`…app/file.py:88`), the function name from the right."""
+    """`path/file.py:88 function` in `width` cells, keeping `file.py:88` above all, then the
+    function: the path's directories go first (cut from the left, `…file.py:88`), then the
+    function's end (`handle_requ…`)."""
     location = short_path(location)
     if len(location) <= width:
         return location
     place, _, function = location.partition(" ")
-    room_for_function = min(len(function), max(0, width - len(place) - 1), 24) \
-        if function else 0
-    if function and room_for_function < min(len(function), 8):
-        room_for_function = min(len(function), 8, max(0, width - 12))
-    place_room = width - (room_for_function + 1 if room_for_function else 0)
+    least_place = min(len(place), len(place.rsplit("/", 1)[-1]) + 1)  # "…file.py:88"
+    room = width - least_place - 1  # for the function, after a space
+    if function and room >= 4:
+        if len(function) > room:
+            function = function[:room - 1] + "…"
+        place_room = width - len(function) - 1
+    else:
+        function, place_room = "", width
     if len(place) > place_room:
         place = "…" + place[-(place_room - 1):] if place_room > 1 else place[-place_room:]
-    if not room_for_function:
-        return place
-    if len(function) > room_for_function:
-        function = function[:room_for_function - 1] + "…"
-    return f"{place} {function}"
+    return f"{place} {function}" if function else place
