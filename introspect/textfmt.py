@@ -86,3 +86,24 @@ def histogram_quantile(hist: list[list[float]], q: float) -> float:
         if seen >= q * total:
             return le
     return hist[-1][0]
+
+
+def fit_location(location: str, width: int) -> str:
+    """`path/file.py:88 function` in `width` cells, keeping `file.py:88` above all, then the
+    function: the path's directories go first (cut from the left, `…file.py:88`), then the
+    function's end (`handle_requ…`)."""
+    location = short_path(location)
+    if len(location) <= width:
+        return location
+    place, _, function = location.partition(" ")
+    least_place = min(len(place), len(place.rsplit("/", 1)[-1]) + 1)  # "…file.py:88"
+    room = width - least_place - 1  # for the function, after a space
+    if function and room >= 4:
+        if len(function) > room:
+            function = function[:room - 1] + "…"
+        place_room = width - len(function) - 1
+    else:
+        function, place_room = "", width
+    if len(place) > place_room:
+        place = "…" + place[-(place_room - 1):] if place_room > 1 else place[-place_room:]
+    return f"{place} {function}" if function else place

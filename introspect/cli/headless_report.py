@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from introspect.eventtext import kind_of
-from introspect.protocol.snapshot import LintEvent, Snapshot
+from introspect.eventtext import event_card
+from introspect.protocol.snapshot import Snapshot
 from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
 
@@ -45,13 +45,10 @@ class Reporter:
                 lines.append(f"          error: {r.source} {escape(r.type, 30)}: "
                              f"{escape(r.message, 70)}")
         self._errors_seen = snap.errors.total
-        for ev in snap.events:
+        for ev in sorted(snap.events, key=lambda e: e.time):
             if ev.time > self._events_seen_time:
-                detail = escape(ev.location or ev.message if isinstance(ev, LintEvent)
-                                else ev.location, 70)
-                dur_text = f" {duration(ev.duration)}" if ev.duration is not None else ""
-                lines.append(f"          event: {escape(kind_of(ev), 20)}{dur_text} "
-                             f"{detail}")
+                card = event_card(ev)
+                lines.append(f"          {card.label}: {card.headline}")
         if snap.events:
             self._events_seen_time = max(e.time for e in snap.events)
         return "\n".join(lines)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from introspect.eventtext import event_summary, kind_of
+from introspect.eventtext import STUCK_SECONDS, card_text, event_card, group_errors
 from introspect.protocol.snapshot import Snapshot
 from introspect.textfmt import byte_size, duration, short_path
 from introspect.textsafe import escape
@@ -19,7 +19,7 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
         f"children {len(p.children)}")
     state = "running" if lp.running else "not running"
     stuck = f"  STUCK for {duration(lp.blocked_for_seconds)}" \
-        if lp.blocked_for_seconds >= 0.5 else ""
+        if lp.blocked_for_seconds >= STUCK_SECONDS else ""
     lines.append(
         f"loop {state}  lag {duration(lp.lag_seconds)} (p99 {duration(lp.lag_p99_seconds)})"
         f"  ready {lp.ready}  timers {lp.scheduled}{stuck}")
@@ -59,21 +59,25 @@ def render(snap: Snapshot, width: int = 100, tasks: int = 10, kinds: int = 12) -
         lines.append(f"  {escape(th.name, 28):<28}{tag:<8} cpu {th.cpu_seconds:>7.2f}s  "
                      f"{escape(short_path(th.location), width - 52)}")
     e = snap.errors
-    lines.append(f"ERRORS {e.total}")
-    for r in e.recent[-8:]:
-        ago = duration(max(0.0, snap.time - r.time))
+    groups = group_errors(e.recent)
+    lines.append(f"ERRORS {e.total}" + (f" ({len(groups)} distinct among the last "
+                                         f"{len(e.recent)})" if e.recent else ""))
+    for g in groups[:8]:
+        r = g.latest
         retrieved = "" if r.retrieved is None else (" retrieved" if r.retrieved else
                                                    " NEVER RETRIEVED")
         who = f" task {escape(r.task, 30)}" if r.task else (
             f" thread {escape(r.thread, 30)}" if r.thread else "")
-        lines.append(f"  {ago:>6} ago {r.source:<8} {escape(r.type, 24)}: "
-                     f"{escape(r.message, 60)}{who}{retrieved}")
+        seen = (f"{g.count}× first {duration(max(0.0, snap.time - g.first))} ago, last "
+                f"{duration(max(0.0, snap.time - g.last))} ago" if g.count > 1 else
+                f"{duration(max(0.0, snap.time - g.last))} ago")
+        lines.append(f"  {r.source:<8} {escape(r.type, 24)}: {escape(r.message, 60)}"
+                     f"{who}{retrieved}")
+        lines.append(f"           {escape(short_path(r.where), 60)}  {seen}")
     if snap.events:
-        lines.append(f"EVENTS (last {min(8, len(snap.events))})")
-        for ev in snap.events[-8:]:
-            ago = duration(max(0.0, snap.time - ev.time))
-            lines.append(f"  {ago:>6} ago {escape(kind_of(ev), 20)} "
-                         f"{escape(event_summary(ev), width - 30)}")
+        lines.append(f"EVENTS (last {min(8, len(snap.events))}, newest first)")
+        for ev in sorted(snap.events, key=lambda e: -e.time)[:8]:
+            lines.append(card_text(event_card(ev), snap.time, indent="  ", max_frames=8))
     if snap.agent is not None and snap.agent.limitations:
         lines.append("LIMITATIONS (what the agent can't do for this loop)")
         lines.extend(f"  {escape(note, width)}" for note in snap.agent.limitations)

@@ -10,7 +10,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from introspect.client.errors import AgentError
 from introspect.client.target import resolve_target
@@ -91,6 +91,7 @@ class IntrospectApp(App[None]):
         Binding("plus", "replay_speed(True)", "Faster", show=False),
         Binding("minus", "replay_speed(False)", "Slower", show=False),
         Binding("question_mark", "help", "Help"),
+        Binding("S", "screenshot", "Screenshot", show=False),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -120,6 +121,7 @@ class IntrospectApp(App[None]):
                                            playing=replay_playing, speed=replay_speed)
         self._last_tick = time.monotonic()
         self._prefilled: View | None = None
+        self.screenshot_dir = Path.cwd()
 
     # --- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -264,6 +266,8 @@ class IntrospectApp(App[None]):
             view.show(self.model)
         if isinstance(view, NodesView):
             view.action_reload()
+        if view is not None and (self.focused is None or isinstance(self.focused, Tabs)):
+            self._focus_view(view)
 
     # --- replay ----------------------------------------------------------------------------
     def _replay_tick(self) -> None:
@@ -316,10 +320,40 @@ class IntrospectApp(App[None]):
             await view.prepare(self.model)
             self._prefilled = view
         tabs.active = tab
-        focusable = view.query("RowTable, DataTable, Tree").first() \
-            if view.query("RowTable, DataTable, Tree") else None
-        if focusable is not None:
-            focusable.focus()
+        self._focus_view(view)
+
+    def _focus_view(self, view: View) -> None:
+        """Into the view, so its keys work at once (`G` on Memory, `f` on Threads), however
+        the tab was chosen."""
+        # A plain scrolled page (Load, System) takes focus only if it has keys of its own: a
+        # focus change restyles the screen, which costs the tab switch a repaint.
+        selector = "RowTable, DataTable, Tree" + (", VerticalScroll" if view.BINDINGS else "")
+        focusable = view.query(selector)
+        if focusable:
+            focusable.first().focus()
+
+    def action_screenshot(self) -> None:
+        """`S`: the screen as an SVG file in the current directory (`screenshot_dir`)."""
+        try:
+            path = self.save_screenshot(path=str(self.screenshot_dir))
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {escape(str(exc), 200)}", severity="error",
+                        markup=False)
+            return
+        self.notify(f"screenshot saved to {escape(path, 300)}", markup=False, timeout=8)
+
+    def control_refused(self, what: str) -> bool:
+        """True (and says so) when `what` cannot be done: no live target, or a read-only
+        connection. Said before any question is asked: asking "Cancel?" and refusing after
+        "yes" wastes the operator's time."""
+        if not self._live_or_say(what):
+            return True
+        role = getattr(self.source, "role", None)
+        if role == "read":
+            self.notify(f"read-only: {what} needs a control token (this connection has the "
+                        "read role)", severity="error", markup=False, timeout=8)
+            return True
+        return False
 
     def action_pause(self) -> None:
         if self.replay is not None:
@@ -342,6 +376,8 @@ class IntrospectApp(App[None]):
         self.switch_target(message.target)
 
     def on_confirm_cancel(self, message: ConfirmCancel) -> None:
+        if self.control_refused("cancelling a task"):
+            return
         task_id = message.task_id
         question = Text(f"Cancel task #{task_id} ")
         question.append(escape(message.name, 60), style="bold")
@@ -354,6 +390,9 @@ class IntrospectApp(App[None]):
         self.push_screen(ConfirmScreen(question), answered)
 
     def on_confirm_gc(self, message: ConfirmGc) -> None:
+        if self.control_refused("a forced GC"):
+            return
+
         def answered(yes: bool | None) -> None:
             if yes:
                 self.run_worker(self._do(lambda s: s.gc_collect()), group="actions")
@@ -372,7 +411,7 @@ class IntrospectApp(App[None]):
     def on_confirm_exact(self, message: ConfirmExact) -> None:
         """Ask, then start exact accounting for `seconds` and open its page."""
         seconds = message.seconds
-        if not self._live_or_say("exact accounting"):
+        if self.control_refused("exact accounting"):
             return
 
         def answered(yes: bool | None) -> None:

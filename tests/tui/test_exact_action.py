@@ -180,7 +180,8 @@ def agent_tcp_address(proc: AgentProcess) -> str:
     return wait_until(address, message="the agent's TCP address")
 
 
-def test_exact_with_a_read_only_token_is_forbidden_and_says_so() -> None:
+def test_control_keys_on_a_read_only_connection_say_so_before_asking() -> None:
+    """x, c, G and f with a read token: "read-only" at once, no question, nothing started."""
     env = {"INTROSPECT_LISTEN": "tcp://127.0.0.1:0", "INTROSPECT_TOKEN": "control-secret-012345",
            "INTROSPECT_READ_TOKEN": "read-secret-0123456"}
     with AgentProcess.script(SERVE_TCP, under_run=False, env=env) as proc:
@@ -192,13 +193,15 @@ def test_exact_with_a_read_only_token_is_forbidden_and_says_so() -> None:
                                 initial_view="tasks")
             async with app.run_test(size=(140, 40)) as pilot:
                 view = app.query_one(TasksView)
-                await poll(pilot, lambda: view.page is not None, "the first page")
-                await pilot.press("x")
-                await poll(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirm")
-                await pilot.press("y")
-                await poll(pilot, lambda: any("control role" in n for n in notifications(app)),
-                           "the refusal notified")
-                assert not isinstance(app.screen, ExactScreen)
+                await poll(pilot, lambda: view.page is not None and view.page.tasks,
+                           "the first page")
+                for keys in (["x"], ["c"], ["7", "G"], ["6", "f"]):
+                    before = len(notifications(app))
+                    await pilot.press(*keys)
+                    await poll(pilot, lambda b=before: len(notifications(app)) > b,
+                               f"a notice for {keys}")
+                    assert "read-only" in notifications(app)[-1], notifications(app)
+                    assert not isinstance(app.screen, (ConfirmScreen, ExactScreen)), keys
 
         run(scenario())
         with Client(target, token="control-secret-012345").connect() as client:

@@ -117,6 +117,7 @@ def test_a_refused_target_gets_a_final_banner_and_no_retry(tmp_path: Path) -> No
                 await poll(pilot, lambda: isinstance(app.connection, Refused), "refusal")
                 text = await poll_text(pilot, "Not retrying")
                 assert "wrong token" in text
+                assert "✖ refused" in text.splitlines()[0]  # the header too, not only the banner
                 await pilot.pause(1.0)  # a retry would show Connecting/Disconnected by now
                 assert isinstance(app.connection, Refused) and app.failure is None
 

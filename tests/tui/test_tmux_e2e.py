@@ -78,3 +78,25 @@ def test_top_in_a_real_terminal(demo: AgentProcess, tmux: Tmux) -> None:
     tmux.keys("Escape")
     tmux.keys("q")
     wait_until(lambda: "● live" not in tmux.screen(), message="top to quit")
+
+
+def test_an_event_card_read_off_a_real_terminal(demo: AgentProcess, tmux: Tmux) -> None:
+    """8, pause, Tab to the events, down to a blocking one, Enter: its card in words."""
+    env = f"INTROSPECT_RUNTIME_DIR={shlex.quote(os.environ['INTROSPECT_RUNTIME_DIR'])}"
+    tmux.start(f"env -u COLUMNS -u LINES {env} {shlex.quote(sys.executable)} -m introspect "
+               f"top {demo.pid}; sleep 30")
+    tmux.wait_for(f"pid {demo.pid}", "● live", "Quit")
+    tmux.keys("8")
+    tmux.wait_for("EVENTS", " BLOCKED ", timeout=40)
+    tmux.keys("p")  # the display holds still while we count rows
+    screen = tmux.wait_for("display paused")
+    lines = screen.splitlines()
+    header = next(i for i, line in enumerate(lines) if "AGO" in line and "WHAT" in line)
+    row = next(i for i, line in enumerate(lines[header + 1:]) if " BLOCKED " in line)
+    tmux.keys("Tab", *(["Down"] * row), "Enter")
+    card = tmux.wait_for("stack, innermost last", "→ time.sleep")
+    assert "loop blocked" in card and "by " in card and "blocking_calls.py" in card
+    assert "{'" not in card and "[{" not in card  # words, not reprs
+    tmux.keys("Escape")
+    tmux.keys("q")
+    wait_until(lambda: "● live" not in tmux.screen(), message="top to quit")

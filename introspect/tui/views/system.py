@@ -63,7 +63,7 @@ class SystemView(View):
             errors = ", ".join(f"{k}: {v}" for k, v in agent.collector_errors.items())
             lines += [
                 Text(""),
-                _row("agent", f"introspect {agent.version}"),
+                _row("agent", safe(f"introspect {agent.version}", 60)),
                 _row("listening on", safe(", ".join(agent.listen), 200)),
                 _row("exporters", safe(", ".join(exporters), 200)),
                 _row("console", "enabled" if agent.console else "disabled"),

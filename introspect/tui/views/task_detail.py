@@ -27,8 +27,9 @@ def render_detail(detail: m.TaskDetail) -> Text:
     out.append_text(safe(t.name, 80, style="bold"))
     out.append("\nkind       ")
     out.append_text(safe(t.kind, 120))
-    out.append(f"\nstate      {t.state}, age {age(t.age_seconds)}, "
-               f"busy {age(t.busy_seconds)}")
+    out.append(f"\nstate      {t.state}, age {age(t.age_seconds)}")
+    out.append(f"\nheld loop  {age(t.held_seconds)} (wall, blocking calls included), "
+               f"on CPU {age(t.busy_seconds)}")
     if detail.waiting_on:
         out.append("\nwaiting on ")
         out.append_text(safe(detail.waiting_on, 120))

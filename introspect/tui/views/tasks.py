@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import typing
 
 from rich.text import Text
 from textual import work
@@ -15,22 +16,34 @@ from textual.widgets import Input, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from introspect.errors import UserError
+from introspect.eventtext import short_kind
 from introspect.protocol import messages as m
-from introspect.protocol.snapshot import TaskRow
-from introspect.textfmt import age, short_path
+from introspect.protocol.snapshot import KindCount, TaskRow
+from introspect.textfmt import age, duration
+from introspect.textsafe import escape
 from introspect.tui.messages import ConfirmCancel, ConfirmExact, OpenExact, OpenTask
 from introspect.tui.state.model import ObserverState
 from introspect.tui.views.base import View, update_line
 from introspect.tui.widgets.table import RowTable
-from introspect.tui.widgets.text import safe, tail
+from introspect.tui.widgets.text import location, safe, tail
 
 PAGE_SIZE = 100
 EXACT_SECONDS = 30.0
 PREPARE_WAIT = 0.1  # seconds the tab switch waits for a fresh page before showing the last
 FRESH = 0.5  # seconds a live page stays fresh: an update does not ask for it again
-SORTS = ["age", "id", "name", "kind", "state", "busy", "location"]
+# `held` sorts once the agent knows the key (TaskListRequest.sort); until then the column shows.
+SORTS = ["age", "id", "name", "kind", "state", "held", "busy", "location"]
+SORTS = [s for s in SORTS
+         if s in typing.get_args(typing.get_type_hints(m.TaskListRequest)["sort"])]
+DESCENDING_FIRST = ("age", "held", "busy")
 COLUMNS = [("id", "ID"), ("name", "NAME"), ("kind", "KIND"), ("state", "STATE"),
-           ("age", "AGE"), ("busy", "BUSY"), ("awaiting", "AWAITING"), ("location", "LOCATION")]
+           ("age", "AGE"), ("held", "HELD"), ("busy", "BUSY"), ("awaiting", "AWAITING"),
+           ("location", "LOCATION")]
+# Widest cell each column shows (location: its least), and the order columns go when the
+# terminal is narrow: first listed, first dropped. LOCATION takes what is left, from the left.
+WIDTHS = {"id": 6, "name": 24, "kind": 24, "state": 8, "age": 6, "held": 6, "busy": 4,
+          "awaiting": 24, "location": 20}
+DROP_ORDER = ["kind", "awaiting", "busy", "age", "state"]
 GROUP_COLUMNS = [("kind", "KIND"), ("count", "LIVE"), ("created", "CREATED"), ("ok", "OK"),
                  ("error", "ERROR"), ("cancelled", "CANCELLED")]
 
@@ -42,7 +55,34 @@ def matched_count(page: m.TaskPage) -> str:
 
 
 def busy_percent(row: TaskRow) -> float:
+    """CPU share of the task's life (a blocking `time.sleep` burns none: see HELD)."""
     return row.busy_seconds / row.age_seconds * 100 if row.age_seconds > 0 else 0.0
+
+
+def held_text(row: TaskRow) -> str:
+    """Wall time the task held the loop, blocking calls included: the honest "who froze us"."""
+    return duration(row.held_seconds) if row.held_seconds > 0 else "·"
+
+
+def fit_columns(width: int) -> tuple[list[str], int]:
+    """The column keys that fit `width` cells, and the room left for LOCATION's text."""
+    keys = [key for key, _label in COLUMNS]
+    needed = sum(WIDTHS[k] + 2 for k in keys) + 1  # + the scrollbar's cell
+    for key in DROP_ORDER:
+        if needed <= width:
+            break
+        keys.remove(key)
+        needed -= WIDTHS[key] + 2
+    return keys, max(WIDTHS["location"], WIDTHS["location"] + width - needed)
+
+
+def trouble(kinds: list[KindCount]) -> list[str]:
+    """Kinds that are gone after crashing: 0 live and error finishes (a crash loop whose
+    supervisor gave up), worst first."""
+    gone = sorted((k for k in kinds if k.count == 0 and k.finished_error),
+                  key=lambda k: (-k.finished_error, k.kind))
+    return [f"{short_kind(k.kind)} gone after {k.finished_error} "
+            f"crash{'es' if k.finished_error > 1 else ''}" for k in gone]
 
 
 class TasksView(View):
@@ -70,10 +110,13 @@ class TasksView(View):
         self.exact_seconds = EXACT_SECONDS  # how long `x` accounts (tests shorten it)
         self._asking: m.TaskListRequest | None = None  # the request in flight
         self._shown: tuple[m.TaskListRequest, float] | None = None  # in the table, since
+        self.shown_columns: list[str] = [key for key, _label in COLUMNS]
+        self.location_width = WIDTHS["location"]
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter: text in name, kind or location; Enter applies, Esc "
                     "clears", id="task-filter", classes="hidden")
+        yield Static(id="task-trouble", classes="trouble hidden")
         yield Static(id="task-status", classes="status")
         yield RowTable(id="task-table")
 
@@ -82,8 +125,16 @@ class TasksView(View):
 
     def _set_columns(self) -> None:
         self._shown = None
+        self.shown_columns, self.location_width = fit_columns(self.size.width or 200)
+        labels = dict(COLUMNS)
         self.query_one("#task-table", RowTable).set_columns(
-            GROUP_COLUMNS if self.grouped else COLUMNS)
+            GROUP_COLUMNS if self.grouped else [(k, labels[k]) for k in self.shown_columns])
+
+    def on_resize(self) -> None:
+        if (self.shown_columns, self.location_width) != fit_columns(self.size.width or 200):
+            self._set_columns()
+            if self.page is not None and not self.grouped:
+                self._fill(self.page)
 
     def request(self) -> m.TaskListRequest:
         return m.TaskListRequest(offset=self.page_offset, limit=PAGE_SIZE, sort=self.sort,
@@ -91,6 +142,7 @@ class TasksView(View):
                                  kind=self.kind)
 
     def show(self, model: ObserverState) -> None:
+        self._show_trouble(model)
         if self.grouped:
             self._show_groups(model)
         elif not self._up_to_date():
@@ -146,11 +198,18 @@ class TasksView(View):
         self._fill(page)
 
     def _fill(self, page: m.TaskPage) -> None:
+        keys = self.shown_columns
+        cells = {
+            "id": lambda row: str(row.id), "name": lambda row: safe(row.name, 24),
+            "kind": lambda row: tail(row.kind, 24), "state": lambda row: row.state,
+            "age": lambda row: age(row.age_seconds), "held": held_text,
+            "busy": lambda row: f"{busy_percent(row):.0f}%",
+            "awaiting": lambda row: safe(row.awaiting, 24),
+            "location": lambda row: location(row.location, self.location_width),
+        }
+        makers = [cells[k] for k in keys]
         self.query_one("#task-table", RowTable).set_rows(
-            (str(row.id), (str(row.id), safe(row.name, 24), tail(row.kind, 28), row.state,
-                           age(row.age_seconds), f"{busy_percent(row):.0f}%",
-                           safe(row.awaiting, 30), tail(short_path(row.location), 36)))
-            for row in page.tasks)
+            (str(row.id), tuple(make(row) for make in makers)) for row in page.tasks)
         first = page.offset + 1 if page.tasks else 0
         status = Text(f"{first}–{page.offset + len(page.tasks)} of {matched_count(page)} "
                       f"matching ({page.total} live)  sort {self.sort} "
@@ -177,6 +236,18 @@ class TasksView(View):
         update_line(self.query_one("#task-status", Static), Text(
             f"{snap.tasks.total} live tasks in {sum(1 for k in kinds if k.count)} kinds "
             f"({len(kinds)} seen)  Enter: list this kind  g: back to tasks"))
+
+    def _show_trouble(self, model: ObserverState) -> None:
+        """Trouble first: kinds that crashed until none was left, above the table."""
+        snap = model.snapshot
+        found = trouble(snap.tasks.by_kind) if snap is not None else []
+        line = self.query_one("#task-trouble", Static)
+        line.set_class(not found, "hidden")
+        if found:
+            text = Text("⚠ ", style="bold")
+            text.append(escape("; ".join(found), 300), style="bold")
+            text.append("  (g: by kind, 8: errors)", style="dim")
+            update_line(line, text)
 
     # --- actions ---------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -211,14 +282,14 @@ class TasksView(View):
         if sort not in SORTS:
             return
         if descending is None:
-            descending = not self.descending if sort == self.sort else sort in ("age", "busy")
+            descending = not self.descending if sort == self.sort else sort in DESCENDING_FIRST
         self.sort, self.descending, self.page_offset = sort, descending, 0
         self.reload()
 
     def action_next_sort(self) -> None:
         self.set_sort(SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)],
                       descending=SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-                      in ("age", "busy"))
+                      in DESCENDING_FIRST)
 
     def action_reverse(self) -> None:
         self.set_sort(self.sort, not self.descending)

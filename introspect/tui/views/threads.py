@@ -84,8 +84,7 @@ class ThreadsView(View):
     def action_profile(self) -> None:
         """`f`: sample the target with py-spy, 3 s at a time, and show the hottest functions
         until `f` is pressed again (needs the control role and py-spy on the target's host)."""
-        if not self.live:
-            self.app.notify("profiling needs a live target, not a recording", severity="warning")
+        if not self.profiling and self.observer.control_refused("profiling"):
             return
         self.profiling = not self.profiling
         if self.profiling:

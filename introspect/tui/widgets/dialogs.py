@@ -62,13 +62,17 @@ HELP = """\
 Views      1 System  2 Load  3 Tasks  4 Tree  5 Queues  6 Threads  7 Memory & GC
            8 Errors & events  9 Metrics  0 Nodes      (or click the tabs; Tab moves focus)
 Anywhere   p pause the display (the agent keeps going)   ? this help   q quit
+           S save an SVG screenshot of the screen (to the current directory)
 Tasks      / filter (name, kind, location)   s next sort column   r reverse order
+           HELD = wall time the task held the loop (blocking calls included); BUSY = CPU
            click a column header to sort by it   n / N next / previous page
            g group by kind (Enter on a kind filters to it)   Enter task detail   c cancel task
            x exact accounting for 30 s (asks first)   X the latest exact report
 Task page  c cancel (asks first)   r refresh   Esc back
 Tree       Enter / Space expand or collapse   r reload
-Errors     Enter the full traceback / event
+Threads    f profile the target with py-spy, 3 s at a time, until f again (control role)
+Errors     identical errors are one row (COUNT, LAST, FIRST seen)
+           Enter the full traceback / the event's card (stack innermost last)
 Memory     G force a full GC collection in the target (asks first)
 Nodes      Enter switch to that node   r reload the list
 Replay     p or Space play/pause   . / , step forward/back   > / < seek ±10 s   + / - speed

@@ -5,13 +5,16 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from introspect.textfmt import age, byte_size, millis
+from introspect.eventtext import STUCK_SECONDS
+from introspect.textfmt import age, byte_size, duration, millis
+from introspect.textsafe import escape
 from introspect.tui.state.connection import (
     Connected,
     Connecting,
     ConnectionState,
     Disconnected,
     NoTarget,
+    Refused,
     Replaying,
     TargetExited,
 )
@@ -34,6 +37,8 @@ def connection_text(state: ConnectionState, widget: object) -> Text:
         icon = "▶" if state.playing else "⏸"
         return Text(f"{icon} replay {state.index + 1}/{state.total} ×{state.speed:g}",
                     style=warn)
+    if isinstance(state, Refused):
+        return Text(f"✖ refused: {escape(state.reason, 60)}", style=f"bold {err}")
     if isinstance(state, NoTarget):
         return Text("no target: pick a node", style=warn)
     return Text("")
@@ -56,15 +61,40 @@ class HeaderBar(Static):
         line2 = Text()
         sample = model.latest()
         if snap is not None and sample is not None:
-            loop = snap.loop
-            lag = max(loop.lag_seconds, loop.lag_p99_seconds)
-            warn = theme_color(self, "warning")
-            line2.append(f"cpu {sample.cpu_percent:.0f}%  rss {byte_size(sample.rss)}  "
-                         f"tasks {snap.tasks.total}  thr {snap.process.threads}  ")
-            line2.append(f"lag {millis(lag)}", style=warn if lag >= 0.1 else "")
-            line2.append(f"  rq {loop.ready}  gc {sample.gc_per_second:.1f}/s  ")
-            line2.append(f"exc {sample.exceptions_per_second:.1f}/s",
-                         style=warn if sample.exceptions_per_second else "")
-            if model.dropped:
-                line2.append(f"  dropped {model.dropped}", style=warn)
+            line2 = figures_line(model, self, self.content_region.width or 200)
         self.update(Text("\n").join([line1, line2]), layout=False)  # always 2 lines (CSS)
+
+
+def figures_line(model: ObserverState, widget: object, width: int) -> Text:
+    """`STUCK 3.2s  lag 12.0ms  rq 0  cpu 4%  …`: the loop's health first, then the rest, each
+    figure whole and two spaces apart; figures that do not fit `width` are left out, last
+    first, so nothing runs together or is cut mid-number."""
+    snap, sample = model.snapshot, model.latest()
+    assert snap is not None and sample is not None
+    loop = snap.loop
+    lag = max(loop.lag_seconds, loop.lag_p99_seconds)
+    warn, err = theme_color(widget, "warning"), theme_color(widget, "error")
+    parts: list[Text] = []
+    if loop.blocked_for_seconds >= STUCK_SECONDS:
+        parts.append(Text(f"STUCK {duration(loop.blocked_for_seconds)}",
+                          style=f"bold reverse {err}"))
+    parts += [Text(f"lag {millis(lag)}", style=warn if lag >= 0.1 else ""),
+              Text(f"rq {loop.ready}"),
+              Text(f"exc {sample.exceptions_per_second:.1f}/s",
+                   style=warn if sample.exceptions_per_second else ""),
+              Text(f"tasks {snap.tasks.total}"),
+              Text(f"cpu {sample.cpu_percent:.0f}%"),
+              Text(f"rss {byte_size(sample.rss)}"),
+              Text(f"thr {snap.process.threads}"),
+              Text(f"gc {sample.gc_per_second:.1f}/s")]
+    if model.dropped:
+        parts.append(Text(f"dropped {model.dropped}", style=warn))
+    line = Text()
+    for part in parts:
+        needed = len(part.plain) + (2 if line.plain else 0)
+        if len(line.plain) + needed > width:
+            break
+        if line.plain:
+            line.append("  ")
+        line.append_text(part)
+    return line

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from introspect.textfmt import fit_location
 from introspect.textsafe import escape
 
 
@@ -21,6 +22,12 @@ def tail(value: object, limit: int = 40) -> Text:
     if len(text) > limit:
         text = "…" + text[-(limit - 1):]
     return Text(text, no_wrap=True)
+
+
+def location(value: str, width: int) -> Text:
+    """A `file:line function` place in `width` cells that keeps `file:line` (see
+    `textfmt.fit_location`), escaped."""
+    return Text(fit_location(escape(value, 1000), width), no_wrap=True)
 
 
 def theme_color(widget: object, name: str, fallback: str = "") -> str:
