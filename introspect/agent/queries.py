@@ -37,6 +37,7 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
     return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
 
 
+MAX_FOREST_TASKS = 10_000  # rows the console's pstree() labels (edges: every task)
 COUNT_BUDGET = 0.005  # seconds spent counting matches once a filtered page is full
 LOCATION_ATTR = "_introspect_location"  # (waiter future, lower-cased location) on a task
 
@@ -195,8 +196,8 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
                 if getattr(getattr(t, task_mod.META_ATTR, None), "parent", None) == task_id]
     # Who waits for it: its own callbacks, O(1). What it waits for: the other tasks'
     # callbacks name it, so one pass over the live tasks (as `children` above already does).
-    awaited_by = [_ref(waiter, via) for waiter, via in ag._waiters(task)]
-    awaits = [_ref(edge.awaited, edge.via) for edge in ag.await_edges(live)
+    awaited_by = [task_ref(waiter, via) for waiter, via in ag._waiters(task)]
+    awaits = [task_ref(edge.awaited, edge.via) for edge in ag.await_edges(live)
               if edge.waiter is task]
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
@@ -210,7 +211,8 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
                         awaits=awaits, awaited_by=awaited_by)
 
 
-def _ref(task: Any, via: str) -> m.TaskRef:
+def task_ref(task: Any, via: str) -> m.TaskRef:
+    """`task` as the await graph names it; `via`: how it is linked (task | gather | taskgroup)."""
     meta = getattr(task, task_mod.META_ATTR, _NO_META)
     try:
         name = task.get_name()

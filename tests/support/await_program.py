@@ -65,6 +65,7 @@ def expected_edges(pool: int) -> set[tuple[str, str, str]]:
     return EXPECTED | {("pool", "gather", f"pooled-{i}") for i in range(pool)}
 
 
-def await_process(pool: int, sessions: int) -> AgentProcess:
+def await_process(pool: int, sessions: int, **env: str) -> AgentProcess:
     return AgentProcess.script(SOURCE, under_run=False,
-                               env={"AWAIT_POOL": str(pool), "AWAIT_SESSIONS": str(sessions)})
+                               env={"AWAIT_POOL": str(pool), "AWAIT_SESSIONS": str(sessions),
+                                    **env})
