@@ -100,18 +100,29 @@ class Forest:
         out: list[str] = []
         for _via, members in self._group([_Node("", r) for r in self.roots]):
             out.append(self._label(members))
-            self._children(members[0], "", out, frozenset({members[0]}))
             self.shown.update(members)
+            self._children(members, "", out, frozenset({members[0]}))
         # A task reached from no root awaits in a cycle (a deadlock): show it too.
+        reached = set(self.roots)
+        todo = list(self.roots)
+        while todo:
+            for node in self.awaits.get(todo.pop(), ()):
+                if node.task not in reached:
+                    reached.add(node.task)
+                    todo.append(node.task)
         for task in self.awaits:
-            if task not in self.shown:
+            if task not in reached and task not in self.shown:
                 out.append(self._label([task]) + "  (in an await cycle)")
                 self.shown.add(task)
-                self._children(task, "", out, frozenset({task}))
+                self._children([task], "", out, frozenset({task}))
         return out
 
-    def _children(self, task: int, indent: str, out: list[str], path: frozenset) -> None:
-        groups = self._group(self.awaits.get(task, []))
+    def _children(self, owners: list[int], indent: str, out: list[str],
+                  path: frozenset) -> None:
+        """What `owners` await (one task, or a folded group whose members have identical
+        subtrees: their children fold together, so each level says how many in all)."""
+        nodes = {node.task: node for owner in owners for node in self.awaits.get(owner, [])}
+        groups = self._group(list(nodes.values()))  # a task they all await: counted once
         for i, (via, members) in enumerate(groups):
             last = i == len(groups) - 1
             branch, more = ("`- ", "   ") if last else ("|- ", "|  ")
@@ -124,7 +135,7 @@ class Forest:
             if again:
                 continue
             self.shown.update(members)
-            self._children(head, indent + more, out, path | {head})
+            self._children(members, indent + more, out, path | {head})
 
 
 def forest_lines(rows: Iterable[m.TaskChain], edges: Iterable[m.AwaitEdge]) -> list[str]:

@@ -129,7 +129,10 @@ class TreeView(View):
         dump = getattr(self.source, "dump", None)
         if dump is None:
             return None
-        reply = await dump(max_tasks=0)
+        try:
+            reply = await dump(max_tasks=0)
+        except UserError:  # the tree by creator is still worth showing
+            return None
         return list(reply.graph)
 
     def _build(self, page: m.TaskPage, edges: list[m.AwaitEdge] | None) -> None:
