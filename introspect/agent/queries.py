@@ -37,7 +37,6 @@ def _sort_key(req: m.TaskListRequest, running: Any, busy: dict[int, float] | Non
     return lambda t: now - getattr(t, meta_attr, _NO_META).created  # age
 
 
-MAX_FOREST_TASKS = 10_000  # rows the console's pstree() labels (edges: every task)
 COUNT_BUDGET = 0.005  # seconds spent counting matches once a filtered page is full
 LOCATION_ATTR = "_introspect_location"  # (waiter future, lower-cased location) on a task
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 MAX_ROWS_SHOWN = 50
+MAX_FOREST_TASKS = 10_000  # tasks pstree() labels (its edges cover every task)
 
 
 class TaskTable(list):
@@ -132,7 +133,7 @@ def make_helpers(agent: Agent) -> dict[str, Any]:
     def pstree() -> Forest:
         """Who awaits whom (await, gather, TaskGroup), as a forest: roots are tasks nobody
         awaits; identical siblings print once with their count."""
-        reply = queries.dump(agent, max_tasks=queries.MAX_FOREST_TASKS)
+        reply = queries.dump(agent, max_tasks=MAX_FOREST_TASKS)
         return Forest("\n".join(forest_lines(reply.tasks, reply.graph)))
 
     def awaits(task_or_id: asyncio.Task | int) -> Awaits:
