@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from introspect.agent import await_graph as ag
 from introspect.agent import snapshot_builder as sb
 from introspect.agent import stuck
 from introspect.agent.collectors import frames as fr
@@ -196,8 +197,14 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
     for frame in task.get_stack(limit=64):
         stack.append(m.Frame(function=frame.f_code.co_name, file=frame.f_code.co_filename,
                              line=frame.f_lineno))
-    children = [_seq(t) for t in task_mod.live_tasks(loop)
+    live = task_mod.live_tasks(loop)
+    children = [_seq(t) for t in live
                 if getattr(task_mod.meta_of(t), "parent", None) == task_id]
+    # Who waits for it: its own callbacks, O(1). What it waits for: the other tasks'
+    # callbacks name it, so one pass over the live tasks (as `children` above already does).
+    awaited_by = [task_ref(waiter, via) for waiter, via in ag._waiters(task)]
+    awaits = [task_ref(edge.awaited, edge.via) for edge in ag.await_edges(live)
+              if edge.waiter is task]
     coro = task.get_coro()
     code = getattr(coro, "cr_code", None)
     created_at = task_mod.created_at(task_mod.meta_of(task)) or (  # else the coroutine's def
@@ -207,7 +214,25 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
     return m.TaskDetail(task=row, await_chain=chain, stack=stack, children=children,
                         created_at=created_at, coroutine=task_mod.fr.qualname_of(coro),
                         waiting_on=waiting_on,
-                        waiting_seconds=stuck.waiting_seconds(agent, task) if waiting else None)
+                        waiting_seconds=stuck.waiting_seconds(agent, task) if waiting else None,
+                        awaits=awaits, awaited_by=awaited_by)
+
+
+def task_ref(task: Any, via: str) -> m.TaskRef:
+    """`task` as the await graph names it; `via`: how it is linked (task | gather | taskgroup)."""
+    meta = getattr(task, task_mod.META_ATTR, _NO_META)
+    try:
+        name = task.get_name()
+    except Exception:  # a plain future awaited through gather has no name
+        name = type(task).__name__
+    return m.TaskRef(id=_seq(task), name=name, kind=meta.kind, via=via)
+
+
+def await_graph(tasks: list[asyncio.Task]) -> list[m.AwaitEdge]:
+    """Every await edge among `tasks`, as task ids (read from the agent's thread: see
+    agent/await_graph.py for why that is safe)."""
+    return [m.AwaitEdge(waiter=_seq(e.waiter), via=e.via, awaited=_seq(e.awaited))
+            for e in ag.await_edges(tasks)]
 
 
 def thread_stacks(agent: Agent) -> list[m.ThreadStack]:
@@ -226,9 +251,11 @@ def dump(agent: Agent, max_tasks: int) -> m.DumpReply:
     loop = agent.loop
     chains = []
     total = 0
+    graph: list[m.AwaitEdge] = []
     if loop is not None:
         tasks = task_mod.live_tasks(loop)
         total = len(tasks)
+        graph = await_graph(tasks)
         running = sb._current_task(loop)
         now = time.monotonic()
         for task in tasks[:max_tasks]:
@@ -238,7 +265,7 @@ def dump(agent: Agent, max_tasks: int) -> m.DumpReply:
                              for w, loc, d in task_mod.await_chain(task)]))
     return m.DumpReply(time=time.time(), pid=agent.pid, threads=thread_stacks(agent),
                        tasks=chains, tasks_total=total,
-                       loop_blocked_for_seconds=agent.loop_probe.blocked_for())
+                       loop_blocked_for_seconds=agent.loop_probe.blocked_for(), graph=graph)
 
 
 def cancel_task(agent: Agent, task_id: int, message: str | None) -> tuple[bool, str]:

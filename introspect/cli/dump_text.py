@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from introspect.awaittext import forest_lines
 from introspect.protocol import messages as m
 from introspect.textsafe import escape
 
@@ -33,6 +34,7 @@ def render_agent(reply: m.DumpReply) -> str:
     for stack in sorted(reply.threads, key=lambda s: (not s.thread.is_loop, s.thread.is_agent)):
         out.extend(_thread(stack))
     out.extend(_tasks(reply))
+    out.extend(_await_forest(reply))
     return "\n".join(out) + "\n"
 
 
@@ -82,3 +84,11 @@ def _tasks(reply: m.DumpReply) -> list[str]:
             lines.append(f"    {escape(link.what, 120)}{where}{detail}")
         lines.append("")
     return lines
+
+
+def _await_forest(reply: m.DumpReply) -> list[str]:
+    forest = forest_lines(reply.tasks, reply.graph)
+    if not forest:
+        return []
+    return ["Await graph: who awaits whom (via await | gather | taskgroup; roots are tasks "
+            "nobody awaits)", *forest, ""]

@@ -190,6 +190,24 @@ class AwaitLink(msgspec.Struct, kw_only=True):
     detail: str = ""
 
 
+class TaskRef(msgspec.Struct, kw_only=True):
+    """Another task, as the await graph names it: `via` is how the two are linked
+    ("task": a plain `await`, "gather", "taskgroup")."""
+
+    id: int
+    name: str = ""
+    kind: str = ""
+    via: str = "task"
+
+
+class AwaitEdge(msgspec.Struct, kw_only=True):
+    """`waiter` awaits `awaited` (task ids) through `via`: task | gather | taskgroup."""
+
+    waiter: int
+    via: str
+    awaited: int
+
+
 class TaskDetail(Reply, tag="task_detail_reply"):
     task: TaskRow
     await_chain: list[AwaitLink]
@@ -202,6 +220,8 @@ class TaskDetail(Reply, tag="task_detail_reply"):
     # since the agent first saw it waiting on that same object (a lower bound); None when it
     # is not waiting or nothing has seen it wait yet.
     waiting_seconds: float | None = None
+    awaits: list[TaskRef] = msgspec.field(default_factory=list)  # tasks this one waits for
+    awaited_by: list[TaskRef] = msgspec.field(default_factory=list)  # tasks waiting for it
 
 
 class ThreadStack(msgspec.Struct, kw_only=True):
@@ -229,6 +249,8 @@ class DumpReply(Reply, tag="dump_reply"):
     tasks: list[TaskChain]
     tasks_total: int
     loop_blocked_for_seconds: float = 0.0
+    # Who awaits whom among all live tasks (not only the `tasks` shown), waiter order kept.
+    graph: list[AwaitEdge] = msgspec.field(default_factory=list)
 
 
 class Update(Reply, tag="update"):

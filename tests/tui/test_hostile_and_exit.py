@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from textual.widgets import Tree
+
 from introspect.tui.app import IntrospectApp
 from introspect.tui.state.connection import (
     Connected,
@@ -57,6 +59,11 @@ def test_hostile_task_name_is_escaped_and_truncated() -> None:
                 assert "[bold]markup[/bold]" in text  # Rich markup shown, not interpreted
                 await pilot.press("escape")
                 await pilot.press("4")
+                await poll_text(pilot, "__main__.idle ×2")  # siblings of one kind: one row
+                tree = app.query_one("#task-tree", Tree)
+                main = tree.root.children[0]
+                group = next(n for n in main.children if isinstance(n.data, tuple))
+                group.expand()  # the idle group opens on demand
                 text = await poll_text(pilot, "\\x1b[31mRED")
                 _assert_layout(text)
 

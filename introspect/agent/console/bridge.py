@@ -103,7 +103,8 @@ class ConsoleExtension:
         lines = [
             f"introspect console: pid {os.getpid()}, Python {sys.version.split()[0]}, "
             f"running {where}.",
-            "Helpers: tasks(), task(id), queues(), cancel(id), snapshot(); also asyncio, "
+            "Helpers: tasks(), task(id), queues(), cancel(id), snapshot(), pstree(), "
+            "awaits(task); also asyncio, "
             "agent, introspect.",
         ]
         if app_names:

@@ -1,5 +1,6 @@
 """The task page: where it is stuck (await chain, innermost first to outermost), its stack,
-parent and children, creation site; cancel with confirmation."""
+parent and children, creation site, the tasks it awaits and that await it (each selectable:
+Enter opens that task's page); cancel with confirmation."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
 from introspect.textfmt import age, short_path
-from introspect.tui.messages import ConfirmCancel
+from introspect.tui.messages import ConfirmCancel, OpenTask
 from introspect.tui.views.base import source_of
 from introspect.tui.widgets.text import safe
 
@@ -44,7 +46,36 @@ def render_detail(detail: m.TaskDetail) -> Text:
     kids = ", ".join(f"#{c}" for c in detail.children[:50])
     more = f" … {len(detail.children) - 50} more" if len(detail.children) > 50 else ""
     out.append(f"\nchildren   {kids or 'none'}{more}")
-    out.append("\n\nAWAIT CHAIN", style="bold")
+    return out
+
+
+MAX_LINKS = 50  # per direction; a gather of 1000 says how many more
+
+
+def link_options(detail: m.TaskDetail) -> list[Option]:
+    """One selectable line per task this one awaits or is awaited by (id = the task's)."""
+    options: list[Option] = []
+    for label, refs, none in (("awaits    ", detail.awaits, "no task"),
+                              ("awaited by", detail.awaited_by, "no task (a root)")):
+        if not refs:
+            options.append(Option(Text(f"{label} {none}", style="dim"), disabled=True))
+        for ref in refs[:MAX_LINKS]:
+            text = Text(f"{label} ")
+            text.append(f"#{ref.id} ")
+            text.append_text(safe(ref.name, 40, style="bold"))
+            text.append("  ")
+            text.append_text(safe(ref.kind, 60))
+            text.append(f"  via {ref.via}", style="italic")
+            options.append(Option(text, id=f"{label.strip()}:{ref.id}:{len(options)}"))
+        if len(refs) > MAX_LINKS:
+            options.append(Option(Text(f"{label} … {len(refs) - MAX_LINKS} more", style="dim"),
+                                  disabled=True))
+    return options
+
+
+def render_chain_and_stack(detail: m.TaskDetail) -> Text:
+    out = Text("\n")
+    out.append("AWAIT CHAIN", style="bold")
     if not detail.await_chain:
         out.append("\n  (not available)", style="dim")
     for depth, link in enumerate(detail.await_chain):
@@ -66,11 +97,14 @@ def render_detail(detail: m.TaskDetail) -> Text:
 
 
 class TaskDetailScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    #task-links { height: auto; max-height: 14; border: none; margin-top: 1; }
+    """
     BINDINGS = [Binding("escape", "close", "Back"), Binding("q", "close", "Back", show=False),
                 Binding("c", "cancel", "Cancel task"), Binding("r", "load", "Refresh")]
 
     def __init__(self, task_id: int) -> None:
-        super().__init__(id="task-detail")
+        super().__init__(classes="task-detail")  # no id: one task page may open another
         self.task_id = task_id
         self.detail: m.TaskDetail | None = None
 
@@ -79,7 +113,12 @@ class TaskDetailScreen(ModalScreen[None]):
             yield Static(Text(f"task #{self.task_id}", style="bold"), classes="page-title")
             with VerticalScroll():
                 yield Static(Text("loading…"), id="task-detail-body", classes="page-body")
-            yield Static("c: cancel this task   r: refresh   Esc: back", classes="page-hint")
+                links = OptionList(id="task-links", classes="page-body")
+                links.display = False
+                yield links
+                yield Static(id="task-detail-chain", classes="page-body")
+            yield Static("Enter: open the selected awaits/awaited-by task   c: cancel this task"
+                         "   r: refresh   Esc: back", classes="page-hint")
 
     def on_mount(self) -> None:
         self.action_load()
@@ -99,6 +138,22 @@ class TaskDetailScreen(ModalScreen[None]):
             return
         if self.is_attached:
             body.update(render_detail(self.detail))
+            links = self.query_one("#task-links", OptionList)
+            links.clear_options()
+            options = link_options(self.detail)
+            links.add_options(options)
+            links.display = True
+            selectable = [i for i, option in enumerate(options) if not option.disabled]
+            if selectable:
+                links.highlighted = selectable[0]
+                links.focus()
+            self.query_one("#task-detail-chain", Static).update(
+                render_chain_and_stack(self.detail))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        option_id = event.option.id
+        if option_id:
+            self.post_message(OpenTask(int(option_id.split(":")[1])))
 
     def action_cancel(self) -> None:
         name = self.detail.task.name if self.detail else ""
