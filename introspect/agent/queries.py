@@ -220,7 +220,7 @@ def task_detail(agent: Agent, task_id: int) -> m.TaskDetail | None:
 
 def task_ref(task: Any, via: str) -> m.TaskRef:
     """`task` as the await graph names it; `via`: how it is linked (task | gather | taskgroup)."""
-    meta = getattr(task, task_mod.META_ATTR, _NO_META)
+    meta = task_mod.meta_of(task) or _NO_META
     try:
         name = task.get_name()
     except Exception:  # a plain future awaited through gather has no name
