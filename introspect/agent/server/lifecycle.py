@@ -20,6 +20,7 @@ from introspect.agent.audit import Audit
 from introspect.agent.server import requests
 from introspect.agent.server.connections import Connection, ConnectionTable
 from introspect.agent.server.handshake import Handshake, identify
+from introspect.agent.server.heavy import HeavyReplies
 from introspect.agent.server.listeners import Listener, bind_all, close_all
 from introspect.agent.server.refusals import RefusalLog
 from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
@@ -53,6 +54,7 @@ class AgentServer:
         self.thread: threading.Thread | None = None
         self.runtime_dir: Path | None = None
         self.ticker = SnapshotTicker(agent)  # shared by every subscriber
+        self.heavy = HeavyReplies()  # dumps and large pages: one at a time, shared
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = False
