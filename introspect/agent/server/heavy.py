@@ -1,9 +1,10 @@
 """Heavy replies (dumps, large task pages, thread stacks, stuck reports): built one at a time,
-each build followed by a pause as long as it took (the agent never takes more than half of the
-GIL's time for them, whatever the clients send), kept encoded for a second so identical
-requests from many clients share one build and one buffer, and sent in slices so a client
-that does not read pins at most a slice of our memory besides the shared body; when the
-client leaves, nothing keeps the body (no reference cycle waiting for the collector)."""
+the next build waiting twice as long as the last one took (at most a third of the GIL's time
+goes to them, whatever the clients send; the reply itself is not delayed), kept encoded for a
+second so identical requests from many clients share one build and one buffer, and sent in
+slices so a client that does not read pins at most a slice of our memory besides the shared
+body; when the client leaves, nothing keeps the body (no reference cycle waiting for the
+collector)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from introspect.protocol import framing
 from introspect.protocol import messages as m
 
 CACHE_SECONDS = 1.0  # an identical request within this gets the same encoded reply
-MAX_PAUSE = 1.0  # seconds of pause after one build, at most
+PAUSE_FACTOR = 2.0  # after a build, the next one waits twice as long as it took
+MAX_PAUSE = 2.0  # seconds, at most
 LARGE_PAGE_ROWS = 200  # a task page asking for more rows than this is heavy
 SLICE = 64 * 1024  # bytes handed to the transport before waiting for it to drain
 MAX_PINNED_BYTES = 64 * 1024 * 1024  # distinct reply bodies being sent, all connections
@@ -53,12 +55,17 @@ class HeavyReplies:
         key = m.encode(msgspec.structs.replace(request, id=0))
         body = self._cached(key)
         if body is None:
-            async with self._lock:
+            await self._lock.acquire()
+            pause = 0.0
+            try:
                 if gone():
                     raise ConnectionResetError("the client left before its reply was built")
                 body = self._cached(key)  # built while we waited for our turn
                 if body is None:
-                    body = await self._build(key, build)
+                    body, pause = await self._build(key, build)
+            finally:
+                # the next build waits out the pause; this reply does not
+                asyncio.get_running_loop().call_later(pause, self._lock.release)
         else:
             self.shared += 1
         await self._send(writer, body, request.id)
@@ -69,12 +76,14 @@ class HeavyReplies:
             return hit[1]
         return None
 
-    async def _build(self, key: bytes, build: Callable[[], Awaitable[m.Reply]]) -> bytes:
+    async def _build(self, key: bytes,
+                     build: Callable[[], Awaitable[m.Reply]]) -> tuple[bytes, float]:
+        """The encoded reply, and how long the next build must wait."""
         if self.pinned_bytes > MAX_PINNED_BYTES:
             self.refused += 1  # not cached: the next try may find the others gone
             return _encode(m.ErrorReply(code="busy", message=(
                 f"{self.pinned_bytes >> 20} MB of large replies are still being sent to "
-                "other clients; try again shortly")))
+                "other clients; try again shortly"))), 0.0
         started = time.monotonic()
         # The 100,000s of objects a dump makes would trigger full collections of the app's
         # whole heap (0.1 s each, with the GIL held); they die by refcount right after
@@ -96,8 +105,7 @@ class HeavyReplies:
                        if started - v[0] < CACHE_SECONDS}
         self._cache[key] = (time.monotonic(), body)
         asyncio.get_running_loop().call_later(CACHE_SECONDS, self._expire)
-        await asyncio.sleep(min(took, MAX_PAUSE))  # the lock is held: the next build waits
-        return body
+        return body, min(took * PAUSE_FACTOR, MAX_PAUSE)
 
     def _expire(self) -> None:
         now = time.monotonic()
