@@ -46,7 +46,8 @@ class MetricsEndpoint:
     def serve(self, host: str, port: int) -> None:
         """Bind (UserError when the port is taken), then answer from the loop and the thread."""
         probe = self.agent.loop_probe
-        server = ScrapeServer(host, port, self.render, probe.blocked_for)
+        server = ScrapeServer(host, port, self.render, probe.blocked_for,
+                              allowed_hosts=self.agent.config.metrics_hosts)
         self.server, self.url, self.port = server, server.url, server.port
 
         def beat() -> None:  # on the loop thread, every probe beat
