@@ -54,6 +54,7 @@ def start(
     stall_timeout: float | None = None,
     allow_uids: list[int] | None = None,
     lints: str | None = None,
+    host_log: str | None = None,
     console_locals: dict[str, Any] | None = None,
     console_time_limit: float | None = None,
 ) -> Agent:

@@ -142,6 +142,10 @@ class AgentConfig:
     lints: str = option(
         "", "disable or tune runtime lints: `-name,name.option=value` (see docs/blocking.md)",
         "INTROSPECT_LINTS")
+    host_log: str = option(
+        "summary", "blocking and lint reports in the host's log: `summary[=SECONDS]` (default: "
+        "first per location, then counts every 60 s), `all`, `off`; `,imports` also reports "
+        "imports during start-up", "INTROSPECT_HOST_LOG")
     console_locals: dict[str, Any] | None = option(
         None, "extra names the remote console starts with")
     console_time_limit: float = option(
@@ -218,6 +222,9 @@ def validate(cfg: AgentConfig) -> None:
         raise UserError("INTROSPECT_STALL_TIMEOUT must be a positive number of seconds")
     if cfg.kinds_limit < 1:
         raise UserError("kinds limit must be at least 1")
+    from introspect.agent.host_log import HostLogPolicy
+
+    HostLogPolicy(cfg.host_log)  # a bad value is one clear error
     for spec in cfg.listen:
         if not (spec.startswith("unix:") or spec.startswith("tcp://")):
             raise UserError(f"listen address {spec!r}: use unix:PATH or tcp://HOST:PORT")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from introspect.agent import host_log
 from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import META_ATTR
@@ -291,8 +292,9 @@ class BlockingDetector:
         self._current = _Block(since, task, event)
         self.blocks_total += 1
         who = _describe(event)
-        log.warning("introspect: event loop blocked for %.3fs (still blocked) by %s in %s",
-                    now - since, who, culprit or location)
+        host_log.report(self.agent, log, ("loop blocked", location or culprit),
+                        "introspect: event loop blocked for %.3fs (still blocked) by %s in %s",
+                        now - since, who, culprit or location, event=event)
 
     def _replace(self, block: _Block, **changes: Any) -> None:
         """A new event in the old one's place: a snapshot may be encoding the old one now."""
@@ -306,8 +308,11 @@ class BlockingDetector:
         self._replace(block, duration=round(now - block.since, 6), single_step=single_step)
         if now - block.last_log >= 10.0:
             block.last_log = now
-            log.warning("introspect: event loop still blocked after %.1fs by %s",
-                        now - block.since, _describe(block.event))
+            event = block.event
+            host_log.report(self.agent, log, ("loop still blocked",
+                                              event.location or event.culprit),
+                            "introspect: event loop still blocked after %.1fs by %s",
+                            now - block.since, _describe(event), event=event)
 
     def _finish(self, block: _Block, now: float) -> None:
         clock = self._clock
@@ -318,8 +323,9 @@ class BlockingDetector:
         event = block.event
         self._current = None
         self._finished_seconds += duration
-        log.warning("introspect: event loop was blocked for %.3fs by %s in %s", duration,
-                    _describe(event), event.culprit or event.location)
+        host_log.report(self.agent, log, ("loop was blocked", event.location or event.culprit),
+                        "introspect: event loop was blocked for %.3fs by %s in %s", duration,
+                        _describe(event), event.culprit or event.location, event=event)
         self.lints.observe("loop_blocked", event=event)
         self.lints.observe("task_never_yields", event=event)
 

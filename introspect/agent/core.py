@@ -105,6 +105,9 @@ class Agent:
 
             extensions.stop_all(self)
             self._stop_detectors()
+            from introspect.agent import host_log
+
+            host_log.flush(self)  # the counts since the last summary, not lost at exit
             if self.server is not None:
                 self.server.stop()
                 self.server = None

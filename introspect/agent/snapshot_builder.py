@@ -15,6 +15,7 @@ from introspect.agent.collectors.discovery_hooks import executor_row, queue_row
 from introspect.agent.collectors.threads import thread_rows
 from introspect.agent.limitations import limitations
 from introspect.protocol import snapshot as s
+from introspect.protocol.process_roles import own_command
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -45,7 +46,7 @@ def build(agent: Agent, top_tasks: int = 20) -> s.Snapshot:
 
 def node(agent: Agent) -> s.Node:
     basics = agent.node_basics()
-    return s.Node(pid=agent.pid, ppid=os.getppid(), argv=list(sys.argv),
+    return s.Node(pid=agent.pid, ppid=os.getppid(), argv=own_command(),
                   hostname=basics["hostname"], python=basics["python"],
                   started_at=agent.started_at, executable=basics["executable"],
                   platform=sys.platform, agent_version=_version())

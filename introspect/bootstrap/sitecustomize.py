@@ -24,8 +24,20 @@ def _chain_other_sitecustomize() -> None:
             sys.modules["sitecustomize"] = this
 
 
+def _is_helper_process() -> bool:
+    """multiprocessing's resource tracker (and the like): no app code, no agent."""
+    argv = getattr(sys, "orig_argv", None) or sys.argv
+    return any("multiprocessing.resource_tracker" in arg or "multiprocessing.semaphore_tracker"
+               in arg for arg in argv)
+
+
+def _is_command_root() -> bool:
+    """The process `introspect run` became (exec keeps the pid); children are not."""
+    return os.environ.get("INTROSPECT_ROOT_PID") in (None, "", str(os.getpid()))
+
+
 def _start_agent() -> None:
-    if os.environ.get("INTROSPECT_BOOTSTRAP") != "1":
+    if os.environ.get("INTROSPECT_BOOTSTRAP") != "1" or _is_helper_process():
         return
     try:
         try:
@@ -47,6 +59,9 @@ def _start_agent() -> None:
     try:
         introspect.start()
     except UserError as exc:
+        if not _is_command_root():  # a worker of the server: it runs on, without an agent
+            sys.stderr.write(f"introspect: agent not started in process {os.getpid()}: {exc}\n")
+            return
         sys.stderr.write(f"introspect: error: {exc}\n")
         sys.stderr.flush()
         os._exit(exc.exit_code)

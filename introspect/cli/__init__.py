@@ -11,7 +11,7 @@ from introspect.errors import UserError
 
 # Order is the order of `introspect --help`.
 COMMANDS = ["run", "ps", "snapshot", "top", "record", "console", "dump", "profile", "exact",
-            "fleet", "demo"]
+            "fleet", "demo", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="TARGET is a PID, a Unix socket path, or HOST:PORT. "
         "Run `introspect COMMAND --help` for a command's options.",
     )
+    from introspect import __version__
+
+    parser.add_argument("--version", action="version", version=f"introspect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:

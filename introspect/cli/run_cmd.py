@@ -87,6 +87,8 @@ def prepare_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     env["INTROSPECT_BOOTSTRAP"] = "1"
+    # exec keeps this pid: the program is the root, its workers are not (see sitecustomize)
+    env["INTROSPECT_ROOT_PID"] = str(os.getpid())
     parts = [str(BOOTSTRAP_DIR)]
     if env.get("PYTHONPATH"):
         parts.append(env["PYTHONPATH"])

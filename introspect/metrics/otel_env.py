@@ -75,8 +75,11 @@ def check(env: Mapping[str, str] | None = None) -> OtelSettings:
 
 
 def program_name() -> str:
-    """`python -m pkg.app` → `pkg.app`; `python app.py` → `app`; else the executable's name."""
-    argv = list(getattr(sys, "orig_argv", None) or sys.argv)
+    """`python -m pkg.app` → `pkg.app`; `python app.py` → `app`; else the executable's name.
+    A multiprocessing worker (uvicorn `--workers`) is named by its parent's command."""
+    from introspect.protocol.process_roles import parent_cmdline
+
+    argv = parent_cmdline() or list(getattr(sys, "orig_argv", None) or sys.argv)
     for i, arg in enumerate(argv[1:], start=1):
         if arg == "-m" and i + 1 < len(argv):
             return argv[i + 1]

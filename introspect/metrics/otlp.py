@@ -7,7 +7,9 @@ Enabled by `--otlp` / `INTROSPECT_OTLP=1` / `start(otlp=True)`, configured by th
   instruments are added to it (its resource, readers and exporters). Otherwise the agent makes a
   private provider (never the global one, so the app can still set its own) with a periodic
   OTLP exporter and a Resource carrying `service.name` (`OTEL_SERVICE_NAME`, else the program
-  name), `service.instance.id` and `process.pid`.
+  name), `service.instance.id` and `process.pid`. A forked worker (gunicorn) gets a provider
+  of its own with its own `process.pid` and `service.instance.id` (the parent's is shut down in
+  the child); a spawned one (uvicorn `--workers`) starts its own agent anyway.
 - Observable instruments are read by the SDK's exporter thread: the callbacks only make the same
   cheap, thread-safe reads as a Prometheus scrape (one reading shared by all callbacks of one
   export). The two histograms are recorded where the values happen: loop lag on the probe's
@@ -22,8 +24,10 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 from introspect.errors import UserError
@@ -101,12 +105,30 @@ class OtlpExporter:
         self.readings = AgentReadings(agent)
         self.enabled = True
         self._reused: tuple[float, dict[str, list[tuple[tuple[str, ...], float]]]] = (0.0, {})
-        meter = provider.get_meter(METER_NAME)
         self.histograms: dict[str, Any] = {}
+        self._instrument_all()
+        _EXPORTERS.add(self)
+
+    def _instrument_all(self) -> None:
+        meter = self.provider.get_meter(METER_NAME)
+        self.histograms = {}
         for spec in OTEL:
             self._instrument(meter, spec)
         self._hook_histograms()
         self._note_exporter_thread()
+
+    def after_fork_in_child(self) -> None:
+        """A forked worker: the parent's provider would export this worker's numbers under the
+        parent's `process.pid` and instance id. Shut it down (its last export runs on a thread:
+        never block the fork) and export from a provider of this process's own."""
+        if not self.enabled or not self.owned:
+            return  # an app's own provider: its resource is the app's business
+        old = self.provider
+        threading.Thread(target=old.shutdown, kwargs={"timeout_millis": SHUTDOWN_TIMEOUT_MS},
+                         name="introspect-otlp-handover", daemon=True).start()
+        self._unhook_histograms()
+        self.provider = _own_provider(otel_env.check())
+        self._instrument_all()
 
     # --- instruments -------------------------------------------------------------------------
     def _instrument(self, meter: Any, spec: MetricSpec) -> None:
@@ -125,9 +147,10 @@ class OtlpExporter:
         from opentelemetry.metrics import Observation
 
         attributes = spec.attributes
+        owner = os.getpid()
 
         def observe(_options: Any) -> list[Any]:
-            if not self.enabled:
+            if not self.enabled or os.getpid() != owner:  # a parent's instrument after fork
                 return []
             try:
                 samples = self._samples(spec)
@@ -203,17 +226,34 @@ class OtlpExporter:
             if thread is not None and thread.ident is not None:
                 self.agent.agent_thread_ids.add(thread.ident)
 
-    # --- lifecycle -------------------------------------------------------------------------
-    def stop(self) -> None:
-        if not self.enabled:
-            return
+    def _unhook_histograms(self) -> None:
         with contextlib.suppress(ValueError):
             self.agent.loop_probe.on_beat.remove(self._on_beat)
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(self._on_gc)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def stop(self) -> None:
+        if not self.enabled:
+            return
+        self._unhook_histograms()
         if self.owned:  # a last export, waited for at most SHUTDOWN_TIMEOUT_MS
             try:
                 self.provider.shutdown(timeout_millis=SHUTDOWN_TIMEOUT_MS)
             except Exception as exc:
                 log.debug("introspect: OTLP shutdown: %r", exc)
         self.enabled = False  # instruments added to an app's provider cannot be removed
+
+
+_EXPORTERS: weakref.WeakSet[OtlpExporter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for exporter in list(_EXPORTERS):
+        try:
+            exporter.after_fork_in_child()
+        except Exception as exc:  # never into the forked child
+            log.debug("introspect: OTLP after fork: %r", exc)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

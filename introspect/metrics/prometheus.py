@@ -7,6 +7,11 @@ with status 2 before the program runs; `introspect.start()` raises it to the cal
 endpoint that silently isn't there is the failure we refuse: it is found only when the
 dashboards go blank.
 
+Workers are the exception (docs/metrics.md, "Several workers"): a process whose agent-enabled
+ancestor holds the port (uvicorn `--workers`/`--reload` children, multiprocessing children) and
+a forked child (gunicorn workers) serve their own `/metrics` on a free port, announced for
+`introspect ps --prometheus-sd` and the `/sd` route of the configured port.
+
 With `PROMETHEUS_MULTIPROC_DIR` set (gunicorn-style workers), `/metrics` serves
 prometheus_client's `MultiProcessCollector` (the app's own metrics, aggregated over every
 worker's files) plus this process's runtime metrics; see docs/metrics.md for exactly what is
@@ -16,7 +21,9 @@ and is not aggregated.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import weakref
 from typing import Any
 
 from prometheus_client import exposition
@@ -24,8 +31,9 @@ from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from introspect.metrics.prometheus_collector import IntrospectCollector
 from introspect.metrics.readings import AgentReadings
-from introspect.metrics.scrape_server import ScrapeServer
+from introspect.metrics.scrape_server import PortInUse, ScrapeServer
 
+log = logging.getLogger("introspect.metrics")
 MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 
@@ -42,11 +50,16 @@ class MetricsEndpoint:
         self.url: str | None = None
         self.port: int | None = None
         self._beat: Any = None
+        self.stopped = False
+        _ENDPOINTS.add(self)
 
     def serve(self, host: str, port: int) -> None:
         """Bind (UserError when the port is taken), then answer from the loop and the thread."""
         probe = self.agent.loop_probe
-        server = ScrapeServer(host, port, self.render, probe.blocked_for,
+        from introspect.metrics.service_discovery import http_sd
+
+        routes = {"/sd": lambda headers: http_sd(os.getpid(), headers)}
+        server = ScrapeServer(host, port, self.render, probe.blocked_for, routes,
                               allowed_hosts=self.agent.config.metrics_hosts)
         self.server, self.url, self.port = server, server.url, server.port
 
@@ -61,12 +74,41 @@ class MetricsEndpoint:
         if thread.ident is not None:
             self.agent.agent_thread_ids.add(thread.ident)
 
+    def serve_as_worker(self, host: str) -> None:
+        """A port of this worker's own; the app's metrics aggregated over a multiprocess
+        directory stay on the configured port only (once, not once per worker)."""
+        if multiproc_dir() is not None:
+            self.registry = own_registry(self.collector)
+        self.serve(host, 0)
+
+    def after_fork_in_child(self) -> None:
+        """The parent's server is gone in the child (scrape_server's own fork hook closed it):
+        serve this worker's metrics on a port of its own and announce it."""
+        if self.stopped or self.server is None or not getattr(self.agent, "running", False):
+            return
+        host = self.server.host
+        if self._beat is not None:
+            with contextlib.suppress(ValueError):
+                self.agent.loop_probe.on_beat.remove(self._beat)
+            self._beat = None
+        self.server = None
+        self.url = None
+        try:
+            self.serve_as_worker(host)
+        except Exception as exc:  # the worker runs on without its own /metrics
+            log.warning("introspect: worker %d serves no /metrics: %s", os.getpid(), exc)
+            return
+        server = getattr(self.agent, "server", None)
+        if getattr(server, "_owner_pid", None) == os.getpid():
+            server.announce()  # else the agent's own fork hook announces it, after this one
+
     def render(self, accept: str = "", served_by: str = "direct") -> tuple[bytes, str]:
         self.readings.count_scrape(served_by)
         encoder, content_type = exposition.choose_encoder(accept)
         return encoder(self.registry), content_type
 
     def stop(self) -> None:
+        self.stopped = True
         if self._beat is not None:
             with contextlib.suppress(ValueError):
                 self.agent.loop_probe.on_beat.remove(self._beat)
@@ -84,6 +126,18 @@ def multiproc_dir() -> str | None:
         if value:
             return value
     return None
+
+
+def own_registry(collector: IntrospectCollector) -> CollectorRegistry:
+    """Only this process's runtime metrics (a worker under PROMETHEUS_MULTIPROC_DIR)."""
+    from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+
+    registry = CollectorRegistry()
+    for own in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(own)
+    collector.registry = registry
+    registry.register(collector)
+    return registry
 
 
 def serving_registry(collector: IntrospectCollector) -> CollectorRegistry:
@@ -117,7 +171,13 @@ def start_for_agent(agent: Any) -> MetricsEndpoint:
     try:
         endpoint = MetricsEndpoint(agent, readings, collector, serving_registry(collector))
         if agent.config.metrics_port is not None:
-            endpoint.serve(agent.config.metrics_addr or "127.0.0.1", agent.config.metrics_port)
+            host = agent.config.metrics_addr or "127.0.0.1"
+            try:
+                endpoint.serve(host, agent.config.metrics_port)
+            except PortInUse:
+                if not _held_by_ancestor(agent.config.metrics_port):
+                    raise
+                endpoint.serve_as_worker(host)
             _announce(agent, endpoint)
     except BaseException:
         if endpoint is not None:
@@ -126,6 +186,25 @@ def start_for_agent(agent: Any) -> MetricsEndpoint:
             REGISTRY.unregister(collector)
         raise
     return endpoint
+
+
+def _held_by_ancestor(port: int) -> bool:
+    """Whether an agent-enabled ancestor serves /metrics on `port` (then this is a worker)."""
+    import urllib.parse
+
+    from introspect.protocol import discovery
+
+    try:
+        import psutil
+
+        ancestors = {p.pid for p in psutil.Process().parents()}
+    except Exception:
+        ancestors = {os.getppid()}
+    for ann in discovery.list_agents(clean=False):
+        if ann.pid in ancestors and ann.metrics:
+            if urllib.parse.urlsplit(ann.metrics).port == port:
+                return True
+    return False
 
 
 def _announce(agent: Any, endpoint: MetricsEndpoint) -> None:
@@ -147,3 +226,17 @@ def collector() -> IntrospectCollector | None:
     agent = introspect.get_agent()
     endpoint = agent.extensions.get("metrics") if agent is not None else None
     return getattr(endpoint, "collector", None)
+
+
+_ENDPOINTS: weakref.WeakSet[MetricsEndpoint] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for endpoint in list(_ENDPOINTS):
+        try:
+            endpoint.after_fork_in_child()
+        except Exception as exc:  # never into the forked child
+            log.debug("introspect: metrics after fork: %r", exc)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

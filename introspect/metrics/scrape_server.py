@@ -51,6 +51,11 @@ MAX_PER_PEER = 4  # connections from one address at once
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 Render = Callable[[str, str], tuple[bytes, str]]  # (accept header, served_by) → body, type
+Route = Callable[[dict[str, str]], tuple[bytes, str]]  # request headers (lower-case) → body, type
+
+
+class PortInUse(UserError):
+    """The metrics port is held by another process (a worker may then take a port of its own)."""
 
 
 @dataclass(eq=False)
@@ -64,9 +69,11 @@ class ScrapeServer:
     """Binds at construction (so "port in use" is raised by `start_for_agent`)."""
 
     def __init__(self, host: str, port: int, render: Render,
-                 loop_blocked_for: Callable[[], float], *,
+                 loop_blocked_for: Callable[[], float],
+                 routes: dict[str, Route] | None = None, *,
                  allowed_hosts: Iterable[str] = ()) -> None:
         self.render = render
+        self.routes = dict(routes or {})  # more GET paths than /metrics (e.g. /sd)
         self.allowed_hosts = frozenset(
             name.lower().rstrip(".")
             for name in (*LOCAL_NAMES, socket.gethostname(), host, *allowed_hosts) if name)
@@ -79,10 +86,12 @@ class ScrapeServer:
             sock.listen(64)
         except OSError as exc:
             sock.close()
-            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise UserError(f"cannot serve /metrics on {host}:{port}: {reason} (choose another "
-                            "--metrics-port / INTROSPECT_METRICS_PORT, or 0 for a free one)"
-                            ) from None
+            in_use = exc.errno == errno.EADDRINUSE
+            error = PortInUse if in_use else UserError
+            reason = "already in use" if in_use else exc.strerror
+            raise error(f"cannot serve /metrics on {host}:{port}: {reason} (choose another "
+                        "--metrics-port / INTROSPECT_METRICS_PORT, or 0 for a free one)"
+                        ) from None
         sock.setblocking(False)
         self.sock = sock
         self.host = host
@@ -340,12 +349,16 @@ class ScrapeServer:
         if path == "/":
             return _http(200, b"introspect agent: metrics at /metrics\n", "text/plain",
                          head_only=method == "HEAD")
-        if path != "/metrics":
+        if path != "/metrics" and path not in self.routes:
             return _http(404, b"not found: try /metrics\n", "text/plain")
         try:
-            body, content_type = self.render(headers.get("accept", ""), served_by)
+            if path == "/metrics":
+                body, content_type = self.render(headers.get("accept", ""), served_by)
+            else:
+                body, content_type = self.routes[path](headers)
         except Exception as exc:
-            log.warning("introspect: rendering /metrics failed: %s", escape_for_log(exc))
+            log.warning("introspect: answering %s failed: %s", escape_for_log(path),
+                        escape_for_log(exc))
             return _http(500, b"metrics collection failed\n", "text/plain")
         return _http(200, body, content_type, head_only=method == "HEAD")
 

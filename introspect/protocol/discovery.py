@@ -145,6 +145,11 @@ class Announcement:
     python: str = ""
     listen: list[str] = field(default_factory=list)  # every address, as the agent reports it
     extra: dict[str, Any] = field(default_factory=dict)
+    # The command a user would name this process by (a uvicorn worker: its parent's, not
+    # `-c --multiprocessing-fork`), and its role, which readers fill in from the process tree
+    # (process_roles.identities).
+    command: list[str] = field(default_factory=lambda: _own_command())
+    role: str = ""
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -153,7 +158,14 @@ class Announcement:
     def from_json(cls, text: str) -> Announcement:
         data = json.loads(text)
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known.setdefault("command", [])  # an older agent's: never the reader's own command
         return cls(**known)
+
+
+def _own_command() -> list[str]:
+    from introspect.protocol.process_roles import own_command
+
+    return own_command()
 
 
 def write_announcement(announcement: Announcement, directory: Path) -> Path:

@@ -5,7 +5,7 @@ Checks that every metric family of PRODUCT.md is exported, every dashboard panel
 query returns data, every alert's input series exist and its expression evaluates, and the
 demo's failure stories put their alerts in pending or firing state.
 
-How dashboard variables are replaced (dashboards.grafana_gen.render_expr):
+How dashboard variables are replaced (introspect.ops.grafana_gen.render_expr):
 `$job` -> the demo's scrape job (`introspect-demo`), `$instance` -> `.+` (Grafana's "All"),
 `$__rate_interval` -> `1m`.
 """
@@ -20,10 +20,10 @@ import urllib.request
 
 import pytest
 
-from dashboards import fleet_dashboard, service_dashboard
-from dashboards.alerts_gen import RuleConfig, alerts
 from dashboards.generate import render_rules
-from dashboards.grafana_gen import panel_queries, render_expr, variable_queries
+from introspect.ops import fleet_dashboard, service_dashboard
+from introspect.ops.alerts_gen import RuleConfig, alerts
+from introspect.ops.grafana_gen import panel_queries, render_expr, variable_queries
 from tests.support.prometheus_server import PrometheusServer, free_port, wait_for
 
 JOB = "introspect-demo"

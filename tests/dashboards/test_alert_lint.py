@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.alerts_gen import RUNBOOK_URL, RuleConfig, rule_groups
+from introspect.ops.alerts_gen import RUNBOOK_URL, RuleConfig, rule_groups
 
 RULES = [r for g in rule_groups(RuleConfig())["groups"] for r in g["rules"]]
 ALERTS = [r for r in RULES if "alert" in r]

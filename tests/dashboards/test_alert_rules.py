@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.alerts_gen import THRESHOLDS, RuleConfig, parse_override, rule_groups
 from dashboards.generate import RULES_FILE, render_rules
+from introspect.ops.alerts_gen import THRESHOLDS, RuleConfig, parse_override, rule_groups
 from tests.support.prometheus_server import find_binary
 
 # PRODUCT.md's contract: exactly these alerts, never renamed.
@@ -37,7 +37,7 @@ def test_alert_names_are_the_product_contract():
 
 
 def test_promtool_check_rules(repo):
-    result = promtool("check", "rules", repo / "dashboards" / RULES_FILE)
+    result = promtool("check", "rules", repo / RULES_FILE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

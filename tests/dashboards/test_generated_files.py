@@ -1,4 +1,5 @@
-"""The committed rules and dashboards are exactly what the generators produce."""
+"""The committed rules, dashboards, promtool tests and configs are exactly what the package's
+generators produce (`introspect export` writes the same files)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dashboards.generate import render_all
 
 def test_committed_files_equal_generator_output(repo):
     for rel, text in render_all().items():
-        path = repo / "dashboards" / rel
+        path = repo / rel
         assert path.exists(), f"{rel} missing: run `python -m dashboards.generate`"
         assert path.read_text() == text, f"{rel} is stale: run `python -m dashboards.generate`"
 
@@ -28,8 +29,8 @@ def test_generator_cli_check_and_write(repo, tmp_path):
                             "--out", str(tmp_path), "--for-scale", "0.05"],
                            capture_output=True, text=True, timeout=60)
     assert write.returncode == 0, write.stderr
-    assert "for: '15s'" in (tmp_path / "alerts/introspect.rules.yml").read_text()
-    for board in (tmp_path / "grafana").glob("*.json"):
+    assert "for: '15s'" in (tmp_path / "dashboards/alerts/introspect.rules.yml").read_text()
+    for board in (tmp_path / "dashboards/grafana").glob("*.json"):
         json.loads(board.read_text())
 
 

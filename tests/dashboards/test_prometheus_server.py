@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashboards import fleet_dashboard, service_dashboard
 from dashboards.generate import RULES_FILE
-from dashboards.grafana_gen import panel_queries, render_expr, variable_queries
+from introspect.ops import fleet_dashboard, service_dashboard
+from introspect.ops.grafana_gen import panel_queries, render_expr, variable_queries
 from tests.support.prometheus_server import (
     PrometheusError,
     PrometheusNotInstalled,
@@ -19,7 +19,7 @@ from tests.support.prometheus_server import (
 @pytest.fixture(scope="module")
 def prom(repo):
     with PrometheusServer(scrape_self=True, scrape_interval="1s",
-                          rule_files=[repo / "dashboards" / RULES_FILE]) as server:
+                          rule_files=[repo / RULES_FILE]) as server:
         yield server
 
 

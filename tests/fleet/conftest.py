@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `dashboards` and `tests.support` live at the top of the repo
     sys.path.insert(0, str(REPO))
 
-from dashboards.alerts_gen import RuleConfig  # noqa: E402
 from dashboards.generate import render_rules  # noqa: E402
+from introspect.ops.alerts_gen import RuleConfig  # noqa: E402
 from introspect.protocol import discovery  # noqa: E402
 from tests.support.procs import AgentProcess, wait_until  # noqa: E402
 from tests.support.prometheus_server import PrometheusServer  # noqa: E402

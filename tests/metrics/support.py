@@ -110,6 +110,12 @@ class OtlpReceiver:
                         out[metric.name] = metric
         return out
 
+    def resources(self) -> list[dict[str, Any]]:
+        """Every resource received, with at least one data point, in order."""
+        return [{kv.key: _any_value(kv.value) for kv in rm.resource.attributes}
+                for request in list(self.requests) for rm in request.resource_metrics
+                if rm.scope_metrics]
+
     def resource(self) -> dict[str, Any]:
         for request in reversed(list(self.requests)):
             for rm in request.resource_metrics:

@@ -4,6 +4,8 @@ endpoint never blocks or crashes the app."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 
 from introspect.metrics.catalog import OTEL
@@ -70,6 +72,42 @@ def test_otlp_export_carries_the_catalog_names_units_and_resource() -> None:
         assert resource["service.name"] == "app"  # the program's name: app.py
         assert resource["process.pid"] == proc.pid
         assert len(resource["service.instance.id"]) == 36
+
+
+FORKING_APP = """
+import asyncio, os, sys
+
+async def ticker(who):
+    for n in range(10_000):
+        print(f"{who} tick {n}", flush=True)
+        await asyncio.sleep(0.05)
+
+pid = os.fork()
+if pid == 0:
+    print(f"worker {os.getpid()}", flush=True)
+    asyncio.run(ticker("worker"))
+    os._exit(0)
+asyncio.run(ticker("master"))
+"""
+
+
+def test_a_forked_worker_exports_its_own_stream() -> None:
+    """gunicorn forks its workers: each exports with its own process.pid and instance id, and
+    the parent's service.name, while the parent goes on exporting its own."""
+    with OtlpReceiver() as receiver, AgentProcess.script(
+            FORKING_APP, agent_args=["--otlp"], env=_env(receiver.endpoint)) as proc:
+        worker = int(proc.wait_for_line("worker ").split()[1])
+        try:
+            def both() -> list[dict] | None:
+                seen = {r.get("process.pid"): r for r in receiver.resources()}
+                return [seen[proc.pid], seen[worker]] if {proc.pid, worker} <= set(seen) else None
+
+            master_res, worker_res = wait_until(both, timeout=20,
+                                                message="both processes' streams")
+            assert worker_res["service.name"] == master_res["service.name"] == "app"
+            assert worker_res["service.instance.id"] != master_res["service.instance.id"]
+        finally:
+            os.kill(worker, signal.SIGKILL)
 
 
 def test_otel_service_name_wins() -> None:

@@ -81,7 +81,38 @@ def creation_site(obj: Any, depth: int = 2) -> tuple[str, bool]:
     if frame is None:
         return "?", True
     filename = frame.f_code.co_filename
-    return f"{filename}:{frame.f_lineno}", fr.is_stdlib(filename) or fr.is_agent(filename)
+    internal = fr.is_stdlib(filename) or fr.is_agent(filename)
+    return f"{stable_path(filename)}:{frame.f_lineno}", internal
+
+
+_STABLE_PATHS: dict[str, str] = {}
+_STABLE_PATHS_LIMIT = 4096
+
+
+def stable_path(filename: str) -> str:
+    """`filename` as the same label wherever the service is deployed: relative to the import
+    root holding it (site-packages, the project on sys.path, the working directory), so
+    `/srv/releases/42/.venv/lib/python3.12/site-packages/aiohttp/client.py` is
+    `aiohttp/client.py` and a new release path or venv makes no new metric series."""
+    known = _STABLE_PATHS.get(filename)
+    if known is not None:
+        return known
+    shown = filename
+    if os.path.isabs(filename):
+        best = ""
+        try:
+            cwd = os.getcwd()
+        except OSError:  # deleted under us
+            cwd = ""
+        for root in (cwd, *sys.path):
+            if root and os.path.isabs(root) and len(root) > len(best) and \
+                    filename.startswith(root.rstrip(os.sep) + os.sep):
+                best = root.rstrip(os.sep)
+        if best:
+            shown = filename[len(best) + 1:]
+    if len(_STABLE_PATHS) < _STABLE_PATHS_LIMIT:
+        _STABLE_PATHS[filename] = shown
+    return shown
 
 
 class _SimpleQueueHook:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -20,16 +21,22 @@ def thread_rows(thread_cpu: dict[int, float], loop_thread: int | None,
 def _rows(frames: dict, thread_cpu: dict[int, float], loop_thread: int | None,
           agent_threads: set[int]) -> list[dict]:
     rows = []
+    main = threading.main_thread()
     for thread in threading.enumerate():
         ident = thread.ident or 0
+        native_id = thread.native_id
+        if thread is main and sys.platform == "linux":
+            # Linux: the main thread's id is the pid. CPython keeps the parent's value in
+            # `main_thread().native_id` after a bare os.fork (gunicorn workers).
+            native_id = os.getpid()
         stack = fr.stack_of_frame(frames.get(ident), limit=64)
         user = fr.first_user_frame(stack)
         rows.append({
             "name": thread.name,
             "ident": ident,
-            "native_id": thread.native_id,
+            "native_id": native_id,
             "daemon": thread.daemon,
-            "cpu_seconds": round(thread_cpu.get(thread.native_id or -1, 0.0), 3),
+            "cpu_seconds": round(thread_cpu.get(native_id or -1, 0.0), 3),
             "location": f"{user[1]}:{user[2]} {user[0]}" if user else "",
             "is_loop": ident == loop_thread,
             "is_agent": ident in agent_threads,

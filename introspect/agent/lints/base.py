@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from introspect.agent import host_log
 from introspect.protocol.snapshot import AnyEvent
 
 log = logging.getLogger("introspect.agent")
@@ -178,7 +179,9 @@ class LintRegistry:
             self.agent.collector_errors.record(f"lint:{lint.name}", exc)
             return False
         self.agent.events.add(event)
-        log.warning("introspect lint %s: %s", lint.name, finding.message)
+        where = str(finding.details.get("location") or finding.subject)
+        host_log.report(self.agent, log, (f"lint {lint.name}", where), "introspect lint %s: %s",
+                        lint.name, finding.message)
         return True
 
     def counts(self) -> dict[str, int]:

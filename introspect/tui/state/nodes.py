@@ -20,7 +20,7 @@ class NodeEntry:
 
 def list_nodes() -> tuple[list[NodeEntry], str | None]:
     """All known nodes, and a problem to show (a broken targets file) if any."""
-    nodes = [NodeEntry(target=str(a.pid), source="local", description=" ".join(a.argv),
+    nodes = [NodeEntry(target=str(a.pid), source="local", description=" ".join(a.command or a.argv),
                        pid=a.pid, started_at=a.started_at)
              for a in discovery.list_agents()]
     problem = None

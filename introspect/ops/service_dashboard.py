@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboards.grafana_gen import dashboard, m, quantile, rate, stat, table, timeseries
+from introspect.ops.grafana_gen import dashboard, m, quantile, rate, stat, table, timeseries
 
 FINISHED = "python_asyncio_tasks_finished_total"
 ERROR = 'outcome="error"'

@@ -125,6 +125,8 @@ def alerts(c: RuleConfig) -> list[Alert]:
     s, t = c.sel, c.t
     where = "{{ $labels.job }}/{{ $labels.instance }}"
     kinds = f'kind=~"{t("task_group_kinds")}", kind!="other"'
+    crashed = s("python_asyncio_tasks_finished_total", kinds, 'outcome="error"')
+    returned = s("python_asyncio_tasks_finished_total", kinds, 'outcome="ok"')
     return [
         Alert(
             "IntrospectTargetDown", "critical", 5,
@@ -168,12 +170,21 @@ def alerts(c: RuleConfig) -> list[Alert]:
         Alert(
             "PythonTaskGroupVanished", "critical", 5,
             f"{s('python_asyncio_tasks', kinds)} == 0\n"
-            f"and max_over_time({s('python_asyncio_tasks', kinds)}"
-            f"[{t('task_group_lookback')}]) > 0",
+            "and on (job, instance, kind) (\n"
+            f"  max_over_time({s('python_asyncio_tasks', kinds)}[{t('task_group_lookback')}])"
+            " > 0\n"
+            "  or on (job, instance, kind)\n"
+            "  sum by (job, instance, kind) ("
+            f"{crashed}) > 0\n"
+            ")\n"
+            "unless on (job, instance, kind)\n"
+            "sum by (job, instance, kind) ("
+            f"{returned}) > 0",
             "A kind of task that was running has no live task left.",
             "No task of kind {{ $labels.kind }} is alive on "
-            f"{where}, though some were in the last {t('task_group_lookback')}. "
-            "Work done by this group has stopped while the rest of the service looks fine.",
+            f"{where}, though some were in the last {t('task_group_lookback')} or ended "
+            "with an exception. Work done by this group has stopped while the rest of the "
+            "service looks fine.",
         ),
         Alert(
             "PythonTaskCrashLoop", "warning", 5,
