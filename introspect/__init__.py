@@ -34,6 +34,7 @@ def start(
     read_token: str | None = None,
     metrics_port: int | None = None,
     metrics_addr: str | None = None,
+    metrics_hosts: list[str] | None = None,
     otlp: bool | None = None,
     console: bool | None = None,
     block_threshold: float | None = None,

@@ -90,6 +90,10 @@ class AgentConfig:
         None, "serve Prometheus `/metrics` on this port", "INTROSPECT_METRICS_PORT", _integer)
     metrics_addr: str = option(
         "127.0.0.1", "address for `/metrics` (default 127.0.0.1)", "INTROSPECT_METRICS_ADDR")
+    metrics_hosts: list[str] = option(
+        [], "host names `/metrics` answers to besides IP addresses, `localhost` and this "
+        "machine's name (comma-separated; other Host headers get 403: DNS rebinding)",
+        "INTROSPECT_METRICS_HOSTS", _addresses)
     otlp: bool = option(
         False, "`1`: export over OTLP, configured by the standard `OTEL_*` variables",
         "INTROSPECT_OTLP", _flag)

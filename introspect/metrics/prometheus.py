@@ -59,7 +59,8 @@ class MetricsEndpoint:
         from introspect.metrics.service_discovery import http_sd
 
         routes = {"/sd": lambda headers: http_sd(os.getpid(), headers)}
-        server = ScrapeServer(host, port, self.render, probe.blocked_for, routes)
+        server = ScrapeServer(host, port, self.render, probe.blocked_for, routes,
+                              allowed_hosts=self.agent.config.metrics_hosts)
         self.server, self.url, self.port = server, server.url, server.port
 
         def beat() -> None:  # on the loop thread, every probe beat

@@ -12,6 +12,13 @@ loop is blocked. So one listening socket is watched by both:
   (`blocked_for()` readable from any thread), or a connection left pending for `PENDING_LIMIT`.
   A loop blocked in Python code or in a blocking call hands the GIL over every switch
   interval, so the thread answers within milliseconds then. Idle, the thread costs nothing.
+
+Hostile clients: a request head must arrive within `HEADER_TIMEOUT`; one address holds at most
+`MAX_PER_PEER` connections; when those or all loop slots are taken, the oldest connection still
+sending its head makes room (a scrape sends its head at once, so half-sent requests can't lock
+scrapes out). The Host header must be an IP address, `localhost`, this machine's name, the
+bound address or a configured name (`INTROSPECT_METRICS_HOSTS`): a page of another site that a
+local browser resolves to us (DNS rebinding) carries its own name and gets 403.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
 import select
@@ -26,7 +34,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from introspect.errors import UserError
 from introspect.textsafe import escape_for_log
@@ -34,9 +43,12 @@ from introspect.textsafe import escape_for_log
 log = logging.getLogger("introspect.metrics")
 TAKEOVER_AFTER = 0.1  # seconds the loop may be stuck before the thread answers instead
 PENDING_LIMIT = 1.0  # a connection nobody accepted for this long is taken by the thread
-CONNECTION_TIMEOUT = 10.0  # a client that sends no full request in time is dropped
+CONNECTION_TIMEOUT = 10.0  # a client that has not taken its whole answer by then is dropped
+HEADER_TIMEOUT = 3.0  # a client that sends no full request head in time is dropped
 MAX_REQUEST = 16 * 1024
 MAX_LOOP_CONNECTIONS = 16
+MAX_PER_PEER = 4  # connections from one address at once
+LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 Render = Callable[[str, str], tuple[bytes, str]]  # (accept header, served_by) → body, type
 Route = Callable[[dict[str, str]], tuple[bytes, str]]  # request headers (lower-case) → body, type
@@ -46,14 +58,25 @@ class PortInUse(UserError):
     """The metrics port is held by another process (a worker may then take a port of its own)."""
 
 
+@dataclass(eq=False)
+class _Client:
+    peer: str
+    started: float = field(default_factory=time.monotonic)
+    answering: bool = False  # its request head is in; the answer is being written
+
+
 class ScrapeServer:
     """Binds at construction (so "port in use" is raised by `start_for_agent`)."""
 
     def __init__(self, host: str, port: int, render: Render,
                  loop_blocked_for: Callable[[], float],
-                 routes: dict[str, Route] | None = None) -> None:
+                 routes: dict[str, Route] | None = None, *,
+                 allowed_hosts: Iterable[str] = ()) -> None:
         self.render = render
         self.routes = dict(routes or {})  # more GET paths than /metrics (e.g. /sd)
+        self.allowed_hosts = frozenset(
+            name.lower().rstrip(".")
+            for name in (*LOCAL_NAMES, socket.gethostname(), host, *allowed_hosts) if name)
         self.loop_blocked_for = loop_blocked_for
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -77,7 +100,7 @@ class ScrapeServer:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop our reader is on
-        self._loop_conns: dict[socket.socket, float] = {}
+        self._loop_conns: dict[socket.socket, _Client] = {}
         self._owner_pid = os.getpid()
         _SERVERS.add(self)
 
@@ -128,8 +151,9 @@ class ScrapeServer:
             self._loop = loop
         if self._loop_conns:
             now = time.monotonic()
-            for conn, started in list(self._loop_conns.items()):
-                if now - started > CONNECTION_TIMEOUT:
+            for conn, client in list(self._loop_conns.items()):
+                limit = CONNECTION_TIMEOUT if client.answering else HEADER_TIMEOUT
+                if now - client.started > limit:
                     self._loop_close(conn)
 
     def serving_loop(self) -> asyncio.AbstractEventLoop | None:
@@ -162,16 +186,17 @@ class ScrapeServer:
     def _loop_accept(self) -> None:
         loop = self._loop
         try:
-            conn, _addr = self.sock.accept()
+            conn, addr = self.sock.accept()
         except (BlockingIOError, InterruptedError):
             return  # the thread took it
         except OSError:
             return
-        if loop is None or len(self._loop_conns) >= MAX_LOOP_CONNECTIONS:
+        peer = str(addr[0]) if isinstance(addr, tuple) else ""
+        if loop is None or not self._make_room(peer):
             conn.close()
             return
         conn.setblocking(False)
-        self._loop_conns[conn] = time.monotonic()
+        self._loop_conns[conn] = _Client(peer)
         buffer = bytearray()
         loop.add_reader(conn.fileno(), self._loop_read, loop, conn, buffer)
         self._loop_read(loop, conn, buffer)  # the request is often there already
@@ -192,6 +217,10 @@ class ScrapeServer:
         if b"\r\n\r\n" not in buffer and len(buffer) < MAX_REQUEST:
             return
         loop.remove_reader(conn.fileno())
+        client = self._loop_conns.get(conn)
+        if client is not None:
+            client.answering = True
+            client.started = time.monotonic()  # CONNECTION_TIMEOUT to take the answer
         response = memoryview(self._respond(bytes(buffer), "loop"))
         self._loop_write(loop, conn, response)
 
@@ -212,6 +241,21 @@ class ScrapeServer:
         with contextlib.suppress(Exception):
             loop.remove_writer(conn.fileno())
         loop.add_writer(conn.fileno(), self._loop_write, loop, conn, rest)
+
+    def _make_room(self, peer: str) -> bool:
+        """Whether a new connection from `peer` may be served on the loop. Over its
+        per-address cap, or when every slot is taken, the oldest connection (of that peer,
+        or of all) still sending its request head is closed for it; refused if there is none."""
+        clients = self._loop_conns
+        for of_peer, cap in ((True, MAX_PER_PEER), (False, MAX_LOOP_CONNECTIONS)):
+            crowd = [conn for conn, c in clients.items() if c.peer == peer or not of_peer]
+            if len(crowd) < cap:
+                continue
+            reading = [conn for conn in crowd if not clients[conn].answering]
+            if not reading:
+                return False
+            self._loop_close(min(reading, key=lambda conn: clients[conn].started))
+        return True
 
     def _loop_close(self, conn: socket.socket) -> None:
         self._loop_conns.pop(conn, None)
@@ -270,13 +314,18 @@ class ScrapeServer:
 
     def _thread_serve(self, conn: socket.socket) -> None:
         conn.setblocking(True)
-        conn.settimeout(CONNECTION_TIMEOUT)
+        deadline = time.monotonic() + HEADER_TIMEOUT  # for the whole head: no slow drip
         buffer = b""
         while b"\r\n\r\n" not in buffer and len(buffer) < MAX_REQUEST:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            conn.settimeout(left)
             data = conn.recv(MAX_REQUEST)
             if not data:
                 return
             buffer += data
+        conn.settimeout(CONNECTION_TIMEOUT)
         conn.sendall(self._respond(buffer, "thread"))
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -289,16 +338,19 @@ class ScrapeServer:
         method, target = parts[0], parts[1]
         if method not in ("GET", "HEAD"):
             return _http(405, b"method not allowed\n", "text/plain")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), value.strip())
+        if "host" in headers and not self.host_allowed(headers["host"]):
+            return _http(403, b"forbidden: this Host is not accepted (INTROSPECT_METRICS_HOSTS "
+                         b"lists extra names)\n", "text/plain")
         path = target.split("?", 1)[0]
         if path == "/":
             return _http(200, b"introspect agent: metrics at /metrics\n", "text/plain",
                          head_only=method == "HEAD")
         if path != "/metrics" and path not in self.routes:
             return _http(404, b"not found: try /metrics\n", "text/plain")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
         try:
             if path == "/metrics":
                 body, content_type = self.render(headers.get("accept", ""), served_by)
@@ -310,9 +362,24 @@ class ScrapeServer:
             return _http(500, b"metrics collection failed\n", "text/plain")
         return _http(200, body, content_type, head_only=method == "HEAD")
 
+    def host_allowed(self, value: str) -> bool:
+        """An IP address (DNS rebinding needs a name), or a name we answer to."""
+        name = value.strip().lower()
+        if name.startswith("["):
+            name = name[1:name.find("]")] if "]" in name else ""
+        elif name.count(":") == 1:
+            name = name.rsplit(":", 1)[0]
+        name = name.rstrip(".")
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return name in self.allowed_hosts
+
 
 def _http(status: int, body: bytes, content_type: str, head_only: bool = False) -> bytes:
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+              405: "Method Not Allowed",
               500: "Internal Server Error"}[status]
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")

@@ -12,6 +12,14 @@ from introspect.agent.collectors import frames as fr
 def thread_rows(thread_cpu: dict[int, float], loop_thread: int | None,
                 agent_threads: set[int]) -> list[dict]:
     frames = sys._current_frames()
+    try:
+        return _rows(frames, thread_cpu, loop_thread, agent_threads)
+    finally:
+        frames.clear()  # it holds this thread's frames: a cycle keeping our callers' locals
+
+
+def _rows(frames: dict, thread_cpu: dict[int, float], loop_thread: int | None,
+          agent_threads: set[int]) -> list[dict]:
     rows = []
     main = threading.main_thread()
     for thread in threading.enumerate():
@@ -37,5 +45,10 @@ def thread_rows(thread_cpu: dict[int, float], loop_thread: int | None,
 
 
 def thread_stacks(limit: int = 128) -> dict[int, list[tuple[str, str, int]]]:
-    return {ident: fr.stack_of_frame(frame, limit) for ident, frame in
-            sys._current_frames().items()}
+    # sys._current_frames() holds this very frame; left in a local it is a reference cycle
+    # that keeps every caller's locals (a whole dump) alive until the collector runs
+    frames = sys._current_frames()
+    try:
+        return {ident: fr.stack_of_frame(frame, limit) for ident, frame in frames.items()}
+    finally:
+        frames.clear()

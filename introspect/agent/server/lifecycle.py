@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -21,6 +20,7 @@ from introspect.agent.audit import Audit
 from introspect.agent.server import requests
 from introspect.agent.server.connections import Connection, ConnectionTable
 from introspect.agent.server.handshake import Handshake, identify
+from introspect.agent.server.heavy import HeavyReplies
 from introspect.agent.server.listeners import Listener, bind_all, close_all
 from introspect.agent.server.refusals import RefusalLog
 from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
@@ -54,11 +54,14 @@ class AgentServer:
         self.thread: threading.Thread | None = None
         self.runtime_dir: Path | None = None
         self.ticker = SnapshotTicker(agent)  # shared by every subscriber
+        self.heavy = HeavyReplies()  # dumps and large pages: one at a time, shared
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = False
         self.connections: set[asyncio.Task] = set()
-        self._client_socks: set[socket.socket] = set()
+        # fd -> (st_dev, st_ino) of each client socket: asyncio hands back a TransportSocket
+        # wrapper, not the socket.socket, so the fd itself is what a forked child must close
+        self._client_fds: dict[int, tuple[int, int]] = {}
 
     @property
     def client_count(self) -> int:
@@ -178,10 +181,17 @@ class AgentServer:
         """In a forked child: close the inherited listening and client sockets (a client of
         the parent must see EOF when the parent dies, not wait for this child), touch no file
         of the parent."""
-        for sock in [lst.sock for lst in self.listeners] + list(self._client_socks):
+        for sock in [lst.sock for lst in self.listeners]:
             with contextlib.suppress(OSError):
                 sock.close()
-        self._client_socks = set()
+        for fd, identity in list(self._client_fds.items()):
+            # only if the fd is still that socket: its number may have been closed and
+            # reused by the app in the moment before the parent's connection forgot it
+            with contextlib.suppress(OSError):
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) == identity:
+                    os.close(fd)
+        self._client_fds = {}
         self.listeners = []
         self.loop = None
         self.thread = None
@@ -196,9 +206,7 @@ class AgentServer:
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)
-        sock = writer.get_extra_info("socket")
-        if isinstance(sock, socket.socket):
-            self._client_socks.add(sock)
+        client_fd = self._remember_fd(writer)
         peer = identify(writer, listener, self.config.allow_uids)
         assert isinstance(reader, ActivityReader)
         conn = Connection(peer, reader, writer)
@@ -237,8 +245,19 @@ class AgentServer:
             self.table.open.discard(conn)
             if task is not None:
                 self.connections.discard(task)
-            if isinstance(sock, socket.socket):
-                self._client_socks.discard(sock)
+            if client_fd is not None:
+                self._client_fds.pop(client_fd, None)
+
+    def _remember_fd(self, writer: asyncio.StreamWriter) -> int | None:
+        """Record the client socket's fd (and its inode) for `forget_after_fork`."""
+        sock = writer.get_extra_info("socket")
+        try:
+            fd = sock.fileno()
+            st = os.fstat(fd)
+        except (AttributeError, OSError, ValueError):
+            return None
+        self._client_fds[fd] = (st.st_dev, st.st_ino)
+        return fd
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -22,6 +22,7 @@ from introspect.agent.self_profile import MAX_DURATION as MAX_PROFILE_SECONDS
 from introspect.agent.self_profile import MAX_RATE as MAX_PROFILE_RATE
 from introspect.agent.self_profile import MAX_TOP as MAX_PROFILE_TOP
 from introspect.agent.server.handshake import Session
+from introspect.agent.server.heavy import is_heavy
 from introspect.agent.server.stream import MAX_TOP_TASKS, stream_updates
 from introspect.agent.server.wire import send
 from introspect.protocol import framing
@@ -265,6 +266,21 @@ async def handle(server: AgentServer, session: Session, request: m.Request) -> m
     return reply
 
 
+async def respond(server: AgentServer, session: Session, request: m.Request,
+                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Send the reply to `request`; heavy ones go through the server's `HeavyReplies`
+    (one build at a time, shared for a second, sent in slices). Either way the next request
+    is read only once this reply is in the transport's hands below its high-water mark."""
+    if is_heavy(request):
+        def gone() -> bool:  # the client left while its request waited for its turn
+            return writer.transport.is_closing() or reader.at_eof()
+
+        await server.heavy.answer(request, lambda: handle(server, session, request), writer,
+                                  gone)
+    else:
+        await send(writer, await handle(server, session, request))
+
+
 # --- requests that take the connection over ------------------------------------------------
 @dataclass(frozen=True)
 class Connection:
@@ -288,7 +304,7 @@ async def _subscribe(conn: Connection, request: m.Subscribe) -> m.Reply | None:
             await send(writer, m.ErrorReply(id=request.id, code="bad_request",
                                             message=f"{tag_of(request)} while streaming"))
             return
-        await send(writer, await handle(server, session, request))
+        await respond(server, session, request, conn.reader, writer)
 
     await stream_updates(server, session, request, conn.reader, writer, answer)
     return None
@@ -325,7 +341,7 @@ async def serve(server: AgentServer, session: Session, reader: asyncio.StreamRea
             continue
         takeover = TAKEOVERS.get(type(request))
         if takeover is None:
-            await send(writer, await handle(server, session, request))
+            await respond(server, session, request, reader, writer)
             continue
         reply = _refusal(conn.call, request) or await takeover(conn, request)
         if reply is None:
