@@ -18,6 +18,7 @@ from pathlib import Path
 from introspect.protocol import auth, framing
 from introspect.protocol import messages as m
 from introspect.protocol.version import SUPPORTED_VERSIONS
+from tests.attach.support import ask  # noqa: F401 - one stdin-command helper for both
 from tests.support.procs import AgentProcess, wait_until
 
 CONTROL_TOKEN = "control-token-for-security-tests-0123"
@@ -73,17 +74,6 @@ def start_target(agent_args: list[str] | None = None, env: dict[str, str] | None
     proc.wait_for_line("ready")
     return proc
 
-
-def ask(proc: AgentProcess, command: str, timeout: float = 10.0) -> str:
-    """Send a stdin command to the target and return the payload of its answer line."""
-    seen = len(proc.stdout)
-    assert proc.proc.stdin is not None
-    proc.proc.stdin.write(command + "\n")
-    proc.proc.stdin.flush()
-    line = wait_until(lambda: next((ln for ln in proc.stdout[seen:]
-                                    if ln.startswith(command + " ")), None),
-                      timeout, message=f"answer to {command!r}")
-    return line[len(command) + 1:].strip()
 
 
 def rss_bytes(pid: int) -> int:
