@@ -125,7 +125,11 @@ def test_a_refused_target_gets_a_final_banner_and_no_retry(tmp_path: Path) -> No
                 text = await poll_text(pilot, "Not retrying")
                 assert "wrong token" in text
                 assert "✖ refused" in text.splitlines()[0]  # the header too, not only the banner
-                await pilot.pause(1.0)  # a retry would show Connecting/Disconnected by now
+                # No retry: the stream's worker has ended (a retrying one stays running),
+                # and the state is still the final refusal.
+                await poll(pilot, lambda: not [w for w in app.workers
+                                               if w.group == "live" and w.is_running],
+                           "the stream to end")
                 assert isinstance(app.connection, Refused) and app.failure is None
 
         run(scenario())
