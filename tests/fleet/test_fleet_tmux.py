@@ -35,12 +35,15 @@ def test_fleet_in_a_real_terminal(fleet: Fleet, tmux: Tmux) -> None:  # noqa: F8
     rows = wait_until(ranked, timeout=120, interval=0.5,
                       message=f"the killed instance ranked first\n{screen}")
     assert rows[0][2] == "DOWN"
-    healthy_row, healthy_name = next((n, name) for n, name, _ in rows
-                                     if name.startswith("healthy"))
+    healthy_row = next(n for n, name, _ in rows if name.startswith("healthy"))
     tmux.keys(*["Down"] * (healthy_row - 1))
     tmux.keys("Enter")
-    pid = fleet.pid(healthy_name)
-    tmux.wait_for(f"pid {pid}", "● live", "idle_worker", timeout=30)
+    # Healthy instances score alike, so a refresh between reading the screen and Enter may
+    # reorder them: any healthy one is the right landing, its pid in the header.
+    healthy = {fleet.pid(name) for _, name, _ in rows if name.startswith("healthy")}
+    screen = tmux.wait_for("● live", "idle_worker", timeout=30)
+    attached = re.search(r"\bpid (\d+)\b", screen)
+    assert attached is not None and int(attached.group(1)) in healthy, screen
     tmux.keys("f")
     tmux.wait_for("Fleet: ", "Enter: attach")
     tmux.keys("q")

@@ -66,7 +66,8 @@ def test_top_in_a_real_terminal(demo: AgentProcess, tmux: Tmux) -> None:
     screen = tmux.wait_for(f"pid {demo.pid}", "● live", "1 System", "Quit")
     assert "Quit" in screen
     tmux.keys("3")
-    tmux.wait_for("media-gateway-consumer", "AWAITING")
+    # at 100 columns KIND and AWAITING give way so LOCATION keeps file:line (docs/tui.md)
+    tmux.wait_for("media-gateway-consumer", "LOCATION")
     tmux.keys("5")
     tmux.wait_for("bottleneck.py", "TREND")
     tmux.keys("6")
