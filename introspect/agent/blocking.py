@@ -226,6 +226,12 @@ class BlockingDetector:
             except Exception as exc:
                 self.agent.collector_errors.record("blocking", exc)
             now = time.monotonic()
+            calls = self.agent.queues.queue_calls
+            if calls is not None:  # open or close a window of queue get/put sampling
+                try:
+                    calls.tick(now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("queues", exc)
             if now >= self._next_lints:
                 self._next_lints = now + LINT_PERIOD
                 self.lints.run_periodic(now)
