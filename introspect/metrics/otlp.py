@@ -29,11 +29,11 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from typing import Any
 
 from introspect.errors import UserError
 from introspect.metrics import otel_env
+from introspect.metrics.after_fork import AfterFork
 from introspect.metrics.catalog import OTEL, MetricSpec
 from introspect.metrics.readings import AgentReadings
 
@@ -268,15 +268,4 @@ class OtlpExporter:
         self.enabled = False  # instruments added to an app's provider cannot be removed
 
 
-_EXPORTERS: weakref.WeakSet[OtlpExporter] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for exporter in list(_EXPORTERS):
-        try:
-            exporter.after_fork_in_child()
-        except Exception as exc:  # never into the forked child
-            log.debug("introspect: OTLP after fork: %r", exc)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_EXPORTERS = AfterFork("after_fork_in_child", "OTLP")

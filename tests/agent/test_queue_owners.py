@@ -67,3 +67,59 @@ def test_snapshot_names_consumers_producers_and_the_variable() -> None:
     assert inbox.bound_to == "__main__.inbox" and ".py:" in inbox.created_at, inbox  # site kept
     assert outbox.consumers == ["__main__.archiver"], outbox
     assert outbox.producers == ["__main__.signal_gateway"], outbox
+
+
+def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_between() -> None:
+    import asyncio
+
+    from introspect.agent.collectors import queue_owners as qo
+    from introspect.agent.collectors.tasks import TaskCollector
+
+    originals = (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait)
+    owners = qo.QueueOwners()
+    sampler = qo.QueueCallSampler(lambda: owners)
+    collector = TaskCollector(lambda *a: None, lambda *a: None)
+
+    async def consumer(queue: asyncio.Queue) -> None:
+        for _ in range(qo.WINDOW_CALLS):
+            await queue.get()
+
+    async def producer(queue: asyncio.Queue) -> None:
+        for _ in range(qo.WINDOW_CALLS):
+            await queue.put(1)
+            await asyncio.sleep(0)
+
+    async def main() -> asyncio.Queue:
+        asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
+        queue: asyncio.Queue = asyncio.Queue()
+        sampler.tick(0.0)  # opens a window
+        assert asyncio.Queue.get_nowait is not originals[0]
+        await asyncio.gather(asyncio.create_task(consumer(queue)),
+                             asyncio.create_task(producer(queue)))
+        return queue
+
+    try:
+        queue = asyncio.run(main())
+        # WINDOW_CALLS sampled calls shut the window: asyncio's own methods are back
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
+        consumers, producers = owners.owners(queue)
+        assert consumers == [f"{__name__}.test_get_put_are_sampled_in_windows_and_asyncio_"
+                             "methods_run_unwrapped_between.<locals>.consumer"]
+        assert producers and producers[0].endswith("<locals>.producer")
+        assert sampler.windows == 1
+        sampler.tick(0.5)  # before WINDOW_PERIOD: no new window
+        assert sampler.windows == 1 and asyncio.Queue.get_nowait is originals[0]
+        sampler.tick(qo.WINDOW_PERIOD)  # the next window; time alone closes it too
+        assert sampler.windows == 2 and asyncio.Queue.get_nowait is not originals[0]
+        sampler.tick(qo.WINDOW_PERIOD + qo.WINDOW_SECONDS)
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
+
+        def apps_own(self: asyncio.Queue) -> object:  # an app patching the method itself
+            return originals[0](self)
+
+        asyncio.Queue.get_nowait = apps_own  # type: ignore[method-assign]
+        sampler.tick(3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
+        assert asyncio.Queue.get_nowait is apps_own and sampler.windows == 2
+    finally:
+        sampler.stop()
+        asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]
