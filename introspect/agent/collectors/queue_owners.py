@@ -118,12 +118,14 @@ class QueueOwners:
                 self.note(queue, kind, consumer)
 
     # --- reads -------------------------------------------------------------------------------
-    def owners(self, queue: Any) -> tuple[list[str], list[str]]:
-        """(consumer kinds, producer kinds) seen so far, sorted."""
+    def owners(self, queue: Any, first_seen: bool = False) -> tuple[list[str], list[str]]:
+        """(consumer kinds, producer kinds) seen so far, sorted (or in the order seen)."""
         with self._lock:
             roles = self._roles.get(id(queue))
             if roles is None or self._refs[id(queue)]() is not queue:
                 return [], []
+            if first_seen:
+                return list(roles[0]), list(roles[1])
             return sorted(roles[0]), sorted(roles[1])
 
     def names(self, queues: list[Any]) -> dict[int, str]:
