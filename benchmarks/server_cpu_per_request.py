@@ -131,7 +131,7 @@ class Run:
         return sum(self.cpu_ns.values()) / 1000 / self.requests
 
     def part_us(self, name: str) -> float:
-        if name == "other":  # every thread but the loop's
+        if name == "other":  # every thread but the loop's (named or not)
             return sum(ns for role, ns in self.cpu_ns.items() if role != "loop") / 1000 / \
                 self.requests
         return self.cpu_ns.get(name, 0) / 1000 / self.requests
@@ -237,7 +237,7 @@ def one_run(server: str, part: str | None, app_dir: Path, requests: int, warmup:
         for (pid, tid), (ns, switches) in after.items():
             ns0, switches0 = before.get((pid, tid), (0, 0))
             names = stats_after.get(pid, {}).get("threads", {})
-            role = "loop" if pid == tid else names.get(str(tid), "other")
+            role = "loop" if pid == tid else names.get(str(tid), "unnamed")
             run.cpu_ns[role] = run.cpu_ns.get(role, 0) + ns - ns0
             run.sleeps[role] = run.sleeps.get(role, 0) + switches - switches0
         for pid in pids:
