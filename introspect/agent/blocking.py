@@ -326,7 +326,7 @@ class BlockingDetector:
             return None
         if now - since >= self.threshold:
             self._begin(loop, since, now, _cpu_share(previous_cpu, self._cpu_seen))
-            return None
+            return now + self.block_poll * (0.5 + random.random())
         return since + self.threshold + DEADLINE_MARGIN
 
     def _loop_cpu(self, now: float) -> tuple[float, float] | None:
