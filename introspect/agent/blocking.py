@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("introspect.agent")
 MAX_STACK = 64  # frames kept per event (innermost ones)
 LINT_PERIOD = 1.0  # seconds between periodic lint checks
+# The watchdog samples at random gaps of half to all of min(threshold, MAX_SAMPLE_GAP): under
+# the threshold, so some wake-up falls inside every busy stretch before it becomes a block,
+# and that wake-up schedules the next one for the moment it would cross the threshold.
+MAX_SAMPLE_GAP = 0.1
+MIN_SAMPLE_GAP = 0.005
+DEADLINE_MARGIN = 0.0005  # a timed wait may return a hair early
 _EVENTS_PY = os.path.join("asyncio", "events.py")
 
 
@@ -163,7 +169,13 @@ class BlockingDetector:
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.threshold = float(agent.config.block_threshold)
-        self.poll = max(0.005, min(0.025, self.threshold / 4))
+        # Mean wake-up period of the watchdog: each wake-up takes the GIL from a busy loop
+        # (two context switches on the loop's critical path), so it wakes as little as
+        # detection allows; gaps stay shorter than the threshold (see `sample_gap`).
+        self.poll = max(MIN_SAMPLE_GAP, min(MAX_SAMPLE_GAP, self.threshold))
+        # While a block goes on, the watchdog looks more often: its end is taken from the
+        # loop's next entry into select(), which a later look could only see overwritten.
+        self.block_poll = max(MIN_SAMPLE_GAP, min(0.025, self.threshold / 4))
         self.blocks_total = 0
         self._finished_seconds = 0.0
         self._clock: SelectorClock | None = None
@@ -233,15 +245,27 @@ class BlockingDetector:
         return self._finished_seconds + ongoing
 
     # --- the watchdog ------------------------------------------------------------------------
+    def sample_gap(self) -> float:
+        """Seconds to the next sampling wake-up: random (held time is sampled there, and a
+        fixed period would alias with periodic work in the app), under the threshold."""
+        return self.poll * (0.5 + 0.5 * random.random())
+
     def _run(self) -> None:
-        # Jittered: held time is sampled at each wake-up, and a fixed period would alias
-        # with periodic work in the app.
-        while not self._stop.wait(self.poll * (0.5 + random.random())):
-            try:
-                self._tick(time.monotonic())
-            except Exception as exc:
-                self.agent.collector_errors.record("blocking", exc)
+        next_sample = time.monotonic() + self.sample_gap()
+        deadline: float | None = None  # a look the loop's state asks for (see `_tick`)
+        while True:
+            wake = next_sample if deadline is None else min(next_sample, deadline)
+            if self._stop.wait(max(0.0, wake - time.monotonic())):
+                return
             now = time.monotonic()
+            sample = now >= next_sample
+            if sample:
+                next_sample = now + self.sample_gap()
+            try:
+                deadline = self._tick(now, sample)
+            except Exception as exc:
+                deadline = None
+                self.agent.collector_errors.record("blocking", exc)
             calls = self.agent.queues.queue_calls
             if calls is not None:  # open or close a window of queue get/put sampling
                 try:
@@ -286,36 +310,46 @@ class BlockingDetector:
             return None if clock.in_select else clock.returned_at
         return self.agent.loop_probe.overdue_since()  # uvloop & co: a lower bound
 
-    def _tick(self, now: float) -> None:
+    def _tick(self, now: float, sample: bool = True) -> float | None:
+        """One look at the loop; `sample`: a random wake-up, where held time is sampled (a
+        wake-up timed by the loop's state would bias it). Returns when to look again besides
+        the next sample, if at all: when the loop's current busy stretch would cross the
+        threshold, or soon while a block goes on."""
         loop = self._follow_loop()
         if loop is None or not loop.is_running():
             self._last_tick = self._held_cpu = None
-            return
+            return None
         since = self.busy_since(now)
-        last, self._last_tick = self._last_tick, now
-        cpu_before, self._held_cpu = self._held_cpu, self._loop_cpu(now)
-        if since is not None and last is not None:
-            # A wall-clock sample: the time since the previous tick goes to the task holding
-            # the loop now. When the CPU sampler runs, it already counts the CPU part (and
-            # without the bias a thread has here: a spinning loop thread holds the GIL, so
-            # our ticks land late, after the step): only the off-CPU part is added here.
-            held = now - last
-            sampler = self.agent.sampler
-            if sampler is not None and sampler.active and cpu_before is not None and \
-                    self._held_cpu is not None:
-                held = max(0.0, held - (self._held_cpu[1] - cpu_before[1]))
-            self.held.add(running_task(loop), held, now)
+        cpu = self._loop_cpu(now)
+        if sample:
+            last, self._last_tick = self._last_tick, now
+            cpu_before, self._held_cpu = self._held_cpu, cpu
+            if since is not None and last is not None:
+                # A wall-clock sample: the time since the previous one goes to the task
+                # holding the loop now. When the CPU sampler runs, it already counts the CPU
+                # part (and without the bias a thread has here: a spinning loop thread holds
+                # the GIL, so our wake-ups land late, after the step): only the off-CPU part
+                # is added here.
+                held = now - last
+                sampler = self.agent.sampler
+                if sampler is not None and sampler.active and cpu_before is not None and \
+                        cpu is not None:
+                    held = max(0.0, held - (cpu[1] - cpu_before[1]))
+                self.held.add(running_task(loop), held, now)
         previous_cpu = self._cpu_seen
-        self._cpu_seen = self._loop_cpu(now) if since is not None else None
+        self._cpu_seen = cpu if since is not None else None
         block = self._current
         if block is not None:
-            if since is None or since != block.since:
-                self._finish(block, now)
-            else:
+            if since is not None and since == block.since:
                 self._update(block, loop, now)
-            return
-        if since is not None and now - since >= self.threshold:
+                return now + self.block_poll * (0.5 + random.random())
+            self._finish(block, now)
+        if since is None:
+            return None
+        if now - since >= self.threshold:
             self._begin(loop, since, now, _cpu_share(previous_cpu, self._cpu_seen))
+            return now + self.block_poll * (0.5 + random.random())
+        return since + self.threshold + DEADLINE_MARGIN
 
     def _loop_cpu(self, now: float) -> tuple[float, float] | None:
         """(now, CPU seconds of the loop thread): a thread inside a blocking call burns none."""

@@ -141,3 +141,31 @@ def test_a_healthy_program_has_no_blocking_event() -> None:
         proc.wait_for_line("done")
         snap = proc.snapshot()
         assert [e for e in snap.to_dict()["events"] if e["kind"] in ("blocking", "lint")] == []
+
+
+SHORT_BLOCKS = """
+    import asyncio, time
+
+    async def main():
+        await asyncio.sleep(0.3)
+        for _ in range(12):
+            time.sleep(0.2)              # twice the threshold: a block, but a short one
+            await asyncio.sleep(0.05)
+        print("done", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+"""
+
+
+def test_every_block_just_over_the_threshold_is_caught() -> None:
+    """The watchdog wakes at most a threshold apart, and a wake-up that sees the loop busy
+    comes back when that stretch crosses the threshold: no block slips between wake-ups."""
+    with AgentProcess.script(SHORT_BLOCKS) as proc:
+        proc.wait_for_line("done")
+        events = wait_until(
+            lambda: (found := [e for e in blocking_events(proc) if not e["ongoing"]])
+            and len(found) >= 12 and found, message="twelve finished blocking events")
+    assert len(events) == 12, [e["duration"] for e in events]
+    assert all(abs(e["duration"] - 0.2) <= 0.05 for e in events), [e["duration"] for e in events]
+    assert all(e["culprit"] == "time.sleep" for e in events), [e["culprit"] for e in events]
