@@ -1,0 +1,164 @@
+"""What each part of the agent's defaults costs on workload A: callgrind instructions per
+message on the event loop's thread, for plain, the defaults, and the defaults with one part
+switched off at a time (issue 17). Instruction counts do not drift with the machine's load.
+
+    .venv/bin/python benchmarks/defaults_breakdown.py [--small 5000] [--large 25000]
+
+Each configuration runs twice in its own process (`small` and `large` messages); the loop
+thread's count difference divided by the message difference removes start-up. A part's share
+is (defaults - defaults without it) / plain.
+
+The SIGPROF sampler ticks per CPU time (100 per CPU-second) and valgrind runs the process
+~50x slower, so it fires ~50x more often per message than natively: the script also prints
+its instructions per handler call (the difference with the sampler off divided by the
+difference in ticks) and what that costs per message at its native rate, from the loop
+thread's CPU time per message of plain workload A measured here without valgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# mode -> what is switched off (see _child)
+MODES = {
+    "plain": "no agent",
+    "defaults": "nothing",
+    "no-sampler": "SIGPROF busy-time sampler (INTROSPECT_SAMPLING=0)",
+    "no-select-wrapper": "the blocking watchdog's select() time-stamps",
+    "no-watchdog": "the blocking watchdog thread (with its select wrapper and lints)",
+    "no-lints": "every lint (INTROSPECT_LINTS=-name,...)",
+    "no-gc-callback": "the GC pause callback",
+    "core": "sampler, watchdog and GC callback: factory, lag probe, server only",
+}
+SAMPLES_PER_CPU_SECOND = 100  # busy.SAMPLE_INTERVAL = 0.01
+
+
+async def _child(mode: str, n: int) -> dict:
+    from benchmarks.workloads import workload_a_messages
+
+    if mode == "plain":
+        await workload_a_messages(n)
+        return {}
+    if mode in ("no-sampler", "core"):
+        os.environ["INTROSPECT_SAMPLING"] = "0"
+    if mode == "no-lints":
+        from introspect.agent.lints import default_lints
+
+        os.environ["INTROSPECT_LINTS"] = ",".join("-" + lint.name for lint in default_lints())
+    import introspect
+
+    agent = introspect.start()
+    await asyncio.sleep(0.2)
+    blocking = agent.blocking
+    deadline = time.monotonic() + 60
+    while blocking is not None and blocking._clock is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # the watchdog wraps select() at its first tick
+    if mode == "no-select-wrapper" and blocking is not None and blocking._clock is not None:
+        blocking._clock.uninstall()
+        blocking._clock = None  # same loop: the watchdog does not wrap it again
+    if mode in ("no-watchdog", "core") and blocking is not None:
+        blocking.stop()
+    if mode in ("no-gc-callback", "core"):
+        agent.gc.uninstall()
+    sampler = agent.sampler
+    before = sampler.samples if sampler is not None else 0
+    await workload_a_messages(n)
+    return {"samples": (sampler.samples if sampler is not None else 0) - before}
+
+
+def _run(mode: str, n: int, workdir: str) -> tuple[int, dict]:
+    out = os.path.join(workdir, f"{mode}.{n}.cg")
+    env = dict(os.environ, INTROSPECT_RUNTIME_DIR=workdir, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                           f"--callgrind-out-file={out}", sys.executable, __file__,
+                           "--one", mode, "--n", str(n)],
+                          capture_output=True, text=True, env=env, timeout=3600)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} {n}: exit {proc.returncode}: {proc.stderr[-1500:]}")
+    facts = json.loads(proc.stdout.strip().splitlines()[-1])
+    main = sorted(glob.glob(out + "-*"))[0]  # thread 1, the event loop's
+    for line in Path(main).read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1]), facts
+    raise SystemExit(f"no totals in {main}")
+
+
+def _native_cpu_per_message(messages: int = 100_000) -> float:
+    """Loop-thread CPU seconds per message of plain workload A, without valgrind."""
+    from benchmarks.workloads import workload_a_messages
+
+    best = float("inf")
+    for _ in range(3):
+        started = time.thread_time()
+        asyncio.run(workload_a_messages(messages))
+        best = min(best, (time.thread_time() - started) / messages)
+    return best
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--small", type=int, default=5000)
+    p.add_argument("--large", type=int, default=25000)
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--one")
+    p.add_argument("--n", type=int)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(asyncio.run(_child(args.one, args.n))))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("error: valgrind is not installed", file=sys.stderr)
+        return 2
+    modes = args.modes.split(",")
+    workdir = tempfile.mkdtemp(prefix="bench-breakdown-")
+    per_message: dict[str, float] = {}
+    ticks: dict[str, float] = {}
+    try:
+        for mode in modes:
+            small, facts_small = _run(mode, args.small, workdir)
+            large, facts_large = _run(mode, args.large, workdir)
+            span = args.large - args.small
+            per_message[mode] = (large - small) / span
+            ticks[mode] = (facts_large.get("samples", 0) - facts_small.get("samples", 0)) / span
+            print(f"{mode}: {per_message[mode]:,.0f} instructions/message, "
+                  f"{ticks[mode] * 1000:.2f} sampler ticks per 1000 messages", file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    plain, defaults = per_message.get("plain"), per_message.get("defaults")
+    print(f"\nworkload A, loop thread, instructions per message ({args.small:,} -> "
+          f"{args.large:,} messages)")
+    print("| configuration | switched off | instructions / message | ratio to plain | "
+          "part's share of plain |")
+    print("|---|---|---|---|---|")
+    for mode, value in per_message.items():
+        ratio = f"{plain / value:.3f}x" if plain else "-"
+        share = f"{(defaults - value) / plain * 100:+.2f} %" if plain and defaults and \
+            mode not in ("plain", "defaults") else ""
+        print(f"| {mode} | {MODES[mode]} | {value:,.0f} | {ratio} | {share} |")
+    if defaults and "no-sampler" in per_message and ticks.get("defaults"):
+        per_tick = (defaults - per_message["no-sampler"]) / ticks["defaults"]
+        cpu = _native_cpu_per_message()
+        native = per_tick * SAMPLES_PER_CPU_SECOND * cpu
+        print(f"\nsampler: {per_tick:,.0f} instructions per tick (handler and its effects); "
+              f"{ticks['defaults'] * 1000:.2f} ticks per 1000 messages under valgrind; "
+              f"natively {SAMPLES_PER_CPU_SECOND * cpu * 1000:.3f} per 1000 messages "
+              f"({cpu * 1e6:.2f} µs loop-thread CPU per message) -> ~{native:,.1f} "
+              f"instructions per message" + (f" ({native / plain * 100:.3f} % of plain)"
+                                             if plain else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
