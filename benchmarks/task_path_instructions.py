@@ -12,9 +12,9 @@ per-task cost. Prints each configuration's instructions per task and plain/confi
 
 The GC figure (issue 17: pauses under churn within 10 % of plain): the loop thread's
 instructions inside the cyclic collector per task (callgrind's inclusive count of CPython's
-`gc_collect_main`, start-up removed the same way; `gc_collect_with_callback` adds the
-`gc.callbacks`, the agent's pause timer among them) and the collections per generation per
-1000 tasks — deterministic where wall-clock pauses on this VM are not.
+`gc_collect_main`, start-up removed the same way; the `gc.callbacks` around it, the agent's
+pause timer among them, are not in it) and the collections per generation per 1000 tasks —
+deterministic where wall-clock pauses on this VM are not.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["plain", "factory-c", "factory-python", "defaults", "defaults-python"]
-GC_FUNCTIONS = ("gc_collect_main", "gc_collect_with_callback")  # CPython 3.11-3.13
+GC_FUNCTION = "gc_collect_main"  # the collector proper, CPython 3.11-3.13
 
 CHILD = r'''
 import asyncio, gc, json, sys
@@ -56,9 +56,9 @@ asyncio.run(main())
 '''
 
 
-def main_thread_instructions(out_prefix: str) -> tuple[int, dict[str, int]]:
+def main_thread_instructions(out_prefix: str) -> tuple[int, int]:
     """Instructions of thread 1 (the event loop's), from callgrind's per-thread files, and
-    the inclusive instructions of the collector's functions on it."""
+    the inclusive instructions of the collector on it."""
     main = sorted(glob.glob(out_prefix + "-*"))[0]
     total = None
     for line in Path(main).read_text(errors="replace").splitlines():
@@ -67,26 +67,25 @@ def main_thread_instructions(out_prefix: str) -> tuple[int, dict[str, int]]:
             break
     if total is None:
         raise SystemExit(f"no totals in {main}")
-    gc_costs = dict.fromkeys(GC_FUNCTIONS, 0)
+    gc_cost = 0
     if shutil.which("callgrind_annotate"):
         report = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
                                  main], capture_output=True, text=True).stdout
         for line in report.splitlines():
-            for name in GC_FUNCTIONS:
-                if line.rstrip().endswith(f":{name}") or f":{name} [" in line:
-                    gc_costs[name] = max(gc_costs[name], int(line.split()[0].replace(",", "")))
-    return total, gc_costs
+            if line.rstrip().endswith(f":{GC_FUNCTION}") or f":{GC_FUNCTION} [" in line:
+                gc_cost = max(gc_cost, int(line.split()[0].replace(",", "")))
+    return total, gc_cost
 
 
-def count(mode: str, n: int, tmp: str, created_at: bool) -> tuple[int, dict[str, int], list]:
+def count(mode: str, n: int, tmp: str, created_at: bool) -> tuple[int, int, list]:
     prefix = os.path.join(tmp, f"cg.{mode}.{n}")
     out = subprocess.run(["valgrind", "--tool=callgrind", "--separate-threads=yes",
                           f"--callgrind-out-file={prefix}", sys.executable, "-c",
                           CHILD.format(root=str(ROOT)), mode, str(n), str(int(created_at))],
                          check=True, capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, INTROSPECT_RUNTIME_DIR=tmp))
-    total, gc_costs = main_thread_instructions(prefix)
-    return total, gc_costs, json.loads(out.stdout.strip().splitlines()[-1])
+    total, gc_cost = main_thread_instructions(prefix)
+    return total, gc_cost, json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -109,17 +108,14 @@ def main() -> int:
             large = count(mode, args.large, tmp, not args.no_created_at)
             per_task[mode] = (large[0] - small[0]) / span
             ratio = per_task["plain"] / per_task[mode] if "plain" in per_task else float("nan")
-            gc_main, gc_all = ((large[1][name] - small[1][name]) / span
-                               for name in GC_FUNCTIONS)
-            gc_per_task[mode] = gc_all
-            gc_ratio = (f"{gc_all / gc_per_task['plain']:.3f}x plain"
-                        if gc_per_task.get("plain") else "")
+            gc_per_task[mode] = (large[1] - small[1]) / span
+            gc_ratio = (f"{gc_per_task[mode] / gc_per_task['plain']:.3f}x plain"
+                        if gc_per_task.get("plain") else "-")
             collections = [round((b - a) * 1000 / span, 2)
                            for a, b in zip(small[2], large[2], strict=True)]
             print(f"{mode:16} {per_task[mode]:8,.0f} instructions per task   "
-                  f"{ratio:.3f}x plain   GC: {gc_main:6,.0f} collector + "
-                  f"{gc_all - gc_main:4,.0f} callbacks per task ({gc_ratio}), collections "
-                  f"per 1000 tasks by generation {collections}", flush=True)
+                  f"{ratio:.3f}x plain   GC: {gc_per_task[mode]:6,.0f} per task ({gc_ratio}), "
+                  f"collections per 1000 tasks by generation {collections}", flush=True)
     return 0
 
 

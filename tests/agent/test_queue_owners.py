@@ -3,6 +3,14 @@ it to, against a program that knows who does what."""
 
 from __future__ import annotations
 
+import asyncio
+import types
+
+import pytest
+
+from introspect.agent.collectors import tasks as task_mod
+from introspect.agent.collectors.queue_owners import SAMPLE_STRIDE, wrap_queue_methods
+from introspect.agent.collectors.tasks import TaskCollector
 from tests.support.procs import AgentProcess, wait_until
 
 PROGRAM = """
@@ -67,3 +75,51 @@ def test_snapshot_names_consumers_producers_and_the_variable() -> None:
     assert inbox.bound_to == "__main__.inbox" and ".py:" in inbox.created_at, inbox  # site kept
     assert outbox.consumers == ["__main__.archiver"], outbox
     assert outbox.producers == ["__main__.signal_gateway"], outbox
+
+
+@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "pure-python"])
+def test_get_put_nowait_note_the_running_kind_every_stride_and_stay_transparent(
+        accelerated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In process: the class-level wrappers themselves (C SampledMethod, or the Python
+    # closure when the accelerator is missing), restored at the end.
+    if not accelerated:
+        monkeypatch.setattr(task_mod, "_accel", None)
+    noted: list[tuple[str, bool]] = []
+
+    class Owners:
+        def knows(self, queue: object, kind: str, consumer: bool) -> bool:
+            return False
+
+        def note(self, queue: object, kind: str, consumer: bool) -> None:
+            noted.append((kind.rsplit(".", 1)[-1], consumer))
+
+    collector = TaskCollector(lambda *a: None, lambda *a: None)
+    saved = wrap_queue_methods(lambda: Owners())
+    try:
+        assert all(type(asyncio.Queue.__dict__[name]) is not types.FunctionType
+                   for _cls, name, _original in saved) is accelerated
+        got: list[int] = []
+
+        async def producer(queue: asyncio.Queue[int]) -> None:
+            for i in range(2 * SAMPLE_STRIDE + 1):
+                assert queue.put_nowait(i) is None
+
+        async def consumer(queue: asyncio.Queue[int]) -> None:
+            while not queue.empty():
+                got.append(queue.get_nowait())
+
+        async def main() -> None:
+            asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            await asyncio.create_task(producer(queue))
+            await asyncio.create_task(consumer(queue))
+            with pytest.raises(asyncio.QueueEmpty):
+                queue.get_nowait()  # errors pass through
+
+        asyncio.run(main())
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+    assert got == list(range(2 * SAMPLE_STRIDE + 1))
+    # calls 1, 1 + stride, 1 + 2 * stride of each method are sampled
+    assert noted == [("producer", False)] * 3 + [("consumer", True)] * 3

@@ -4,9 +4,10 @@ the code binds it to.
 Owners are observed two ways, both cheap:
 - at every 7th `get_nowait` / `put_nowait` (which `Queue.get` / `Queue.put` end in), the
   running task's kind is noted — a busy consumer that never waits is still seen as it takes
-  items. The class-level wrapper adds one Python call per get_nowait/put_nowait: measured
-  ~0.2-0.4 µs on a loaded 2-core box, against ~0.3-0.5 µs for the plain call — small next to
-  the task switch a real get/put usually costs;
+  items. The class-level wrapper is a C method descriptor with a countdown
+  (`_tasks_accel.SampledMethod`): no Python frame per call (a Python wrapper cost ~4 % of
+  workload A in callgrind instructions, BENCHMARKS.md); without the C accelerator, one
+  Python call per get_nowait/put_nowait;
 - every few seconds the watchdog maps the futures in each queue's `_getters` / `_putters` back
   to the tasks awaiting them (`Task._fut_waiter`), so a consumer that only waits is seen too.
 Kinds per queue are bounded (`MAX_KINDS`).
@@ -182,7 +183,8 @@ def bound_names(objs: list[Any]) -> dict[int, str]:
 def wrap_queue_methods(owners_of: Any) -> list[tuple[type, str, Any]]:
     """Note the running task's kind at every `SAMPLE_STRIDE`-th `get_nowait` / `put_nowait`
     of an asyncio.Queue (a prime stride: alternating producers are both seen). The calls in
-    between cost one Python call and a counter. `owners_of()` returns the current
+    between cost a counter in C (`_tasks_accel.SampledMethod`; one Python call each on the
+    pure-Python fallback). `owners_of()` returns the current
     QueueOwners (or None). Returns what to restore."""
     saved = []
     for method, consumer in (("get_nowait", True), ("put_nowait", False)):
@@ -190,7 +192,6 @@ def wrap_queue_methods(owners_of: Any) -> list[tuple[type, str, Any]]:
         if original is None or getattr(original, "_introspect_wrapped", False):
             continue
         wrapper = _sampling_wrapper(original, consumer, owners_of)
-        wrapper.__name__ = method
         saved.append((asyncio.Queue, method, original))
         setattr(asyncio.Queue, method, wrapper)
     return saved
@@ -213,6 +214,10 @@ def _sampling_wrapper(original: Any, consumer: bool, owners_of: Any) -> Any:
         except Exception:
             pass  # no running loop (a put from a thread), or anything else: not ours
 
+    accel = task_mod._accel
+    if accel is not None:  # the countdown in C, no Python frame per call (workload A: ~2x)
+        return accel.SampledMethod(original, sample, SAMPLE_STRIDE, original.__name__)
+
     # Exact signatures (no *args): the calls in between stay on CPython's fast call path.
     if consumer:
         def wrapper(self: Any) -> Any:
@@ -229,6 +234,7 @@ def _sampling_wrapper(original: Any, consumer: bool, owners_of: Any) -> Any:
                 sample(self)
             return original(self, item)
 
+    wrapper.__name__ = original.__name__
     wrapper._introspect_wrapped = True  # type: ignore[attr-defined]
     wrapper.__wrapped__ = original  # type: ignore[attr-defined]
     wrapper.__doc__ = original.__doc__
