@@ -40,7 +40,7 @@ MODES = {
     "no-watchdog": "the blocking watchdog thread (with its select wrapper and lints)",
     "no-lints": "every lint (INTROSPECT_LINTS=-name,...)",
     "no-gc-callback": "the GC pause callback",
-    "no-queue-sampling": "queue-owner sampling in asyncio.Queue.get_nowait/put_nowait",
+    "no-queue-sampling": "queue-owner sampling (one-shot get_nowait/put_nowait wrappers)",
     "core": "sampler, watchdog and GC callback: factory, lag probe, server only",
 }
 SAMPLES_PER_CPU_SECOND = 100  # busy.SAMPLE_INTERVAL = 0.01
@@ -73,9 +73,10 @@ async def _child(mode: str, n: int) -> dict:
         blocking.stop()
     if mode in ("no-gc-callback", "core"):
         agent.gc.uninstall()
-    if mode == "no-queue-sampling":
-        for method in ("get_nowait", "put_nowait"):
-            setattr(asyncio.Queue, method, asyncio.Queue.__dict__[method].__wrapped__)
+    if mode == "no-queue-sampling" and agent.queues.owners is not None:
+        nowait, agent.queues.owners.nowait = agent.queues.owners.nowait, None
+        for cls, method, original in nowait.saved if nowait is not None else ():
+            setattr(cls, method, original)
     sampler = agent.sampler
     before = sampler.samples if sampler is not None else 0
     await workload_a_messages(n)

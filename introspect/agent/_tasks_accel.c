@@ -1068,142 +1068,6 @@ static PyTypeObject FactoryType = {
     .tp_getset = Factory_getset,
 };
 
-/* ---- a sampling method wrapper ---------------------------------------------------------- */
-
-/* `original(self, ...)`, and every `stride`-th call first `sample(self)` (its errors
- * ignored): the queue-owner sampling on asyncio.Queue.get_nowait/put_nowait
- * (collectors/queue_owners.py). A method descriptor (Py_TPFLAGS_METHOD_DESCRIPTOR), so
- * `queue.get_nowait()` calls it unbound as it calls a function: no bound method, no Python
- * frame between the app and the original method. */
-typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;
-    PyObject *original, *sample, *name;
-    Py_ssize_t stride, countdown;
-} Sampled;
-
-static PyObject *
-Sampled_vectorcall(Sampled *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    if (PyVectorcall_NARGS(nargsf) >= 1 && --self->countdown <= 0) {
-        self->countdown = self->stride;
-        PyObject *res = PyObject_CallOneArg(self->sample, args[0]);
-        if (res == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_Exception))
-                return NULL; /* KeyboardInterrupt and friends go on */
-            PyErr_Clear();
-        }
-        Py_XDECREF(res);
-    }
-    return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
-}
-
-static PyObject *
-Sampled_get(PyObject *self, PyObject *obj, PyObject *Py_UNUSED(type))
-{
-    if (obj == NULL || obj == Py_None)
-        return Py_NewRef(self);
-    return PyMethod_New(self, obj);
-}
-
-static PyObject *
-Sampled_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
-{
-    static char *kwlist[] = {"original", "sample", "stride", "name", NULL};
-    PyObject *original, *sample, *name;
-    Py_ssize_t stride;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnU", kwlist, &original, &sample, &stride,
-                                     &name))
-        return NULL;
-    if (stride < 1) {
-        PyErr_SetString(PyExc_ValueError, "stride must be >= 1");
-        return NULL;
-    }
-    Sampled *self = (Sampled *)type->tp_alloc(type, 0);
-    if (self == NULL)
-        return NULL;
-    self->vectorcall = (vectorcallfunc)Sampled_vectorcall;
-    self->original = Py_NewRef(original);
-    self->sample = Py_NewRef(sample);
-    self->name = Py_NewRef(name);
-    self->stride = stride;
-    self->countdown = 1; /* the first call is sampled */
-    return (PyObject *)self;
-}
-
-static int
-Sampled_traverse(Sampled *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->original);
-    Py_VISIT(self->sample);
-    return 0;
-}
-
-static int
-Sampled_clear(Sampled *self)
-{
-    Py_CLEAR(self->original);
-    Py_CLEAR(self->sample);
-    return 0;
-}
-
-static void
-Sampled_dealloc(Sampled *self)
-{
-    PyObject_GC_UnTrack(self);
-    Sampled_clear(self);
-    Py_CLEAR(self->name);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-Sampled_wrapped(Sampled *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->original ? self->original : Py_None);
-}
-
-static PyObject *
-Sampled_name(Sampled *self, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(self->name);
-}
-
-static PyObject *
-Sampled_doc(Sampled *self, void *Py_UNUSED(closure))
-{
-    if (self->original == NULL)
-        Py_RETURN_NONE;
-    return PyObject_GetAttrString(self->original, "__doc__");
-}
-
-static PyObject *
-Sampled_marker(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure))
-{
-    Py_RETURN_TRUE;
-}
-
-static PyGetSetDef Sampled_getset[] = {
-    {"__wrapped__", (getter)Sampled_wrapped, NULL, "the wrapped method", NULL},
-    {"__name__", (getter)Sampled_name, NULL, "the method's name", NULL},
-    {"__doc__", (getter)Sampled_doc, NULL, "the wrapped method's doc", NULL},
-    {"_introspect_wrapped", (getter)Sampled_marker, NULL, "installed by introspect", NULL},
-    {NULL}};
-
-static PyTypeObject SampledType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "introspect.agent._tasks_accel.SampledMethod",
-    .tp_basicsize = sizeof(Sampled),
-    .tp_dealloc = (destructor)Sampled_dealloc,
-    .tp_vectorcall_offset = offsetof(Sampled, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_descr_get = Sampled_get,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
-                Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_new = Sampled_new,
-    .tp_traverse = (traverseproc)Sampled_traverse,
-    .tp_clear = (inquiry)Sampled_clear,
-    .tp_getset = Sampled_getset,
-};
-
 static PyMethodDef module_methods[] = {
     {"meta_of", (PyCFunction)py_meta_of, METH_O, "the task's TaskMeta, or None"},
     {NULL}};
@@ -1233,16 +1097,14 @@ PyInit__tasks_accel(void)
         return NULL;
     MetaType.tp_base = &_PyWeakref_RefType;
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MetaType) < 0 ||
-        PyType_Ready(&DoneType) < 0 || PyType_Ready(&FactoryType) < 0 ||
-        PyType_Ready(&SampledType) < 0)
+        PyType_Ready(&DoneType) < 0 || PyType_Ready(&FactoryType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "TaskMeta", (PyObject *)&MetaType) < 0 ||
         PyModule_AddObjectRef(m, "DoneCallback", (PyObject *)&DoneType) < 0 ||
-        PyModule_AddObjectRef(m, "TaskFactory", (PyObject *)&FactoryType) < 0 ||
-        PyModule_AddObjectRef(m, "SampledMethod", (PyObject *)&SampledType) < 0) {
+        PyModule_AddObjectRef(m, "TaskFactory", (PyObject *)&FactoryType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

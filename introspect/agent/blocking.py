@@ -226,6 +226,12 @@ class BlockingDetector:
             except Exception as exc:
                 self.agent.collector_errors.record("blocking", exc)
             now = time.monotonic()
+            nowait = getattr(self.agent.queues.owners, "nowait", None)
+            try:
+                if nowait is not None:
+                    nowait.arm(now)  # queue owners: sample the next get/put_nowait
+            except Exception as exc:
+                self.agent.collector_errors.record("queues", exc)
             if now >= self._next_lints:
                 self._next_lints = now + LINT_PERIOD
                 self.lints.run_periodic(now)

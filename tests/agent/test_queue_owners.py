@@ -4,12 +4,11 @@ it to, against a program that knows who does what."""
 from __future__ import annotations
 
 import asyncio
-import types
+import time
 
 import pytest
 
-from introspect.agent.collectors import tasks as task_mod
-from introspect.agent.collectors.queue_owners import SAMPLE_STRIDE, wrap_queue_methods
+from introspect.agent.collectors.queue_owners import NowaitSampler
 from introspect.agent.collectors.tasks import TaskCollector
 from tests.support.procs import AgentProcess, wait_until
 
@@ -77,13 +76,8 @@ def test_snapshot_names_consumers_producers_and_the_variable() -> None:
     assert outbox.producers == ["__main__.signal_gateway"], outbox
 
 
-@pytest.mark.parametrize("accelerated", [True, False], ids=["c", "pure-python"])
-def test_get_put_nowait_note_the_running_kind_every_stride_and_stay_transparent(
-        accelerated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    # In process: the class-level wrappers themselves (C SampledMethod, or the Python
-    # closure when the accelerator is missing), restored at the end.
-    if not accelerated:
-        monkeypatch.setattr(task_mod, "_accel", None)
+def test_get_put_nowait_sample_once_per_arming_and_stay_transparent() -> None:
+    # In process: the one-shot wrappers themselves; the originals are back after each sample.
     noted: list[tuple[str, bool]] = []
 
     class Owners:
@@ -93,15 +87,13 @@ def test_get_put_nowait_note_the_running_kind_every_stride_and_stay_transparent(
         def note(self, queue: object, kind: str, consumer: bool) -> None:
             noted.append((kind.rsplit(".", 1)[-1], consumer))
 
+    originals = {name: asyncio.Queue.__dict__[name] for name in ("get_nowait", "put_nowait")}
     collector = TaskCollector(lambda *a: None, lambda *a: None)
-    saved = wrap_queue_methods(lambda: Owners())
+    sampler = NowaitSampler(lambda: Owners())
+    got: list[int] = []
     try:
-        assert all(type(asyncio.Queue.__dict__[name]) is not types.FunctionType
-                   for _cls, name, _original in saved) is accelerated
-        got: list[int] = []
-
         async def producer(queue: asyncio.Queue[int]) -> None:
-            for i in range(2 * SAMPLE_STRIDE + 1):
+            for i in range(5):
                 assert queue.put_nowait(i) is None
 
         async def consumer(queue: asyncio.Queue[int]) -> None:
@@ -111,15 +103,36 @@ def test_get_put_nowait_note_the_running_kind_every_stride_and_stay_transparent(
         async def main() -> None:
             asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
             queue: asyncio.Queue[int] = asyncio.Queue()
-            await asyncio.create_task(producer(queue))
-            await asyncio.create_task(consumer(queue))
+            for rounds in range(2):
+                sampler.arm(time.monotonic() + rounds * 3600)  # each arming: one sample
+                assert asyncio.Queue.__dict__["put_nowait"] is not originals["put_nowait"]
+                await asyncio.create_task(producer(queue))
+                await asyncio.create_task(consumer(queue))
+                assert {name: asyncio.Queue.__dict__[name] for name in originals} == originals
+            sampler.arm(time.monotonic() + 3600 + 0.01)  # within the period: not armed
+            assert asyncio.Queue.__dict__["get_nowait"] is originals["get_nowait"]
             with pytest.raises(asyncio.QueueEmpty):
                 queue.get_nowait()  # errors pass through
 
         asyncio.run(main())
     finally:
-        for cls, name, original in saved:
+        for cls, name, original in sampler.saved:
             setattr(cls, name, original)
-    assert got == list(range(2 * SAMPLE_STRIDE + 1))
-    # calls 1, 1 + stride, 1 + 2 * stride of each method are sampled
-    assert noted == [("producer", False)] * 3 + [("consumer", True)] * 3
+    assert got == list(range(5)) * 2
+    assert noted == [("producer", False), ("consumer", True)] * 2
+
+
+def test_an_apps_own_wrapper_is_left_alone() -> None:
+    sampler = NowaitSampler(lambda: None)
+    original = asyncio.Queue.__dict__["get_nowait"]
+
+    def apps_wrapper(self: asyncio.Queue[int]) -> int:
+        return original(self)
+
+    asyncio.Queue.get_nowait = apps_wrapper  # type: ignore[method-assign]
+    try:
+        sampler.arm(time.monotonic())
+        assert asyncio.Queue.__dict__["get_nowait"] is apps_wrapper
+    finally:
+        for cls, name, saved in sampler.saved:
+            setattr(cls, name, saved)

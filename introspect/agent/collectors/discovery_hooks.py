@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from introspect.agent.collectors import frames as fr
-from introspect.agent.collectors.queue_owners import QueueOwners, wrap_queue_methods
+from introspect.agent.collectors.queue_owners import NowaitSampler, QueueOwners
 
 _MP_CONTEXT = os.path.join("multiprocessing", "context.py")
 # Threads of the agent and of the exporters it starts; queues they create are not the app's.
@@ -171,7 +171,8 @@ class DiscoveryHooks:
         for cls in (asyncio.Queue, queue.Queue, multiprocessing.queues.Queue):
             self._wrap_init(cls, self._new_queue)
         owners = self.owners
-        self._saved += wrap_queue_methods(lambda: owners)
+        owners.nowait = NowaitSampler(lambda: owners)
+        self._saved += owners.nowait.saved
         for cls in (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor):
             self._wrap_init(cls, self._new_executor)
         original = queue.SimpleQueue
@@ -194,6 +195,7 @@ class DiscoveryHooks:
             queue.SimpleQueue = SimpleQueue  # type: ignore[misc]
 
     def uninstall(self) -> None:
+        self.owners.nowait = None  # no more arming
         for owner, attr, original in reversed(self._saved):
             setattr(owner, attr, original)
         self._saved.clear()

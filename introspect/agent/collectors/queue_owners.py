@@ -2,12 +2,11 @@
 the code binds it to.
 
 Owners are observed two ways, both cheap:
-- at every 7th `get_nowait` / `put_nowait` (which `Queue.get` / `Queue.put` end in), the
-  running task's kind is noted — a busy consumer that never waits is still seen as it takes
-  items. The class-level wrapper is a C method descriptor with a countdown
-  (`_tasks_accel.SampledMethod`): no Python frame per call (a Python wrapper cost ~4 % of
-  workload A in callgrind instructions, BENCHMARKS.md); without the C accelerator, one
-  Python call per get_nowait/put_nowait;
+- at the first `get_nowait` / `put_nowait` (which `Queue.get` / `Queue.put` end in) after
+  each arming by the watchdog (every SAMPLE_ARM_PERIOD), the running task's kind is noted — a
+  busy consumer that never waits is still seen as it takes items. The wrapper is one-shot
+  (`NowaitSampler`): between samples the class holds the original methods and a get or put
+  costs nothing extra;
 - every few seconds the watchdog maps the futures in each queue's `_getters` / `_putters` back
   to the tasks awaiting them (`Task._fut_waiter`), so a consumer that only waits is seen too.
 Kinds per queue are bounded (`MAX_KINDS`).
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 MAX_KINDS = 8  # consumer (and producer) kinds kept per queue
-SAMPLE_STRIDE = 7  # every 7th get_nowait (and put_nowait) notes the running task's kind
+SAMPLE_ARM_PERIOD = 0.1  # seconds: the next get_nowait (and put_nowait) after notes its kind
 SAMPLE_PERIOD = 2.0  # seconds between scans of waiting getters/putters
 SAMPLE_MAX_TASKS = 10_000  # above this many live tasks, waiters are not scanned
 NAME_PERIOD = 30.0  # seconds between naming passes (each walks the heap once or twice)
@@ -55,6 +54,7 @@ class QueueOwners:
         self._lock = threading.Lock()
         self._next_sample = 0.0
         self._next_naming = 0.0
+        self.nowait: NowaitSampler | None = None  # set while the discovery hooks are in
 
     # --- recording ---------------------------------------------------------------------------
     def note(self, queue: Any, kind: str, consumer: bool) -> None:
@@ -180,31 +180,45 @@ def bound_names(objs: list[Any]) -> dict[int, str]:
     return {obj_id: name for obj_id, (_rank, name) in found.items()}
 
 
-def wrap_queue_methods(owners_of: Any) -> list[tuple[type, str, Any]]:
-    """Note the running task's kind at every `SAMPLE_STRIDE`-th `get_nowait` / `put_nowait`
-    of an asyncio.Queue (a prime stride: alternating producers are both seen). The calls in
-    between cost a counter in C (`_tasks_accel.SampledMethod`; one Python call each on the
-    pure-Python fallback). `owners_of()` returns the current
-    QueueOwners (or None). Returns what to restore."""
-    saved = []
-    for method, consumer in (("get_nowait", True), ("put_nowait", False)):
-        original = asyncio.Queue.__dict__.get(method)
-        if original is None or getattr(original, "_introspect_wrapped", False):
-            continue
-        wrapper = _sampling_wrapper(original, consumer, owners_of)
-        saved.append((asyncio.Queue, method, original))
-        setattr(asyncio.Queue, method, wrapper)
-    return saved
+class NowaitSampler:
+    """Notes the running task's kind at the next `get_nowait` / `put_nowait` of any
+    asyncio.Queue after each `arm()` (the watchdog arms it every SAMPLE_ARM_PERIOD): a
+    one-shot wrapper that puts the original method back before it does anything else. Between
+    two samples the class holds the original functions, so a get or put costs nothing at all
+    (a wrapper per call, even a C one with a countdown, cost 2-4 % of workload A: BENCHMARKS.md).
+    `saved` lists what `DiscoveryHooks.uninstall` restores."""
+
+    def __init__(self, owners_of: Any) -> None:
+        self._originals: dict[str, Any] = {}
+        self._shots: dict[str, Any] = {}
+        self._next_arm = 0.0
+        for method, consumer in (("get_nowait", True), ("put_nowait", False)):
+            original = asyncio.Queue.__dict__.get(method)
+            if original is None or getattr(original, "_introspect_wrapped", False):
+                continue
+            self._originals[method] = original
+            self._shots[method] = _one_shot(method, original, consumer, owners_of)
+        self.saved = [(asyncio.Queue, method, original)
+                      for method, original in self._originals.items()]
+
+    def arm(self, now: float) -> None:
+        """(Any thread; the watchdog's.) Sample the next call of each method, unless an app's
+        own wrapper has replaced it since."""
+        if now < self._next_arm:
+            return
+        self._next_arm = now + SAMPLE_ARM_PERIOD
+        for method, shot in self._shots.items():
+            if asyncio.Queue.__dict__.get(method) is self._originals[method]:
+                setattr(asyncio.Queue, method, shot)
 
 
-def _sampling_wrapper(original: Any, consumer: bool, owners_of: Any) -> Any:
-    countdown = 1  # the first call is sampled
+def _one_shot(method: str, original: Any, consumer: bool, owners_of: Any) -> Any:
     current = asyncio.current_task
     meta_of = task_mod.meta_of
 
     def sample(queue: Any) -> None:
-        nonlocal countdown
-        countdown = SAMPLE_STRIDE
+        if asyncio.Queue.__dict__.get(method) is shot:
+            setattr(asyncio.Queue, method, original)  # disarmed before anything can fail
         try:
             task = current()
             meta = meta_of(task) if task is not None else None
@@ -214,28 +228,19 @@ def _sampling_wrapper(original: Any, consumer: bool, owners_of: Any) -> Any:
         except Exception:
             pass  # no running loop (a put from a thread), or anything else: not ours
 
-    accel = task_mod._accel
-    if accel is not None:  # the countdown in C, no Python frame per call (workload A: ~2x)
-        return accel.SampledMethod(original, sample, SAMPLE_STRIDE, original.__name__)
-
-    # Exact signatures (no *args): the calls in between stay on CPython's fast call path.
+    # Exact signatures (no *args), as the originals.
     if consumer:
-        def wrapper(self: Any) -> Any:
-            nonlocal countdown
-            countdown -= 1
-            if countdown <= 0:
-                sample(self)
+        def shot(self: Any) -> Any:
+            sample(self)
             return original(self)
     else:
-        def wrapper(self: Any, item: Any) -> Any:  # type: ignore[misc]
-            nonlocal countdown
-            countdown -= 1
-            if countdown <= 0:
-                sample(self)
+        def shot(self: Any, item: Any) -> Any:  # type: ignore[misc]
+            sample(self)
             return original(self, item)
 
-    wrapper.__name__ = original.__name__
-    wrapper._introspect_wrapped = True  # type: ignore[attr-defined]
-    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
-    wrapper.__doc__ = original.__doc__
-    return wrapper
+    shot.__name__ = method
+    shot.__qualname__ = original.__qualname__
+    shot._introspect_wrapped = True  # type: ignore[attr-defined]
+    shot.__wrapped__ = original  # type: ignore[attr-defined]
+    shot.__doc__ = original.__doc__
+    return shot
