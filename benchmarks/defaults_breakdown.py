@@ -8,11 +8,13 @@ Each configuration runs twice in its own process (`small` and `large` messages);
 thread's count difference divided by the message difference removes start-up. A part's share
 is (defaults - defaults without it) / plain.
 
-The SIGPROF sampler ticks per CPU time (100 per CPU-second) and valgrind runs the process
-~50x slower, so it fires ~50x more often per message than natively: the script also prints
-its instructions per handler call (the difference with the sampler off divided by the
-difference in ticks) and what that costs per message at its native rate, from the loop
-thread's CPU time per message of plain workload A measured here without valgrind.
+Two parts run by the clock, and valgrind runs the process ~50x slower, so under it they act
+~50x more often per message than natively: the SIGPROF sampler (100 ticks per CPU-second) and
+the arming of the queue-owner sampler (every 0.1 s; each arming swaps two methods of
+asyncio.Queue, which makes CPython re-specialise the code that uses queues). For each the
+script prints its instructions per event (the difference with the part off divided by the
+events counted) and what that costs per message at its native rate, from the loop thread's
+CPU time per message of plain workload A measured here without valgrind.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ MODES = {
     "no-lints": "every lint (INTROSPECT_LINTS=-name,...)",
     "no-gc-callback": "the GC pause callback",
     "no-queue-sampling": "queue-owner sampling (one-shot get_nowait/put_nowait wrappers)",
+    "no-discovery-hooks": "queue and executor discovery (class-level constructor wrappers)",
     "core": "sampler, watchdog and GC callback: factory, lag probe, server only",
 }
 SAMPLES_PER_CPU_SECOND = 100  # busy.SAMPLE_INTERVAL = 0.01
@@ -73,14 +76,18 @@ async def _child(mode: str, n: int) -> dict:
         blocking.stop()
     if mode in ("no-gc-callback", "core"):
         agent.gc.uninstall()
+    if mode == "no-discovery-hooks":
+        agent._hooks.uninstall()
     if mode == "no-queue-sampling" and agent.queues.owners is not None:
         nowait, agent.queues.owners.nowait = agent.queues.owners.nowait, None
         for cls, method, original in nowait.saved if nowait is not None else ():
             setattr(cls, method, original)
-    sampler = agent.sampler
+    sampler, nowait = agent.sampler, agent.queues.owners and agent.queues.owners.nowait
     before = sampler.samples if sampler is not None else 0
+    armed = nowait.armings if nowait is not None else 0
     await workload_a_messages(n)
-    return {"samples": (sampler.samples if sampler is not None else 0) - before}
+    return {"samples": (sampler.samples if sampler is not None else 0) - before,
+            "armings": (nowait.armings if nowait is not None else 0) - armed}
 
 
 def _run(mode: str, n: int, workdir: str) -> tuple[int, dict]:
@@ -130,6 +137,7 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="bench-breakdown-")
     per_message: dict[str, float] = {}
     ticks: dict[str, float] = {}
+    armings: dict[str, float] = {}
     try:
         for mode in modes:
             small, facts_small = _run(mode, args.small, workdir)
@@ -137,6 +145,7 @@ def main() -> int:
             span = args.large - args.small
             per_message[mode] = (large - small) / span
             ticks[mode] = (facts_large.get("samples", 0) - facts_small.get("samples", 0)) / span
+            armings[mode] = (facts_large.get("armings", 0) - facts_small.get("armings", 0)) / span
             print(f"{mode}: {per_message[mode]:,.0f} instructions/message, "
                   f"{ticks[mode] * 1000:.2f} sampler ticks per 1000 messages", file=sys.stderr)
     finally:
@@ -152,16 +161,23 @@ def main() -> int:
         share = f"{(defaults - value) / plain * 100:+.2f} %" if plain and defaults and \
             mode not in ("plain", "defaults") else ""
         print(f"| {mode} | {MODES[mode]} | {value:,.0f} | {ratio} | {share} |")
-    if defaults and "no-sampler" in per_message and ticks.get("defaults"):
-        per_tick = (defaults - per_message["no-sampler"]) / ticks["defaults"]
-        cpu = _native_cpu_per_message()
-        native = per_tick * SAMPLES_PER_CPU_SECOND * cpu
-        print(f"\nsampler: {per_tick:,.0f} instructions per tick (handler and its effects); "
-              f"{ticks['defaults'] * 1000:.2f} ticks per 1000 messages under valgrind; "
-              f"natively {SAMPLES_PER_CPU_SECOND * cpu * 1000:.3f} per 1000 messages "
-              f"({cpu * 1e6:.2f} µs loop-thread CPU per message) -> ~{native:,.1f} "
-              f"instructions per message" + (f" ({native / plain * 100:.3f} % of plain)"
-                                             if plain else ""))
+    from introspect.agent.collectors.queue_owners import SAMPLE_ARM_PERIOD
+
+    cpu = _native_cpu_per_message() if defaults else 0.0
+    # (part, mode without it, events per message under valgrind, native events per second)
+    timed = [("sampler tick", "no-sampler", ticks.get("defaults"), SAMPLES_PER_CPU_SECOND),
+             ("queue-sampler arming", "no-queue-sampling", armings.get("defaults"),
+              1 / SAMPLE_ARM_PERIOD)]
+    for label, without, events, native_rate in timed:
+        if not (defaults and without in per_message and events):
+            continue
+        per_event = (defaults - per_message[without]) / events
+        native = per_event * native_rate * cpu
+        print(f"\n{label}: {per_event:,.0f} instructions each (on the loop thread, effects "
+              f"included); {events * 1000:.2f} per 1000 messages under valgrind; natively "
+              f"{native_rate * cpu * 1000:.3f} per 1000 messages ({cpu * 1e6:.2f} µs "
+              f"loop-thread CPU per message) -> ~{native:,.1f} instructions per message"
+              + (f" ({native / plain * 100:.3f} % of plain)" if plain else ""))
     return 0
 
 

@@ -192,6 +192,7 @@ class NowaitSampler:
         self._originals: dict[str, Any] = {}
         self._shots: dict[str, Any] = {}
         self._next_arm = 0.0
+        self.armings = 0  # for benchmarks/defaults_breakdown.py: cost per arming
         for method, consumer in (("get_nowait", True), ("put_nowait", False)):
             original = asyncio.Queue.__dict__.get(method)
             if original is None or getattr(original, "_introspect_wrapped", False):
@@ -207,6 +208,7 @@ class NowaitSampler:
         if now < self._next_arm:
             return
         self._next_arm = now + SAMPLE_ARM_PERIOD
+        self.armings += 1
         for method, shot in self._shots.items():
             if asyncio.Queue.__dict__.get(method) is self._originals[method]:
                 setattr(asyncio.Queue, method, shot)
