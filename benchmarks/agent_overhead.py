@@ -53,7 +53,11 @@ async def main():
     agent = introspect.start()
     ev = asyncio.Event()
     tasks = [asyncio.create_task(idle(ev)) for _ in range({n})]
-    await asyncio.sleep(0)
+    # main() existed before start(): it is adopted in chunks over the next loop iterations
+    for _ in range(1000):
+        await asyncio.sleep(0)
+        if agent.snapshot(top_tasks=0).tasks.total == {n} + 1:
+            break
     def best(fn, reps=5):
         times = []
         for _ in range(reps):

@@ -10,11 +10,11 @@ is (defaults - defaults without it) / plain.
 
 Two parts run by the clock, and valgrind runs the process ~50x slower, so under it they act
 ~50x more often per message than natively: the SIGPROF sampler (100 ticks per CPU-second) and
-the arming of the queue-owner sampler (every 0.1 s; each arming swaps two methods of
-asyncio.Queue, which makes CPython re-specialise the code that uses queues). For each the
-script prints its instructions per event (the difference with the part off divided by the
-events counted) and what that costs per message at its native rate, from the loop thread's
-CPU time per message of plain workload A measured here without valgrind.
+the queue-owner sampling windows (one a second: two methods of asyncio.Queue wrapped for up
+to 256 calls or 0.25 s; each swap makes CPython re-specialise the code that uses queues).
+For each the script prints its instructions per event (the difference with the part off
+divided by the events counted) and what that costs per message at its native rate, from the
+loop thread's CPU time per message of plain workload A measured here without valgrind.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ MODES = {
     "no-watchdog": "the blocking watchdog thread (with its select wrapper and lints)",
     "no-lints": "every lint (INTROSPECT_LINTS=-name,...)",
     "no-gc-callback": "the GC pause callback",
-    "no-queue-sampling": "queue-owner sampling (one-shot get_nowait/put_nowait wrappers)",
+    "no-queue-sampling": "queue-owner sampling (get_nowait/put_nowait wrapped in windows)",
     "no-discovery-hooks": "queue and executor discovery (class-level constructor wrappers)",
     "core": "sampler, watchdog and GC callback: factory, lag probe, server only",
 }
@@ -78,16 +78,14 @@ async def _child(mode: str, n: int) -> dict:
         agent.gc.uninstall()
     if mode == "no-discovery-hooks":
         agent._hooks.uninstall()
-    if mode == "no-queue-sampling" and agent.queues.owners is not None:
-        nowait, agent.queues.owners.nowait = agent.queues.owners.nowait, None
-        for cls, method, original in nowait.saved if nowait is not None else ():
-            setattr(cls, method, original)
-    sampler, nowait = agent.sampler, agent.queues.owners and agent.queues.owners.nowait
+    if mode == "no-queue-sampling" and agent.queues.queue_calls is not None:
+        agent.queues.queue_calls.stop()
+    sampler, calls = agent.sampler, agent.queues.queue_calls
     before = sampler.samples if sampler is not None else 0
-    armed = nowait.armings if nowait is not None else 0
+    opened = calls.windows if calls is not None else 0
     await workload_a_messages(n)
     return {"samples": (sampler.samples if sampler is not None else 0) - before,
-            "armings": (nowait.armings if nowait is not None else 0) - armed}
+            "windows": (calls.windows if calls is not None else 0) - opened}
 
 
 def _run(mode: str, n: int, workdir: str) -> tuple[int, dict]:
@@ -137,7 +135,7 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="bench-breakdown-")
     per_message: dict[str, float] = {}
     ticks: dict[str, float] = {}
-    armings: dict[str, float] = {}
+    windows: dict[str, float] = {}
     try:
         for mode in modes:
             small, facts_small = _run(mode, args.small, workdir)
@@ -145,7 +143,7 @@ def main() -> int:
             span = args.large - args.small
             per_message[mode] = (large - small) / span
             ticks[mode] = (facts_large.get("samples", 0) - facts_small.get("samples", 0)) / span
-            armings[mode] = (facts_large.get("armings", 0) - facts_small.get("armings", 0)) / span
+            windows[mode] = (facts_large.get("windows", 0) - facts_small.get("windows", 0)) / span
             print(f"{mode}: {per_message[mode]:,.0f} instructions/message, "
                   f"{ticks[mode] * 1000:.2f} sampler ticks per 1000 messages", file=sys.stderr)
     finally:
@@ -161,13 +159,13 @@ def main() -> int:
         share = f"{(defaults - value) / plain * 100:+.2f} %" if plain and defaults and \
             mode not in ("plain", "defaults") else ""
         print(f"| {mode} | {MODES[mode]} | {value:,.0f} | {ratio} | {share} |")
-    from introspect.agent.collectors.queue_owners import SAMPLE_ARM_PERIOD
+    from introspect.agent.collectors.queue_owners import WINDOW_PERIOD
 
     cpu = _native_cpu_per_message() if defaults else 0.0
     # (part, mode without it, events per message under valgrind, native events per second)
     timed = [("sampler tick", "no-sampler", ticks.get("defaults"), SAMPLES_PER_CPU_SECOND),
-             ("queue-sampler arming", "no-queue-sampling", armings.get("defaults"),
-              1 / SAMPLE_ARM_PERIOD)]
+             ("queue-owner sampling window", "no-queue-sampling", windows.get("defaults"),
+              1 / WINDOW_PERIOD)]
     for label, without, events, native_rate in timed:
         if not (defaults and without in per_message and events):
             continue

@@ -11,7 +11,10 @@ Measures, in one run:
 2. bytes per update (first = full, then changed-only) at 1k, 10k and the full task count;
 3. key-to-screen in the TUI via the Textual pilot: time from a key event to the first frame
    painted with the answer (tasks tab with a page from the agent, a re-sort, a filter, a
-   local view), and the agent round trip inside each window (see `PaintWatch`).
+   local view, the Tree view with its page and await edges from the agent, Enter on a queue),
+   and the agent round trip inside each window (see `PaintWatch`). Wall clocks are noisy on
+   a shared machine: compare the rows of one run with each other (the tasks tab is the
+   reference), not with another run's.
 """
 
 from __future__ import annotations
@@ -37,6 +40,15 @@ TARGET = textwrap.dedent("""
     async def idle(event):
         await event.wait()
 
+    async def consumer(inbox):
+        while True:
+            await inbox.get()
+
+    async def producer(inbox):  # items to take: at 100k tasks owners are seen at get/put only
+        while True:
+            inbox.put_nowait(1)
+            await asyncio.sleep(0.05)
+
     async def probe():
         while True:
             late = []
@@ -53,6 +65,9 @@ TARGET = textwrap.dedent("""
         event = asyncio.Event()
         tasks = [asyncio.create_task(idle(event), name=f"idle-{i}") for i in range(n)]
         asyncio.create_task(probe(), name="probe")
+        inbox = asyncio.Queue()
+        asyncio.create_task(consumer(inbox), name="consumer")
+        asyncio.create_task(producer(inbox), name="producer")
         print("ready", flush=True)
         await asyncio.sleep(3600)
 
@@ -198,7 +213,9 @@ async def key_to_screen(pid: int, presses: int = 5,
     only inside the timed windows. Keys `name`, and `name (agent round trip)` for the part
     spent waiting for the agent's reply."""
     from introspect.tui.app import IntrospectApp
+    from introspect.tui.views.queue_detail import QueueDetailScreen
     from introspect.tui.views.tasks import TasksView
+    from introspect.tui.views.tree import TreeView
 
     results: dict[str, list[float]] = {}
     app = IntrospectApp(target=str(pid), interval=1.0)
@@ -206,6 +223,7 @@ async def key_to_screen(pid: int, presses: int = 5,
         while app.model.snapshot is None:
             await pilot.pause(0.05)
         view = app.query_one(TasksView)
+        tree = app.query_one(TreeView)
         tabs = app.query_one("#views")
         chart = app.query_one("#load-chart-0")
         watch = PaintWatch(app)
@@ -266,6 +284,21 @@ async def key_to_screen(pid: int, presses: int = 5,
                         and chart.data[-1] == history[-1].lag_p99)
 
             await measure("load tab (local)", "2", load_shown)
+
+            old = tree.placement
+            await measure("tree tab (agent page + await edges)", "4",
+                          lambda old=old: tabs.active == "tree" and tree.placement is not old
+                          and tree.placement is not None)
+            await pilot.press("5")
+            await until(lambda: tabs.active == "queues" and app.model.snapshot is not None
+                        and any(q.consumers for q in app.model.snapshot.queues),
+                        "the queue and its consumer")
+            await measure("enter on a queue (local)", "enter",
+                          lambda: isinstance(app.screen, QueueDetailScreen) and
+                          "__main__.consumer" in str(
+                              app.screen.query_one("#queue-detail-body").content))
+            await pilot.press("escape")
+            await until(lambda: not isinstance(app.screen, QueueDetailScreen), "queue closed")
         await pilot.press("q")
     return results
 

@@ -40,6 +40,7 @@ def start(
     block_threshold: float | None = None,
     lag_probe_interval: float | None = None,
     kinds_limit: int | None = None,
+    queue_owner_metric: bool | None = None,
     recent_errors: int | None = None,
     recent_events: int | None = None,
     error_max_age: float | None = None,

@@ -108,6 +108,10 @@ class AgentConfig:
     kinds_limit: int = option(
         DEFAULT_KINDS_LIMIT, "task kinds exported by name before the rest count as `other` "
         "(default 50)", "INTROSPECT_KINDS_LIMIT", _integer)
+    queue_owner_metric: bool = option(
+        True, "`0`: no `python_queue_owner_info` series (the task kinds seen consuming and "
+        "producing each queue, as labels; docs/metrics.md)", "INTROSPECT_QUEUE_OWNER_METRIC",
+        _flag)
     recent_errors: int = option(DEFAULT_RECENT_ERRORS, "unhandled errors kept for clients")
     recent_events: int = option(DEFAULT_RECENT_EVENTS, "events (blocks, lints…) kept for clients")
     error_max_age: float = option(DEFAULT_ERROR_MAX_AGE, "seconds an error is kept")

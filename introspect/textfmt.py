@@ -4,6 +4,7 @@ no Rich or Textual (the CLI must not need them); `textsafe` escapes what the tar
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -35,6 +36,16 @@ def age(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def clock_time(moment: float, now: float | None = None) -> str:
+    """Local wall-clock time of an epoch `moment`: `02:54:01` today, `2026-11-30 02:54:01` on
+    another day (a recording replayed the next morning)."""
+    when = time.localtime(moment)
+    today = time.localtime(time.time() if now is None else now)
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M:%S", when)
+    return time.strftime("%Y-%m-%d %H:%M:%S", when)
 
 
 def millis(seconds: float) -> str:

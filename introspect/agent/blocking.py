@@ -186,10 +186,26 @@ class BlockingDetector:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> BlockingDetector:
         self.lints.install()
+        self.start_thread()
+        return self
+
+    def after_fork_in_child(self) -> None:
+        """Threads do not survive fork(2): a forked worker (gunicorn) gets a watchdog of its
+        own. A block the parent was in is not the child's."""
+        if self._stop.is_set() or self._thread.ident is None:
+            return  # stopped, or never started
+        self._stop = threading.Event()  # its lock may have been held by the parent's thread
+        self._current = None
+        self._last_tick = self._held_cpu = self._cpu_seen = None
+        self._cpu_clock = None  # the parent's main thread clock id is not this process's
+        self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
+                                        daemon=True)
+        self.start_thread()
+
+    def start_thread(self) -> None:
         self._thread.start()
         if self._thread.ident is not None:
             self.agent.agent_thread_ids.add(self._thread.ident)
-        return self
 
     def stop(self) -> None:
         self._stop.set()
@@ -226,12 +242,12 @@ class BlockingDetector:
             except Exception as exc:
                 self.agent.collector_errors.record("blocking", exc)
             now = time.monotonic()
-            nowait = getattr(self.agent.queues.owners, "nowait", None)
-            try:
-                if nowait is not None:
-                    nowait.arm(now)  # queue owners: sample the next get/put_nowait
-            except Exception as exc:
-                self.agent.collector_errors.record("queues", exc)
+            calls = self.agent.queues.queue_calls
+            if calls is not None:  # open or close a window of queue get/put sampling
+                try:
+                    calls.tick(now)
+                except Exception as exc:
+                    self.agent.collector_errors.record("queues", exc)
             if now >= self._next_lints:
                 self._next_lints = now + LINT_PERIOD
                 self.lints.run_periodic(now)

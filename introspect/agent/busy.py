@@ -105,8 +105,9 @@ class BusySampler:
             self.reason = "the event loop is not on the main thread (SIGPROF runs there)"
             return
         handler = signal.getsignal(signal.SIGPROF)
-        if handler not in (signal.SIG_DFL, None) or signal.getitimer(signal.ITIMER_PROF) != \
-                (0.0, 0.0):
+        ours = handler == self._on_sigprof  # a forked child re-arming its parent's handler
+        if (handler not in (signal.SIG_DFL, None) and not ours) or \
+                signal.getitimer(signal.ITIMER_PROF) != (0.0, 0.0):
             self.reason = "SIGPROF / ITIMER_PROF already in use (another profiler?)"
             return
         signal.signal(signal.SIGPROF, self._on_sigprof)
@@ -160,6 +161,17 @@ class BusySampler:
                 self._by_task.pop(seq, None)
 
     # --- lifecycle ---------------------------------------------------------------------------
+    def after_fork_in_child(self) -> None:
+        """Interval timers are not inherited by fork(2): a forked worker re-arms at its loop's
+        next beat, and its busy time starts from zero (the parent's is not the worker's)."""
+        self.samples = 0
+        self.unattributed_seconds = 0.0
+        self._by_kind = {}
+        self._by_task = {}
+        if self.active:
+            self.active = False
+            self.reason = "waiting for an event loop on the main thread"
+
     def stop(self) -> None:
         self._stopped = True
         try:

@@ -162,6 +162,12 @@ class Agent:
             self.server.forget_after_fork()
             self.server = None
         if self.running:
+            for name, part in (("blocking", self.blocking), ("sampling", self.sampler)):
+                try:
+                    if part is not None:
+                        part.after_fork_in_child()
+                except Exception as exc:  # never break the child
+                    self.collector_errors.record(name, exc)
             from introspect.agent.server import AgentServer
 
             self.server = AgentServer(self)

@@ -70,7 +70,8 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
                                            newest_first=not req.descending)
         total = sum(max(0, n) for n in agent.tasks.counts()[0].values())
         rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page_tasks]
-        return m.TaskPage(total=total, matched=total, offset=req.offset, tasks=rows)
+        return m.TaskPage(total=total, matched=total, offset=req.offset, tasks=rows,
+                          graph=_page_graph(req, page_tasks))
     if req.sort == "age" and task_mod.registry_of(loop) is not None:
         return _filtered_by_age(agent, loop, req, running, now, limit, busy, held)
     tasks = task_mod.live_tasks(loop)
@@ -80,7 +81,8 @@ def task_page(agent: Agent, req: m.TaskListRequest) -> m.TaskPage:
     tasks.sort(key=_sort_key(req, running, busy, now, held), reverse=req.descending)
     page = tasks[req.offset: req.offset + limit]
     rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page]
-    return m.TaskPage(total=total, matched=len(tasks), offset=req.offset, tasks=rows)
+    return m.TaskPage(total=total, matched=len(tasks), offset=req.offset, tasks=rows,
+                      graph=_page_graph(req, page))
 
 
 def _filtered_by_age(agent: Agent, loop: asyncio.AbstractEventLoop, req: m.TaskListRequest,
@@ -113,7 +115,17 @@ def _filtered_by_age(agent: Agent, loop: asyncio.AbstractEventLoop, req: m.TaskL
         matched, exact = max(matched, live.get(req.kind, 0)), True
     rows = [sb.task_row(t, running, now, busy=busy, held=held) for t in page]
     return m.TaskPage(total=total, matched=matched, offset=req.offset, tasks=rows,
-                      matched_exact=exact)
+                      matched_exact=exact, graph=_page_graph(req, page))
+
+
+def _page_graph(req: m.TaskListRequest, page: list[asyncio.Task]) -> list[m.AwaitEdge] | None:
+    """Asked with `graph`: the await edges among the page's tasks — bounded by the page,
+    where a dump's graph walks every live task (the Tree view at 100k tasks)."""
+    if not req.graph:
+        return None
+    shown = {id(task) for task in page}
+    return [m.AwaitEdge(waiter=_seq(e.waiter), via=e.via, awaited=_seq(e.awaited))
+            for e in ag.await_edges(page) if id(e.waiter) in shown]
 
 
 def _location_lower(task: asyncio.Task) -> str:

@@ -98,6 +98,11 @@ CATALOG: tuple[MetricSpec, ...] = (
     _spec("python_queue_blocked_putters", "python.queue.blocked_putters", "{waiter}", "gauge",
           "Producers blocked on a full queue.", ("queue", "type"),
           otel_instrument="updowncounter"),
+    _spec("python_queue_owner_info", "python.queue.owner", "1", "gauge",
+          "1 per task kind seen taking items from (role=consumer) or putting items into "
+          "(role=producer) an asyncio queue; join it on queue and type. At most 3 kinds per "
+          "queue and role, 200 series in all; off with INTROSPECT_QUEUE_OWNER_METRIC=0.",
+          ("queue", "type", "role", "kind")),
     _spec("python_executor_queue_length", "python.executor.queue_length", "{work_item}",
           "gauge", "Work items waiting for a worker.", ("executor",),
           otel_instrument="updowncounter"),

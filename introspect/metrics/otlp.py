@@ -12,14 +12,16 @@ Enabled by `--otlp` / `INTROSPECT_OTLP=1` / `start(otlp=True)`, configured by th
   the child); a spawned one (uvicorn `--workers`) starts its own agent anyway.
 - Observable instruments are read by the SDK's exporter thread: the callbacks only make the same
   cheap, thread-safe reads as a Prometheus scrape (one reading shared by all callbacks of one
-  export). The two histograms are recorded where the values happen: loop lag on the probe's
-  beat (loop thread, 10/s), GC pauses from our own `gc.callbacks` entry.
+  export). The two histograms are recorded by us: loop lag on the probe's beat (loop thread,
+  10/s); GC pauses are measured by our own `gc.callbacks` entry and recorded on the next beat
+  or export (never inside the callback: see `on_gc`).
 - An unreachable endpoint costs the exporter thread its timeouts; the app never waits for it,
   and stopping waits at most `SHUTDOWN_TIMEOUT_MS`.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import logging
@@ -27,17 +29,18 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from typing import Any
 
 from introspect.errors import UserError
 from introspect.metrics import otel_env
+from introspect.metrics.after_fork import AfterFork
 from introspect.metrics.catalog import OTEL, MetricSpec
 from introspect.metrics.readings import AgentReadings
 
 log = logging.getLogger("introspect.metrics")
 SHUTDOWN_TIMEOUT_MS = 2000
 READING_MAX_AGE = 0.5  # seconds: all callbacks of one export share one reading
+PENDING_PAUSES = 1024  # GC pauses waiting to be recorded; beyond, the oldest are dropped
 METER_NAME = "introspect"
 
 
@@ -113,7 +116,8 @@ class OtlpExporter:
         meter = self.provider.get_meter(METER_NAME)
         self.histograms = {}
         for spec in OTEL:
-            self._instrument(meter, spec)
+            if spec.prom not in self.readings.disabled:
+                self._instrument(meter, spec)
         self._hook_histograms()
         self._note_exporter_thread()
 
@@ -153,6 +157,7 @@ class OtlpExporter:
             if not self.enabled or os.getpid() != owner:  # a parent's instrument after fork
                 return []
             try:
+                self._record_pauses()
                 samples = self._samples(spec)
                 return [Observation(value, dict(zip(attributes, labels, strict=True)))
                         for labels, value in samples]
@@ -194,25 +199,43 @@ class OtlpExporter:
         lag = self.histograms["python_asyncio_loop_lag_seconds"]
         probe = self.agent.loop_probe
 
-        def on_beat() -> None:  # loop thread, once per probe interval
-            if self.enabled:
-                lag.record(probe.last_lag)
-
-        self._on_beat = on_beat
-        probe.on_beat.append(on_beat)
         pause = self.histograms["python_gc_pause_seconds"]
         attrs = [{"cpython.gc.generation": str(gen)} for gen in range(3)]
         started = [0.0]
+        pending: collections.deque[tuple[float, int]] = collections.deque(
+            maxlen=PENDING_PAUSES)
 
         def on_gc(phase: str, info: dict) -> None:
+            # Never records here: a collection can start inside the SDK's own code, e.g. the
+            # exporter thread collecting this very histogram under its lock; recording then
+            # deadlocked that thread, and the next collection on the app's thread waited
+            # for the lock forever. The pause waits in `pending` (a deque append takes no lock).
             if phase == "start":
                 started[0] = time.perf_counter()
             elif started[0] and self.enabled:
-                gen = info.get("generation", 0)
-                with contextlib.suppress(Exception):
-                    pause.record(time.perf_counter() - started[0], attrs[gen % 3])
+                pending.append((time.perf_counter() - started[0],
+                                info.get("generation", 0) % 3))
                 started[0] = 0.0
 
+        def record_pauses() -> None:
+            """Where no SDK lock is held: each loop beat, and each export's callbacks (before
+            the SDK collects the histograms), so a program without a loop exports them too."""
+            while pending:
+                try:
+                    seconds, gen = pending.popleft()
+                except IndexError:  # another thread took the last one
+                    return
+                with contextlib.suppress(Exception):
+                    pause.record(seconds, attrs[gen])
+
+        def on_beat() -> None:  # loop thread, once per probe interval
+            if self.enabled:
+                lag.record(probe.last_lag)
+                record_pauses()
+
+        self._on_beat = on_beat
+        probe.on_beat.append(on_beat)
+        self._record_pauses = record_pauses
         self._on_gc = on_gc
         gc.callbacks.append(on_gc)
 
@@ -245,15 +268,4 @@ class OtlpExporter:
         self.enabled = False  # instruments added to an app's provider cannot be removed
 
 
-_EXPORTERS: weakref.WeakSet[OtlpExporter] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for exporter in list(_EXPORTERS):
-        try:
-            exporter.after_fork_in_child()
-        except Exception as exc:  # never into the forked child
-            log.debug("introspect: OTLP after fork: %r", exc)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_EXPORTERS = AfterFork("after_fork_in_child", "OTLP")

@@ -23,12 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import weakref
 from typing import Any
 
 from prometheus_client import exposition
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
+from introspect.metrics.after_fork import AfterFork
 from introspect.metrics.prometheus_collector import IntrospectCollector
 from introspect.metrics.readings import AgentReadings
 from introspect.metrics.scrape_server import PortInUse, ScrapeServer
@@ -228,15 +228,4 @@ def collector() -> IntrospectCollector | None:
     return getattr(endpoint, "collector", None)
 
 
-_ENDPOINTS: weakref.WeakSet[MetricsEndpoint] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for endpoint in list(_ENDPOINTS):
-        try:
-            endpoint.after_fork_in_child()
-        except Exception as exc:  # never into the forked child
-            log.debug("introspect: metrics after fork: %r", exc)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_ENDPOINTS = AfterFork("after_fork_in_child", "metrics")

@@ -37,6 +37,8 @@ class IntrospectCollector:
         reading = self.readings.read()
         taken = self._names_taken_by_others()
         for spec in OURS:
+            if spec.prom in self.readings.disabled:
+                continue
             if spec.prom in taken:
                 self.readings.agent.collector_errors.record(
                     "metrics.name_clash", ValueError(f"{spec.prom} is registered by the app"))

@@ -11,6 +11,7 @@ A value once named stays named and keeps reporting (0 when it is gone): a dashbo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from introspect.agent.collectors.tasks import OUTCOMES
 from introspect.metrics.catalog import COLLECT_BUCKETS
 
 OTHER = "other"
+OWNER_KINDS = 3  # task kinds per queue and role in python_queue_owner_info (the first seen)
+OWNER_SERIES = 200  # python_queue_owner_info series in all; owners seen later are not exported
+OWNER_METRIC = "python_queue_owner_info"
 Labels = tuple[str, ...]
 Samples = list[tuple[Labels, float]]
 HistogramSamples = list[tuple[Labels, list[tuple[float, int]], float]]
@@ -92,6 +96,12 @@ class AgentReadings:
         self.executors = StickyLabels(limit)
         self._queue_capacity: dict[tuple[str, str], float] = {}
         self._executor_max: dict[str, float] = {}
+        # (queue label, role, kind) exported as owner; per (queue label, role): kinds exported
+        self._owners: dict[tuple[tuple[str, str], str, str], None] = {}
+        self._owner_kinds: dict[tuple[tuple[str, str], str], int] = {}
+        # Families left out of every reading, Prometheus and OTLP alike (an option said so).
+        self.disabled: frozenset[str] = frozenset(
+            () if getattr(agent.config, "queue_owner_metric", True) else (OWNER_METRIC,))
         self.collect_seconds = Histogram(COLLECT_BUCKETS)
         self.scrapes: dict[str, int] = {}
         self._lock = threading.Lock()  # one read at a time: the label sets are shared state
@@ -155,11 +165,14 @@ class AgentReadings:
         length: dict[tuple[str, str], float] = {}
         putters: dict[tuple[str, str], float] = {}
         capacity: dict[tuple[str, str], float] = {}
+        asyncio_queues: list[tuple[Any, tuple[str, str]]] = []
         for obj, name, site, created, watched in self.agent.queues.items():
             row = _retry(queue_row, obj, name, site, created, watched)
             if row is None:
                 continue
             key = (name, row["type"])
+            if isinstance(obj, asyncio.Queue):
+                asyncio_queues.append((obj, key))
             length[key] = length.get(key, 0) + max(0, row["length"])
             putters[key] = putters.get(key, 0) + row["putters"]
             capacity[key] = capacity.get(key, 0) + row["capacity"]
@@ -172,6 +185,33 @@ class AgentReadings:
         r.samples["python_queue_capacity"] = [
             (key, capacity.get(key, self._queue_capacity.get(key, 0)) if key != other
              else folded[key]) for key in folded]
+        if OWNER_METRIC not in self.disabled:
+            r.samples[OWNER_METRIC] = self._queue_owners(asyncio_queues)
+
+    def _queue_owners(self, queues: list[tuple[Any, tuple[str, str]]]) -> Samples:
+        """Who consumes and produces each named queue, as labels (value 1). Bounded: queues
+        folded under `other` have none, at most OWNER_KINDS kinds per queue and role (the
+        first seen), OWNER_SERIES in all, and kinds not named in `python_asyncio_tasks` read
+        `other` (so the label joins with the task families). Sticky, as the other labels: a
+        drained or vanished queue's consumer stays its consumer."""
+        owners = self.agent.queues.owners
+        for obj, key in queues if owners is not None else ():
+            if key not in self.queues.named:
+                continue
+            consumers, producers = owners.owners(obj, first_seen=True)
+            for role, kinds in (("consumer", consumers), ("producer", producers)):
+                for kind in kinds:
+                    self._add_owner(key, role, kind if kind in self.kinds.named else OTHER)
+        return [((*key, role, kind), 1.0) for key, role, kind in self._owners]
+
+    def _add_owner(self, key: tuple[str, str], role: str, kind: str) -> None:
+        series = (key, role, kind)
+        if series in self._owners or len(self._owners) >= OWNER_SERIES:
+            return
+        exported = self._owner_kinds.get((key, role), 0)
+        if exported < OWNER_KINDS:
+            self._owner_kinds[(key, role)] = exported + 1
+            self._owners[series] = None
 
     def _executors(self, r: Reading) -> None:
         queued: dict[str, float] = {}

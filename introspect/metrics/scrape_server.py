@@ -33,11 +33,11 @@ import select
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from introspect.errors import UserError
+from introspect.metrics.after_fork import AfterFork
 from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.metrics")
@@ -386,13 +386,4 @@ def _http(status: int, body: bytes, content_type: str, head_only: bool = False) 
     return head if head_only else head + body
 
 
-_SERVERS: weakref.WeakSet[ScrapeServer] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for server in list(_SERVERS):
-        with contextlib.suppress(Exception):
-            server.forget_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_SERVERS = AfterFork("forget_after_fork", "scrape server")

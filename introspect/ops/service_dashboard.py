@@ -68,11 +68,20 @@ def _tasks() -> list[dict]:
 
 
 def _queues() -> list[dict]:
+    consumers = m("python_queue_owner_info", 'role="consumer"')
     return [
         table(
             "Queues by backlog", "Every queue the agent found, largest backlog first (max "
             "and last length over the time range).",
             "short", f"sum by (instance, queue, type) ({m('python_queue_length')})",
+            "length"),
+        table(
+            "Queue consumers", "The task kinds seen taking items from each asyncio queue, "
+            "next to its backlog (python_queue_owner_info joined on queue and type): a "
+            "backlog's consumer is where to look.",
+            "short", f"sum by (instance, queue, type, kind) ({m('python_queue_length')} "
+            f"* on (job, instance, queue, type) group_right "
+            f"{consumers})",
             "length"),
         timeseries(
             "Queue length (top 10)", "Items waiting in the ten longest queues.",
@@ -85,7 +94,8 @@ def _queues() -> list[dict]:
                              "{{queue}} ({{type}}) {{instance}}")]),
         timeseries(
             "Blocked producers", "Producers waiting to put into a full queue.",
-            "short", [(m("python_queue_blocked_putters"), "{{queue}} ({{type}}) {{instance}}")]),
+            "short", [(m("python_queue_blocked_putters"), "{{queue}} ({{type}}) {{instance}}")],
+            w=24),
     ]
 
 

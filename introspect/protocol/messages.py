@@ -72,6 +72,7 @@ class TaskListRequest(Request, tag="task_list"):
     location: str | None = None  # substring
     min_age: float | None = None
     text: str | None = None  # substring of name, kind or location
+    graph: bool = False  # also the await edges among the page's tasks (TaskPage.graph)
 
 
 class TaskDetailRequest(Request, tag="task_detail"):
@@ -180,6 +181,9 @@ class TaskPage(Reply, tag="task_page"):
     tasks: list[TaskRow]
     matched_exact: bool = True  # False: `matched` is a lower bound (a filtered scan stopped
                                 # counting once the page was full and its time was up)
+    # Asked with `graph`: who awaits whom among the page's tasks (None: not asked, or an
+    # agent older than the field, which a client then asks with a dump).
+    graph: list[AwaitEdge] | None = None
 
 
 class AwaitLink(msgspec.Struct, kw_only=True):

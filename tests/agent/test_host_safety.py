@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import signal
 
 import introspect
 from introspect.client.connection import Client
@@ -139,6 +141,52 @@ def test_forked_child_gets_its_own_working_agent():
         import os
         import signal
 
+        os.kill(child, signal.SIGKILL)
+
+
+FORKED_WORKER = r'''
+import asyncio, os, time
+# The master under `introspect run` has no loop (gunicorn's arbiter); the worker, a bare
+# os.fork() child, runs its own loop that blocks (time.sleep) and burns CPU between yields.
+pid = os.fork()
+if pid == 0:
+    async def worker():
+        print(f"worker {os.getpid()} ready", flush=True)
+        while True:
+            await asyncio.sleep(0.2)
+            time.sleep(0.3)
+            end = time.thread_time() + 0.05
+            while time.thread_time() < end:
+                pass
+    asyncio.run(worker())
+    os._exit(0)
+print(f"master child-pid {pid}", flush=True)
+time.sleep(120)
+'''
+
+
+def test_a_forked_worker_with_its_own_loop_has_a_watchdog_and_a_sampler():
+    """Threads and interval timers do not survive fork(2): without a restart the worker's
+    blocks went unreported and its busy time stayed 0 (gunicorn workers, multiprocessing)."""
+    from introspect.protocol import discovery
+    from introspect.protocol.snapshot import BlockingEvent
+
+    with AgentProcess.script(FORKED_WORKER) as proc:
+        child = int(proc.wait_for_line("child-pid").split()[-1])
+        proc.wait_for_line("ready")
+        wait_until(lambda: discovery.socket_path(child).exists(), message="worker's socket")
+
+        def busy_and_blocked() -> object:
+            with Client(str(child)).connect() as c:
+                snap = c.snapshot(top_tasks=20)
+            blocks = [e for e in snap.events if isinstance(e, BlockingEvent)]
+            row = next((t for t in snap.tasks.top if t.kind == "__main__.worker"), None)
+            # busy_seconds comes only from the SIGPROF sampler's ticks (CPU, sampled)
+            return blocks if blocks and row is not None and row.busy_seconds > 0 else None
+
+        blocks = wait_until(busy_and_blocked, timeout=30, interval=0.3,
+                            message="the worker's blocks and busy time")
+        assert blocks[0].culprit == "time.sleep" and blocks[0].duration >= 0.25, blocks[0]
         os.kill(child, signal.SIGKILL)
 
 

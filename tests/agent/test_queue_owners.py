@@ -3,13 +3,6 @@ it to, against a program that knows who does what."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-
-import pytest
-
-from introspect.agent.collectors.queue_owners import NowaitSampler
-from introspect.agent.collectors.tasks import TaskCollector
 from tests.support.procs import AgentProcess, wait_until
 
 PROGRAM = """
@@ -76,63 +69,57 @@ def test_snapshot_names_consumers_producers_and_the_variable() -> None:
     assert outbox.producers == ["__main__.signal_gateway"], outbox
 
 
-def test_get_put_nowait_sample_once_per_arming_and_stay_transparent() -> None:
-    # In process: the one-shot wrappers themselves; the originals are back after each sample.
-    noted: list[tuple[str, bool]] = []
+def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_between() -> None:
+    import asyncio
 
-    class Owners:
-        def knows(self, queue: object, kind: str, consumer: bool) -> bool:
-            return False
+    from introspect.agent.collectors import queue_owners as qo
+    from introspect.agent.collectors.tasks import TaskCollector
 
-        def note(self, queue: object, kind: str, consumer: bool) -> None:
-            noted.append((kind.rsplit(".", 1)[-1], consumer))
-
-    originals = {name: asyncio.Queue.__dict__[name] for name in ("get_nowait", "put_nowait")}
+    originals = (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait)
+    owners = qo.QueueOwners()
+    sampler = qo.QueueCallSampler(lambda: owners)
     collector = TaskCollector(lambda *a: None, lambda *a: None)
-    sampler = NowaitSampler(lambda: Owners())
-    got: list[int] = []
+
+    async def consumer(queue: asyncio.Queue) -> None:
+        for _ in range(qo.WINDOW_CALLS):
+            await queue.get()
+
+    async def producer(queue: asyncio.Queue) -> None:
+        for _ in range(qo.WINDOW_CALLS):
+            await queue.put(1)
+            await asyncio.sleep(0)
+
+    async def main() -> asyncio.Queue:
+        asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
+        queue: asyncio.Queue = asyncio.Queue()
+        sampler.tick(0.0)  # opens a window
+        assert asyncio.Queue.get_nowait is not originals[0]
+        await asyncio.gather(asyncio.create_task(consumer(queue)),
+                             asyncio.create_task(producer(queue)))
+        return queue
+
     try:
-        async def producer(queue: asyncio.Queue[int]) -> None:
-            for i in range(5):
-                assert queue.put_nowait(i) is None
+        queue = asyncio.run(main())
+        # WINDOW_CALLS sampled calls shut the window: asyncio's own methods are back
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
+        consumers, producers = owners.owners(queue)
+        assert consumers == [f"{__name__}.test_get_put_are_sampled_in_windows_and_asyncio_"
+                             "methods_run_unwrapped_between.<locals>.consumer"]
+        assert producers and producers[0].endswith("<locals>.producer")
+        assert sampler.windows == 1
+        sampler.tick(0.5)  # before WINDOW_PERIOD: no new window
+        assert sampler.windows == 1 and asyncio.Queue.get_nowait is originals[0]
+        sampler.tick(qo.WINDOW_PERIOD)  # the next window; time alone closes it too
+        assert sampler.windows == 2 and asyncio.Queue.get_nowait is not originals[0]
+        sampler.tick(qo.WINDOW_PERIOD + qo.WINDOW_SECONDS)
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
 
-        async def consumer(queue: asyncio.Queue[int]) -> None:
-            while not queue.empty():
-                got.append(queue.get_nowait())
+        def apps_own(self: asyncio.Queue) -> object:  # an app patching the method itself
+            return originals[0](self)
 
-        async def main() -> None:
-            asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for rounds in range(2):
-                sampler.arm(time.monotonic() + rounds * 3600)  # each arming: one sample
-                assert asyncio.Queue.__dict__["put_nowait"] is not originals["put_nowait"]
-                await asyncio.create_task(producer(queue))
-                await asyncio.create_task(consumer(queue))
-                assert {name: asyncio.Queue.__dict__[name] for name in originals} == originals
-            sampler.arm(time.monotonic() + 3600 + 0.01)  # within the period: not armed
-            assert asyncio.Queue.__dict__["get_nowait"] is originals["get_nowait"]
-            with pytest.raises(asyncio.QueueEmpty):
-                queue.get_nowait()  # errors pass through
-
-        asyncio.run(main())
+        asyncio.Queue.get_nowait = apps_own  # type: ignore[method-assign]
+        sampler.tick(3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
+        assert asyncio.Queue.get_nowait is apps_own and sampler.windows == 2
     finally:
-        for cls, name, original in sampler.saved:
-            setattr(cls, name, original)
-    assert got == list(range(5)) * 2
-    assert noted == [("producer", False), ("consumer", True)] * 2
-
-
-def test_an_apps_own_wrapper_is_left_alone() -> None:
-    sampler = NowaitSampler(lambda: None)
-    original = asyncio.Queue.__dict__["get_nowait"]
-
-    def apps_wrapper(self: asyncio.Queue[int]) -> int:
-        return original(self)
-
-    asyncio.Queue.get_nowait = apps_wrapper  # type: ignore[method-assign]
-    try:
-        sampler.arm(time.monotonic())
-        assert asyncio.Queue.__dict__["get_nowait"] is apps_wrapper
-    finally:
-        for cls, name, saved in sampler.saved:
-            setattr(cls, name, saved)
+        sampler.stop()
+        asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]

@@ -66,6 +66,14 @@ def test_prometheus_scrapes_the_demo_and_promql_finds_every_story() -> None:
                 message="the upload queue full at its capacity")
             assert prom.query('python_queue_capacity{job="demo",queue=~".*bottleneck.py:53"}'
                               ' == 20')
+            # ...and who drains the backlog: the owner series joins the length on queue and
+            # type (docs/metrics.md, "Who consumes a queue")
+            prom.wait_for(lambda: [r["metric"].get("kind") for r in prom.query(
+                'python_queue_length{job="demo",queue=~".*bottleneck.py:51"} '
+                '* on (job, instance, queue, type) group_right '
+                'python_queue_owner_info{role="consumer"}')] == [
+                "introspect.demo.bottleneck.gateway_consumer"],
+                message="the gateway inbox's consumer, joined to its length")
 
             # GC pause histogram, per generation
             prom.wait_for(lambda: prom.query(

@@ -5,8 +5,6 @@ Update with `pytest --snapshot-update` after a reviewed change of the screens.""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,7 @@ from tests.tui.incident import write_incident_recording
 from tests.tui.test_snapshots import settle
 
 SIZES = [(80, 24), (160, 48)]
-
-
-@pytest.fixture
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def incident_app(tmp_path: Path, view: str) -> IntrospectApp:
@@ -36,14 +26,14 @@ def incident_app(tmp_path: Path, view: str) -> IntrospectApp:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_grouped_errors_and_event_lines(size: tuple[int, int], tmp_path: Path, utc: None,
+def test_grouped_errors_and_event_lines(size: tuple[int, int], tmp_path: Path,
                                         snap_compare: Any) -> None:
     assert snap_compare(incident_app(tmp_path, "errors"), terminal_size=size,
                         run_before=settle)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_blocking_event_card(size: tuple[int, int], tmp_path: Path, utc: None,
+def test_blocking_event_card(size: tuple[int, int], tmp_path: Path,
                              snap_compare: Any) -> None:
     # Tab into the events, down to the blocking one (the lint after it is newer), Enter.
     assert snap_compare(incident_app(tmp_path, "errors"), terminal_size=size,
@@ -51,7 +41,7 @@ def test_blocking_event_card(size: tuple[int, int], tmp_path: Path, utc: None,
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_trouble_first_tasks(size: tuple[int, int], tmp_path: Path, utc: None,
+def test_trouble_first_tasks(size: tuple[int, int], tmp_path: Path,
                              snap_compare: Any) -> None:
     assert snap_compare(incident_app(tmp_path, "tasks"), terminal_size=size,
                         run_before=settle)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from introspect.recording import read_recording
+from introspect.textfmt import clock_time
 from introspect.tui.app import IntrospectApp
 from introspect.tui.state.connection import TargetExited
 from tests.tui.support import fixture_process, poll, run, screen_text
@@ -71,8 +72,15 @@ def test_replay_controls_step_seek_speed() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             assert app.replay is not None
             await poll(pilot, lambda: f"replay 1/{last + 1}" in screen_text(app), "start")
+            # each frame's own wall-clock time in the header, not the time of replaying it
+            first = clock_time(recording.updates[0].time)
+            second = clock_time(recording.updates[1].time)
+            assert first != second
+            await poll(pilot, lambda: f"replay 1/{last + 1} at {first}" in screen_text(app),
+                       "first frame's time")
             await pilot.press("full_stop")
-            await poll(pilot, lambda: f"replay 2/{last + 1}" in screen_text(app), "step")
+            await poll(pilot, lambda: f"replay 2/{last + 1} at {second}" in screen_text(app),
+                       "step")
             await pilot.press("comma")
             await poll(pilot, lambda: app.replay.index == 0, "step back")
             await pilot.press("greater_than_sign")  # +10 s: past the end of a 3 s recording

@@ -18,6 +18,8 @@ from introspect.tui.views.tasks import TasksView
 from introspect.tui.views.tree import TreeView
 from tests.tui.support import RECORDING, poll
 
+pytestmark = pytest.mark.usefixtures("utc")  # the replay header shows the frame's clock time
+
 
 def replay_app(view: str) -> IntrospectApp:
     recording = read_recording(RECORDING)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from introspect.agent.collectors import frames as fr
-from introspect.agent.collectors.queue_owners import NowaitSampler, QueueOwners
+from introspect.agent.collectors.queue_owners import QueueCallSampler, QueueOwners
 
 _MP_CONTEXT = os.path.join("multiprocessing", "context.py")
 # Threads of the agent and of the exporters it starts; queues they create are not the app's.
@@ -37,6 +37,7 @@ class Registry:
         self.max_items = max_items
         self.dropped = 0
         self.owners: QueueOwners | None = None  # set for the queue registry by DiscoveryHooks
+        self.queue_calls: QueueCallSampler | None = None  # likewise
 
     def add(self, obj: Any, name: str, site: str, watched: bool = False) -> None:
         key = id(obj)
@@ -171,8 +172,7 @@ class DiscoveryHooks:
         for cls in (asyncio.Queue, queue.Queue, multiprocessing.queues.Queue):
             self._wrap_init(cls, self._new_queue)
         owners = self.owners
-        owners.nowait = NowaitSampler(lambda: owners)
-        self._saved += owners.nowait.saved
+        self.queues.queue_calls = QueueCallSampler(lambda: owners)  # windows: the watchdog
         for cls in (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor):
             self._wrap_init(cls, self._new_executor)
         original = queue.SimpleQueue
@@ -195,7 +195,9 @@ class DiscoveryHooks:
             queue.SimpleQueue = SimpleQueue  # type: ignore[misc]
 
     def uninstall(self) -> None:
-        self.owners.nowait = None  # no more arming
+        calls, self.queues.queue_calls = self.queues.queue_calls, None
+        if calls is not None:
+            calls.stop()
         for owner, attr, original in reversed(self._saved):
             setattr(owner, attr, original)
         self._saved.clear()

@@ -35,9 +35,8 @@ class ReplayController:
         return len(self.recording.updates) - 1
 
     def connection_state(self) -> Replaying:
-        snap = self.state.snapshot
         return Replaying(str(self.recording.path), self.index, self.last + 1, self.playing,
-                         self.speed, snap.time if snap is not None else None)
+                         self.speed, self.recording.updates.times[self.index])
 
     def _rebuild(self, index: int) -> ObserverState:
         """The state exactly as live had it after update `index`: replay the history window."""

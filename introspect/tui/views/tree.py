@@ -112,9 +112,11 @@ class TreeView(View):
         if self.source is None:
             return
         try:
-            page = await self.source.tasks(m.TaskListRequest(limit=MAX_TREE_TASKS, sort="id",
-                                                             descending=False))
-            edges = await self._await_edges()
+            # The oldest tasks (creation order is id order: O(page) on the agent) and the
+            # await edges among them, in one request bounded by the page.
+            page = await self.source.tasks(m.TaskListRequest(
+                limit=MAX_TREE_TASKS, sort="age", descending=True, graph=True))
+            edges = page.graph if page.graph is not None else await self._await_edges()
         except UserError as exc:
             if not self.is_attached:
                 return
@@ -124,8 +126,8 @@ class TreeView(View):
             self._build(page, edges)
 
     async def _await_edges(self) -> list[m.AwaitEdge] | None:
-        """The await graph from a live agent (its dump, without task chains); None from a
-        source that has none (a recording)."""
+        """The await graph of an agent older than `TaskPage.graph` (its dump, without task
+        chains); None from a source that has none (a recording)."""
         dump = getattr(self.source, "dump", None)
         if dump is None:
             return None
@@ -137,7 +139,8 @@ class TreeView(View):
 
     def _build(self, page: m.TaskPage, edges: list[m.AwaitEdge] | None) -> None:
         tree = self.query_one("#task-tree", Tree)
-        self.placement = placed = Placement(page.tasks, edges)
+        # Siblings in id order, whatever order the page came in.
+        self.placement = placed = Placement(sorted(page.tasks, key=lambda r: r.id), edges)
         cursor = tree.cursor_line
         tree.clear()
         self._fill(tree.root, None)
@@ -151,7 +154,7 @@ class TreeView(View):
         else:
             status += " (under who awaits them, else their creator)"
         if shown < page.total:
-            status += f"; tree of the first {shown} by id"
+            status += f"; tree of the oldest {shown}"
         self.query_one("#tree-status", Static).update(Text(status))
 
     def _fill(self, node: TreeNode[Any], parent: int | None) -> None:

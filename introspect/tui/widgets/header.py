@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from introspect.eventtext import STUCK_SECONDS
-from introspect.textfmt import age, byte_size, duration, millis
+from introspect.textfmt import age, byte_size, clock_time, duration, millis
 from introspect.textsafe import escape
 from introspect.tui.state.connection import (
     Connected,
@@ -35,7 +35,8 @@ def connection_text(state: ConnectionState, widget: object) -> Text:
         return Text("✖ target exited", style=f"bold {err}")
     if isinstance(state, Replaying):
         icon = "▶" if state.playing else "⏸"
-        return Text(f"{icon} replay {state.index + 1}/{state.total} ×{state.speed:g}",
+        at = "" if state.frame_time is None else f" at {clock_time(state.frame_time)}"
+        return Text(f"{icon} replay {state.index + 1}/{state.total}{at} ×{state.speed:g}",
                     style=warn)
     if isinstance(state, Refused):
         return Text(f"✖ refused: {escape(state.reason, 60)}", style=f"bold {err}")
