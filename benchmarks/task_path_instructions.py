@@ -30,7 +30,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ["plain", "factory-c", "factory-python", "defaults", "defaults-python"]
+MODES = ["plain", "factory-c", "factory-python", "defaults", "defaults-python",
+         "defaults-no-sampling", "factory-c-heap"]
 GC_FUNCTION = "gc_collect_main"  # the collector proper, CPython 3.11-3.13
 
 CHILD = r'''
@@ -41,13 +42,17 @@ if mode.endswith("python"):
     sys.modules["introspect.agent._tasks_accel"] = None  # the pure-Python fallback
 from benchmarks.workloads import workload_b
 async def main():
+    if mode == "factory-c-heap":  # the agent's modules imported (its heap), the factory only
+        import introspect
+        introspect.start()
+        introspect.stop()
     if mode.startswith("factory"):
         from introspect.agent.collectors.tasks import TaskCollector
         collector = TaskCollector(lambda *a: None, lambda *a: None, created_at=created_at)
         asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
     elif mode.startswith("defaults"):
         import introspect
-        introspect.start(task_created_at=created_at)
+        introspect.start(task_created_at=created_at, sampling="no-sampling" not in mode)
     before = [g["collections"] for g in gc.get_stats()]
     await workload_b(n)
     after = [g["collections"] for g in gc.get_stats()]
