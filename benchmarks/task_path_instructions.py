@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["plain", "factory-c", "factory-python", "defaults", "defaults-python",
-         "defaults-no-sampling", "factory-c-heap"]
+         "defaults-no-sampling"]
 GC_FUNCTION = "gc_collect_main"  # the collector proper, CPython 3.11-3.13
 
 CHILD = r'''
@@ -42,10 +42,6 @@ if mode.endswith("python"):
     sys.modules["introspect.agent._tasks_accel"] = None  # the pure-Python fallback
 from benchmarks.workloads import workload_b
 async def main():
-    if mode == "factory-c-heap":  # the agent's modules imported (its heap), the factory only
-        import introspect
-        introspect.start()
-        introspect.stop()
     if mode.startswith("factory"):
         from introspect.agent.collectors.tasks import TaskCollector
         collector = TaskCollector(lambda *a: None, lambda *a: None, created_at=created_at)
