@@ -50,6 +50,7 @@ def start(
     tls_client_ca: str | None = None,
     audit_log: str | None = None,
     sampling: bool | None = None,
+    task_created_at: bool | None = None,
     handshake_timeout: float | None = None,
     idle_timeout: float | None = None,
     stall_timeout: float | None = None,

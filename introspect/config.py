@@ -128,6 +128,10 @@ class AgentConfig:
         None, "also append audit lines to this file", "INTROSPECT_AUDIT_LOG")
     sampling: bool = option(
         True, "`0`: no statistical busy-time sampling (SIGPROF)", "INTROSPECT_SAMPLING", _flag)
+    task_created_at: bool = option(
+        True, "`0`: do not record where each task was created (task detail's \"created at\" "
+        "then names the coroutine's `def` line; saves a walk of a few frames per task)",
+        "INTROSPECT_TASK_CREATED_AT", _flag)
     handshake_timeout: float = option(
         DEFAULT_HANDSHAKE_TIMEOUT, "seconds a client has to complete the login before it is "
         "disconnected (default 5)", "INTROSPECT_HANDSHAKE_TIMEOUT", _seconds)

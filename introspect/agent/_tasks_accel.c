@@ -1,6 +1,6 @@
-/* The per-task path of task counting in C: the task factory, the done callback and the
- * TaskMeta they share (introspect/agent/collectors/tasks.py has the same semantics in Python
- * and uses it when this module is not built).
+/* The per-task path of task counting in C: the task factory, the done accounting, the
+ * TaskMeta they share and the counts by kind (introspect/agent/collectors/tasks.py has the
+ * same semantics in Python and uses it when this module is not built).
  *
  * TaskMeta is a weak reference to the task that carries the task's seq, kind, creation time,
  * parent seq and creation site. The collector's registry (seq -> TaskMeta) keeps it alive until
@@ -8,8 +8,13 @@
  * task by walking the task's list of weak references: nothing is set on the task (an attribute
  * would give every task a __dict__).
  *
- * Everything runs with the GIL held on the loop's thread. A failure in the bookkeeping is handed
- * to `on_error("tasks", exc)` and never breaks task creation.
+ * Counts by kind are C integers in one KindCounter per kind (live, created, finished by
+ * outcome), found by the factory from the coroutine's code object and held by each TaskMeta:
+ * no dict update and no int object per task. `DoneCallback.counts()` folds them into dicts in
+ * one C call that runs no Python code while it reads them (safe from any thread).
+ *
+ * Everything else runs with the GIL held on the loop's thread. A failure in the bookkeeping is
+ * handed to `on_error("tasks", exc)` and never breaks task creation.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,19 +26,51 @@
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
 #endif
 
+enum { OK, ERROR, CANCELLED, OUTCOMES };
+
+/* ---- counts by kind -------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *kind; /* str: module.qualname of the coroutine */
+    long long live, created;
+    long long finished[OUTCOMES];
+} Counter;
+
+static void
+Counter_dealloc(Counter *self)
+{
+    Py_CLEAR(self->kind);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Not GC-tracked: it holds a str only, so it can be in no cycle. */
+static PyTypeObject CounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "introspect.agent._tasks_accel.KindCounter",
+    .tp_basicsize = sizeof(Counter),
+    .tp_dealloc = (destructor)Counter_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "the counts of one kind of task",
+};
+
 typedef struct {
     PyWeakReference ref;
     PyObject *seq;
     PyObject *kind;
     PyObject *parent;
     PyObject *where_code; /* code object of the user frame that created the task, or NULL */
+    Counter *counter;     /* its kind's counts, or NULL (a TaskMeta made from Python) */
     int where_line;
     double created;  /* time.monotonic() */
 } Meta;
 
 static PyTypeObject MetaType;
+static PyObject *coro_code; /* the coroutine type's `cr_code` descriptor */
 static PyObject *str_done, *str_cr_code, *str_add_done_callback, *str_cancelled, *str_exception,
-    *str_tasks, *str_loop, *str_ok, *str_error, *str_cancelled_outcome;
+    *str_tasks, *str_loop, *str_outcome[OUTCOMES], *names_loop;
+/* the weak reference type's own vectorcall (static in CPython), copied from the first TaskMeta
+ * made by the type call: `meta()` then takes the fast path as any weak reference's does */
+static vectorcallfunc weakref_vectorcall;
 
 static inline double
 monotonic(void)
@@ -50,6 +87,7 @@ Meta_dealloc(Meta *self)
     Py_CLEAR(self->kind);
     Py_CLEAR(self->parent);
     Py_CLEAR(self->where_code);
+    Py_CLEAR(self->counter);
     _PyWeakref_RefType.tp_dealloc((PyObject *)self);
 }
 
@@ -112,21 +150,87 @@ static PyTypeObject MetaType = {
     .tp_clear = (inquiry)Meta_clear,
 };
 
+/* Where `obj`'s list of weak references starts, or NULL when it takes none. As CPython's own
+ * _PyObject_GET_WEAKREFS_LISTPTR: the offset is negative for a type with managed weak
+ * references (3.12+ heap types: _asyncio.Task from 3.13), in the pre-header. */
+static inline PyWeakReference **
+weaklist_of(PyObject *obj)
+{
+    Py_ssize_t offset = Py_TYPE(obj)->tp_weaklistoffset;
+    if (offset == 0 || PyType_Check(obj))
+        return NULL;
+    return (PyWeakReference **)((char *)obj + offset);
+}
+
 /* The task's Meta (borrowed), or NULL; never sets an error. */
 static Meta *
 meta_of(PyObject *task)
 {
-    /* As CPython's own _PyObject_GET_WEAKREFS_LISTPTR: the offset is negative for a type with
-     * managed weak references (3.12+ heap types: _asyncio.Task from 3.13), in the pre-header */
-    Py_ssize_t offset = Py_TYPE(task)->tp_weaklistoffset;
-    if (offset == 0 || PyType_Check(task))
+    PyWeakReference **list = weaklist_of(task);
+    if (list == NULL)
         return NULL;
-    PyWeakReference *wr = *(PyWeakReference **)((char *)task + offset);
-    for (; wr != NULL; wr = wr->wr_next) {
+    for (PyWeakReference *wr = *list; wr != NULL; wr = wr->wr_next) {
         if (Py_IS_TYPE((PyObject *)wr, &MetaType))
             return (Meta *)wr;
     }
     return NULL;
+}
+
+/* A new Meta referring to `task` (fields NULL/0), or NULL with an error set.
+ *
+ * Not through the type call (argument tuple, __new__ and __init__ parsing their arguments):
+ * allocated and linked into the task's list as weakref's own __new__ does for a subclass —
+ * after the shared basic ref and proxy, which CPython keeps at the head of the list. Then
+ * untracked by the GC: a Meta refers to no container (seq, kind, parent, a code object, its
+ * counter; no callback), so it can be in no cycle and collections need not examine it. */
+static Meta *
+new_meta(PyObject *task)
+{
+    PyWeakReference **list = weaklist_of(task);
+#ifdef Py_GIL_DISABLED
+    list = NULL; /* the free-threaded build locks the list: weakref's own __new__ only */
+#endif
+    if (weakref_vectorcall == NULL || list == NULL) {
+        Meta *meta = (Meta *)PyObject_CallOneArg((PyObject *)&MetaType, task);
+        if (meta != NULL) {
+            weakref_vectorcall = meta->ref.vectorcall;
+            PyObject_GC_UnTrack(meta);
+        }
+        return meta;
+    }
+    Meta *meta = (Meta *)MetaType.tp_alloc(&MetaType, 0);
+    if (meta == NULL)
+        return NULL;
+    PyObject_GC_UnTrack(meta);
+    PyWeakReference *wr = &meta->ref;
+    wr->wr_object = task; /* a weak reference: no incref */
+    wr->wr_callback = NULL;
+    wr->hash = -1;
+    wr->vectorcall = weakref_vectorcall;
+    PyWeakReference *prev = NULL, *head = *list;
+    if (head != NULL && head->wr_callback == NULL) {
+        if (PyWeakref_CheckRefExact(head)) {
+            prev = head;
+            head = head->wr_next;
+        }
+        if (head != NULL && head->wr_callback == NULL && PyWeakref_CheckProxy(head))
+            prev = head;
+    }
+    if (prev == NULL) {
+        wr->wr_prev = NULL;
+        wr->wr_next = *list;
+        if (*list != NULL)
+            (*list)->wr_prev = wr;
+        *list = wr;
+    }
+    else {
+        wr->wr_prev = prev;
+        wr->wr_next = prev->wr_next;
+        if (prev->wr_next != NULL)
+            prev->wr_next->wr_prev = wr;
+        prev->wr_next = wr;
+    }
+    return meta;
 }
 
 static PyObject *
@@ -173,41 +277,96 @@ report(PyObject *on_error)
 #endif
 }
 
-/* dict[key] += delta, for a counter dict */
-static int
-add_count(PyObject *dict, PyObject *key, long delta, long missing)
-{
-    PyObject *old = PyDict_GetItemWithError(dict, key);
-    long value;
-    if (old != NULL) {
-        value = PyLong_AsLong(old);
-        if (value == -1 && PyErr_Occurred())
-            return -1;
-    }
-    else if (PyErr_Occurred()) {
-        return -1;
-    }
-    else {
-        value = missing;
-    }
-    PyObject *now = PyLong_FromLong(value + delta);
-    if (now == NULL)
-        return -1;
-    int rc = PyDict_SetItem(dict, key, now);
-    Py_DECREF(now);
-    return rc;
-}
+/* ---- the done accounting --------------------------------------------------------------- */
 
-/* ---- the done callback ----------------------------------------------------------------- */
+/* A method of the task class, called on an instance of exactly that class through its
+ * descriptor (no attribute lookup by name); any other task by name. */
+typedef struct {
+    PyObject *name;
+    PyObject *descr;
+} Method;
 
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *registry, *live, *finished, *on_crash, *on_error;
+    PyObject *registry, *on_crash, *on_error;
+    PyObject *counters;     /* kind -> Counter */
     PyObject *young;        /* list: new tasks not yet given the done callback (see sweep) */
     Py_ssize_t young_limit; /* the factory sweeps when this many joined since the last */
     Py_ssize_t marked;      /* the first `marked` of `young` survived a sweep already */
+    long long last_seq;
+    PyTypeObject *task_type; /* the class the Methods below were read from */
+    Method done, cancelled, add_done_callback;
+    PyObject *exception_field; /* its `_exception` descriptor, or NULL */
 } Done;
+
+static inline PyObject *
+call_method(Done *self, PyObject *task, Method *method, PyObject *arg)
+{
+    if (method->descr != NULL && Py_TYPE(task) == self->task_type) {
+        PyObject *args[2] = {task, arg};
+        return PyObject_Vectorcall(method->descr, args, arg == NULL ? 1 : 2, NULL);
+    }
+    if (arg == NULL)
+        return PyObject_CallMethodNoArgs(task, method->name);
+    return PyObject_CallMethodOneArg(task, method->name, arg);
+}
+
+/* The Counter of `kind` (borrowed; made on first use), or NULL with an error set. */
+static Counter *
+counter_of_kind(Done *self, PyObject *kind)
+{
+    PyObject *found = PyDict_GetItemWithError(self->counters, kind);
+    if (found != NULL || PyErr_Occurred())
+        return (Counter *)found;
+    Counter *counter = PyObject_New(Counter, &CounterType);
+    if (counter == NULL)
+        return NULL;
+    counter->kind = Py_NewRef(kind);
+    counter->live = counter->created = 0;
+    for (int i = 0; i < OUTCOMES; i++)
+        counter->finished[i] = 0;
+    int rc = PyDict_SetItem(self->counters, kind, (PyObject *)counter);
+    Py_DECREF(counter); /* the dict holds it */
+    return rc < 0 ? NULL : counter;
+}
+
+static int sweep(Done *self);
+
+/* Track a new task: its Meta in the registry, its kind's counts, the young list (the done
+ * callback later, if it outlives two sweeps). */
+static int
+track(Done *self, PyObject *task, Counter *counter, PyObject *parent, PyObject *where_code,
+      int where_line)
+{
+    PyObject *seq = PyLong_FromLongLong(self->last_seq + 1);
+    if (seq == NULL)
+        return -1;
+    Meta *meta = new_meta(task);
+    if (meta == NULL) {
+        Py_DECREF(seq);
+        return -1;
+    }
+    self->last_seq++;
+    meta->seq = seq;
+    meta->kind = Py_NewRef(counter->kind);
+    meta->counter = (Counter *)Py_NewRef(counter);
+    meta->parent = Py_NewRef(parent);
+    meta->where_code = Py_XNewRef(where_code);
+    meta->where_line = where_line;
+    meta->created = monotonic();
+    int rc = PyDict_SetItem(self->registry, seq, (PyObject *)meta);
+    Py_DECREF(meta);
+    if (rc < 0)
+        return -1;
+    counter->live++;
+    counter->created++;
+    if (PyList_Append(self->young, task) < 0)
+        return -1;
+    if (PyList_GET_SIZE(self->young) >= self->marked + self->young_limit)
+        return sweep(self);
+    return 0;
+}
 
 static int
 done_account(Done *self, PyObject *task)
@@ -216,16 +375,19 @@ done_account(Done *self, PyObject *task)
     if (meta == NULL || meta->kind == NULL || meta->seq == NULL)
         return 0;
     Py_INCREF(meta); /* popping it from the registry would free it */
-    int rc = -1;
-    PyObject *outcome = NULL, *exc = NULL, *key = NULL;
-    PyObject *popped = NULL;
-    if (PyDict_Contains(self->registry, meta->seq) == 1 &&
-        PyDict_DelItem(self->registry, meta->seq) < 0)
+    int rc = -1, outcome;
+    PyObject *exc = NULL;
+    if (PyDict_DelItem(self->registry, meta->seq) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            goto out;
+        PyErr_Clear(); /* accounted already */
+        rc = 0;
         goto out;
-    (void)popped;
-    if (add_count(self->live, meta->kind, -1, 1) < 0)
+    }
+    Counter *counter = meta->counter;
+    if (counter == NULL && (counter = counter_of_kind(self, meta->kind)) == NULL)
         goto out;
-    PyObject *cancelled = PyObject_CallMethodNoArgs(task, str_cancelled);
+    PyObject *cancelled = call_method(self, task, &self->cancelled, NULL);
     if (cancelled == NULL)
         goto out;
     int is_cancelled = PyObject_IsTrue(cancelled);
@@ -233,28 +395,34 @@ done_account(Done *self, PyObject *task)
     if (is_cancelled < 0)
         goto out;
     if (is_cancelled) {
-        outcome = str_cancelled_outcome;
+        outcome = CANCELLED;
     }
     else {
         /* the field, not task.exception(): that would mark it retrieved and silence
          * asyncio's own "exception was never retrieved" report */
-        if (PyObject_GetOptionalAttr(task, str_exception, &exc) < 0)
-            goto out;
-        outcome = (exc == NULL || exc == Py_None) ? str_ok : str_error;
-        if (outcome == str_error) {
-            PyObject *res = PyObject_CallFunctionObjArgs(self->on_crash, task, (PyObject *)meta,
-                                                         exc, NULL);
-            if (res == NULL)
+        PyObject *field = self->exception_field;
+        if (field != NULL && Py_TYPE(task) == self->task_type) {
+            exc = Py_TYPE(field)->tp_descr_get(field, task, (PyObject *)self->task_type);
+            if (exc == NULL)
                 goto out;
-            Py_DECREF(res);
         }
+        else if (PyObject_GetOptionalAttr(task, str_exception, &exc) < 0) {
+            goto out;
+        }
+        outcome = (exc == NULL || exc == Py_None) ? OK : ERROR;
     }
-    key = PyTuple_Pack(2, meta->kind, outcome);
-    if (key == NULL || add_count(self->finished, key, 1, 0) < 0)
-        goto out;
+    /* both at once, no Python code between: a reader on another thread sees both or none */
+    counter->live--;
+    counter->finished[outcome]++;
     rc = 0;
+    if (outcome == ERROR) {
+        PyObject *res = PyObject_CallFunctionObjArgs(self->on_crash, task, (PyObject *)meta,
+                                                     exc, NULL);
+        if (res == NULL)
+            rc = -1;
+        Py_XDECREF(res);
+    }
 out:
-    Py_XDECREF(key);
     Py_XDECREF(exc);
     Py_DECREF(meta);
     return rc;
@@ -275,19 +443,18 @@ Done_vectorcall(Done *self, PyObject *const *args, size_t nargsf, PyObject *kwna
     Py_RETURN_NONE;
 }
 
-/* Account the done tasks of `young` (the list the factory appends each new task to); a
- * pending task that was already pending at the previous sweep (one of the first `*marked`)
- * gets the done callback and leaves the list, the others stay for one more sweep. A task
- * that finishes young — most of them, under churn — costs no done-callback Handle at all,
- * and the list never holds more than two sweeps' worth of tasks. */
+/* Account the done tasks of `young` (the list each new task joins); a pending task that was
+ * already pending at the previous sweep (one of the first `marked`) gets the done callback
+ * and leaves the list, the others stay for one more sweep. A task that finishes young — most
+ * of them, under churn — costs no done-callback Handle at all, and the list never holds more
+ * than two sweeps' worth of tasks. */
 static int
 sweep(Done *self)
 {
     PyObject *young = self->young;
-    Py_ssize_t *marked = &self->marked;
     Py_ssize_t n = PyList_GET_SIZE(young);
-    Py_ssize_t old = *marked < n ? *marked : n;
-    *marked = 0;
+    Py_ssize_t old = self->marked < n ? self->marked : n;
+    self->marked = 0;
     if (n == 0)
         return 0;
     PyObject *items = PyList_GetSlice(young, 0, n);
@@ -298,7 +465,7 @@ sweep(Done *self)
     int rc = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *task = PyList_GET_ITEM(items, i);
-        PyObject *done = PyObject_CallMethodNoArgs(task, str_done);
+        PyObject *done = call_method(self, task, &self->done, NULL);
         int state = done == NULL ? -1 : PyObject_IsTrue(done);
         Py_XDECREF(done);
         if (state > 0) {
@@ -306,8 +473,7 @@ sweep(Done *self)
                 state = -1;
         }
         else if (state == 0 && i < old) {
-            PyObject *res = PyObject_CallMethodOneArg(task, str_add_done_callback,
-                                                      (PyObject *)self);
+            PyObject *res = call_method(self, task, &self->add_done_callback, (PyObject *)self);
             Py_XDECREF(res);
             if (res == NULL)
                 state = -1;
@@ -316,7 +482,7 @@ sweep(Done *self)
             if (PyList_Append(young, task) < 0)
                 state = -1;
             else
-                *marked += 1;
+                self->marked += 1;
         }
         if (state < 0) {
             report(self->on_error);
@@ -336,13 +502,94 @@ sweep(Done *self)
     return rc;
 }
 
-
 static PyObject *
 Done_sweep(Done *self, PyObject *Py_UNUSED(unused))
 {
     if (sweep(self) < 0)
         return NULL;
     Py_RETURN_NONE;
+}
+
+static PyObject *
+Done_track(Done *self, PyObject *args)
+{
+    PyObject *task, *kind, *parent;
+    if (!PyArg_ParseTuple(args, "OOO:track", &task, &kind, &parent))
+        return NULL;
+    Counter *counter = counter_of_kind(self, kind);
+    if (counter == NULL || track(self, task, counter, parent, NULL, 0) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject *kind;
+    long long live, created, finished[OUTCOMES];
+} Reading;
+
+static int
+set_count(PyObject *dict, PyObject *key, long long value)
+{
+    PyObject *number = PyLong_FromLongLong(value);
+    if (number == NULL)
+        return -1;
+    int rc = PyDict_SetItem(dict, key, number);
+    Py_DECREF(number);
+    return rc;
+}
+
+/* (live, created, finished) as the pure-Python path keeps them: kind -> n, kind -> n,
+ * (kind, outcome) -> n. The counters are copied first with no allocation that could run a
+ * collection (and a finalizer's Python code, and a thread switch): one consistent reading. */
+static PyObject *
+Done_counts(Done *self, PyObject *Py_UNUSED(unused))
+{
+    Py_ssize_t n = PyDict_GET_SIZE(self->counters), pos = 0, i = 0;
+    Reading *readings = PyMem_RawMalloc(sizeof(Reading) * (n ? n : 1));
+    if (readings == NULL)
+        return PyErr_NoMemory();
+    PyObject *key, *value;
+    while (i < n && PyDict_Next(self->counters, &pos, &key, &value)) {
+        Counter *c = (Counter *)value;
+        Reading *r = &readings[i++];
+        r->kind = Py_NewRef(c->kind);
+        r->live = c->live;
+        r->created = c->created;
+        for (int o = 0; o < OUTCOMES; o++)
+            r->finished[o] = c->finished[o];
+    }
+    n = i;
+    PyObject *live = PyDict_New(), *created = PyDict_New(), *finished = PyDict_New();
+    PyObject *result = NULL;
+    if (live == NULL || created == NULL || finished == NULL)
+        goto out;
+    for (i = 0; i < n; i++) {
+        Reading *r = &readings[i];
+        int any = 0;
+        for (int o = 0; o < OUTCOMES; o++) {
+            if (r->finished[o] == 0)
+                continue;
+            any = 1;
+            PyObject *pair = PyTuple_Pack(2, r->kind, str_outcome[o]);
+            int rc = pair == NULL ? -1 : set_count(finished, pair, r->finished[o]);
+            Py_XDECREF(pair);
+            if (rc < 0)
+                goto out;
+        }
+        if (r->created > 0 && set_count(created, r->kind, r->created) < 0)
+            goto out;
+        if ((r->created > 0 || any || r->live != 0) && set_count(live, r->kind, r->live) < 0)
+            goto out;
+    }
+    result = PyTuple_Pack(3, live, created, finished);
+out:
+    for (i = 0; i < n; i++)
+        Py_DECREF(readings[i].kind);
+    PyMem_RawFree(readings);
+    Py_XDECREF(live);
+    Py_XDECREF(created);
+    Py_XDECREF(finished);
+    return result;
 }
 
 static PyObject *
@@ -354,43 +601,71 @@ Done_young_count(Done *self, void *Py_UNUSED(closure))
 static PyMethodDef Done_methods[] = {
     {"sweep", (PyCFunction)Done_sweep, METH_NOARGS,
      "account the young tasks that are done; those pending at two sweeps get the callback"},
+    {"track", (PyCFunction)Done_track, METH_VARARGS,
+     "track(task, kind, parent_seq): account a task that exists already (adoption)"},
+    {"counts", (PyCFunction)Done_counts, METH_NOARGS,
+     "(live, created, finished) dicts: kind -> n, kind -> n, (kind, outcome) -> n"},
     {NULL}};
 
 static PyGetSetDef Done_getset[] = {
     {"young", (getter)Done_young_count, NULL, "tasks waiting for their sweep", NULL},
     {NULL}};
 
+static int
+read_method(Method *method, PyObject *task_class, PyObject *name)
+{
+    method->name = Py_NewRef(name);
+    if (task_class == Py_None)
+        return 0;
+    method->descr = PyObject_GetAttr(task_class, name);
+    return method->descr == NULL ? -1 : 0;
+}
+
 static PyObject *
 Done_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"registry", "live", "finished", "on_crash", "on_error",
-                             "young_limit", NULL};
-    PyObject *registry, *live, *finished, *on_crash, *on_error;
+    static char *kwlist[] = {"registry", "on_crash", "on_error", "young_limit", "task_class",
+                             NULL};
+    PyObject *registry, *on_crash, *on_error, *task_class = Py_None;
     Py_ssize_t young_limit = 1024;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!OO|n", kwlist, &PyDict_Type, &registry,
-                                     &PyDict_Type, &live, &PyDict_Type, &finished, &on_crash,
-                                     &on_error, &young_limit))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO|nO", kwlist, &PyDict_Type, &registry,
+                                     &on_crash, &on_error, &young_limit, &task_class))
         return NULL;
     if (young_limit < 1) {
         PyErr_SetString(PyExc_ValueError, "young_limit must be >= 1");
         return NULL;
     }
-    PyObject *young = PyList_New(0);
-    if (young == NULL)
-        return NULL;
-    Done *self = (Done *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        Py_DECREF(young);
+    if (task_class != Py_None && !PyType_Check(task_class)) {
+        PyErr_SetString(PyExc_TypeError, "task_class must be a class");
         return NULL;
     }
+    Done *self = (Done *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
     self->vectorcall = (vectorcallfunc)Done_vectorcall;
     self->registry = Py_NewRef(registry);
-    self->live = Py_NewRef(live);
-    self->finished = Py_NewRef(finished);
     self->on_crash = Py_NewRef(on_crash);
     self->on_error = Py_NewRef(on_error);
-    self->young = young;
     self->young_limit = young_limit;
+    self->counters = PyDict_New();
+    self->young = PyList_New(0);
+    if (task_class != Py_None) {
+        self->task_type = (PyTypeObject *)Py_NewRef(task_class);
+        /* a descriptor with a getter (C Task: a getset), else the slow path by name */
+        PyObject *field = PyObject_GetAttr(task_class, str_exception);
+        if (field != NULL && Py_TYPE(field)->tp_descr_get != NULL)
+            self->exception_field = field;
+        else
+            Py_XDECREF(field);
+        PyErr_Clear();
+    }
+    if (self->counters == NULL || self->young == NULL ||
+        read_method(&self->done, task_class, str_done) < 0 ||
+        read_method(&self->cancelled, task_class, str_cancelled) < 0 ||
+        read_method(&self->add_done_callback, task_class, str_add_done_callback) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -398,11 +673,14 @@ static int
 Done_traverse(Done *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->registry);
-    Py_VISIT(self->live);
-    Py_VISIT(self->finished);
     Py_VISIT(self->on_crash);
     Py_VISIT(self->on_error);
     Py_VISIT(self->young);
+    Py_VISIT(self->task_type);
+    Py_VISIT(self->done.descr);
+    Py_VISIT(self->cancelled.descr);
+    Py_VISIT(self->add_done_callback.descr);
+    Py_VISIT(self->exception_field);
     return 0;
 }
 
@@ -410,11 +688,14 @@ static int
 Done_clear(Done *self)
 {
     Py_CLEAR(self->registry);
-    Py_CLEAR(self->live);
-    Py_CLEAR(self->finished);
     Py_CLEAR(self->on_crash);
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->young);
+    Py_CLEAR(self->task_type);
+    Py_CLEAR(self->done.descr);
+    Py_CLEAR(self->cancelled.descr);
+    Py_CLEAR(self->add_done_callback.descr);
+    Py_CLEAR(self->exception_field);
     return 0;
 }
 
@@ -423,6 +704,10 @@ Done_dealloc(Done *self)
 {
     PyObject_GC_UnTrack(self);
     Done_clear(self);
+    Py_CLEAR(self->counters);
+    Py_CLEAR(self->done.name);
+    Py_CLEAR(self->cancelled.name);
+    Py_CLEAR(self->add_done_callback.name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -433,7 +718,7 @@ static PyTypeObject DoneType = {
     .tp_vectorcall_offset = offsetof(Done, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "the collector's done callback: registry, live and finished counts, crashes",
+    .tp_doc = "the collector's done callback: registry, counts by kind, crashes",
     .tp_new = Done_new,
     .tp_traverse = (traverseproc)Done_traverse,
     .tp_clear = (inquiry)Done_clear,
@@ -443,41 +728,108 @@ static PyTypeObject DoneType = {
 
 /* ---- the task factory ------------------------------------------------------------------ */
 
+/* The last kinds seen, by the identity of their code object (a code object's hash is
+ * recomputed from its contents at each dict lookup): direct-mapped, holding the code. */
+#define KIND_CACHE 64
+
+typedef struct {
+    PyObject *code;
+    Counter *counter;
+} KindSlot;
+
+/* Per code object (by identity, held): is it library code "created at" looks past; and the
+ * line of one of its instructions (a line number is found by scanning the line table). */
+#define SITE_CACHE 64
+
+typedef struct {
+    PyObject *code;
+    int library;
+} Verdict;
+
+typedef struct {
+    PyObject *code;
+    int lasti, line;
+} Line;
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *kinds, *kind_of, *live, *created, *registry, *counter, *on_done, *on_error,
-        *current_task, *previous, *task_class;
+    PyObject *kinds, *kind_of, *on_error, *current_task, *previous, *task_class;
+    PyObject *current_tasks; /* loop -> running task (asyncio's own dict, 3.11), or None */
+    Done *done;
     PyObject *is_library; /* callable(filename) -> bool: a frame "created at" skips */
     PyObject *verdicts;   /* filename -> bool, is_library's answers */
-    Meta *last_parent; /* the last parent's meta: most tasks share their parent's */
+    Meta *last_parent;    /* the last parent's meta: most tasks share their parent's */
+    KindSlot cache[KIND_CACHE];
+    Verdict verdict_cache[SITE_CACHE];
+    Line line_cache[SITE_CACHE];
 } Factory;
 
-/* The kind of `coro` (new reference) or NULL with an error set. */
-static PyObject *
-kind_for(Factory *self, PyObject *coro)
+static inline size_t
+code_hash(PyObject *code, int salt)
 {
-    PyObject *code = NULL;
-    if (PyObject_GetOptionalAttr(coro, str_cr_code, &code) < 0)
-        return NULL;
-    if (code != NULL) {
-        PyObject *kind = PyDict_GetItemWithError(self->kinds, code);
-        Py_DECREF(code);
-        if (kind != NULL)
-            return Py_NewRef(kind);
-        if (PyErr_Occurred())
+    return (((uintptr_t)code >> 4) ^ (size_t)salt * 0x9E3779B1u) % SITE_CACHE;
+}
+
+static inline KindSlot *
+slot_of(Factory *self, PyObject *code)
+{
+    return &self->cache[((uintptr_t)code >> 4) % KIND_CACHE];
+}
+
+/* The Counter of `coro`'s kind (borrowed), or NULL with an error set. */
+static Counter *
+counter_for(Factory *self, PyObject *coro)
+{
+    PyObject *code = NULL, *kind = NULL;
+    if (PyCoro_CheckExact(coro) && Py_TYPE(coro_code)->tp_descr_get != NULL) {
+        /* the descriptor itself: no attribute lookup by name */
+        code = Py_TYPE(coro_code)->tp_descr_get(coro_code, coro, (PyObject *)&PyCoro_Type);
+        if (code == NULL)
             return NULL;
     }
-    return PyObject_CallOneArg(self->kind_of, coro);
+    else if (PyObject_GetOptionalAttr(coro, str_cr_code, &code) < 0) {
+        return NULL;
+    }
+    if (code != NULL) {
+        KindSlot *slot = slot_of(self, code);
+        if (slot->code == code) {
+            Py_DECREF(code);
+            return slot->counter;
+        }
+        kind = Py_XNewRef(PyDict_GetItemWithError(self->kinds, code));
+        if (kind == NULL && PyErr_Occurred()) {
+            Py_DECREF(code);
+            return NULL;
+        }
+    }
+    if (kind == NULL)
+        kind = PyObject_CallOneArg(self->kind_of, coro);
+    Counter *counter = kind == NULL ? NULL : counter_of_kind(self->done, kind);
+    Py_XDECREF(kind);
+    if (counter != NULL && code != NULL) {
+        KindSlot *slot = slot_of(self, code);
+        Py_XSETREF(slot->code, Py_NewRef(code));
+        Py_XSETREF(slot->counter, (Counter *)Py_NewRef(counter));
+    }
+    Py_XDECREF(code);
+    return counter;
 }
 
 /* The seq of the running task (new reference: an int or None), or NULL with an error. */
 static PyObject *
 parent_seq(Factory *self, PyObject *loop)
 {
-    PyObject *parent = PyObject_CallOneArg(self->current_task, loop);
-    if (parent == NULL)
+    PyObject *parent;
+    if (PyDict_CheckExact(self->current_tasks)) { /* 3.11: current_task is Python code */
+        parent = PyDict_GetItemWithError(self->current_tasks, loop);
+        if (parent == NULL && PyErr_Occurred())
+            return NULL;
+        parent = Py_NewRef(parent != NULL ? parent : Py_None);
+    }
+    else if ((parent = PyObject_CallOneArg(self->current_task, loop)) == NULL) {
         return NULL;
+    }
     if (parent == Py_None)
         return parent;
     Meta *meta = self->last_parent;
@@ -505,22 +857,34 @@ creation_site(Factory *self, int *line)
     Py_XINCREF(frame);
     for (int depth = 0; frame != NULL && depth < 12; depth++) {
         PyCodeObject *code = PyFrame_GetCode(frame);
-        PyObject *verdict = PyDict_GetItemWithError(self->verdicts, code->co_filename);
-        if (verdict == NULL && !PyErr_Occurred()) {
-            verdict = PyObject_CallOneArg(self->is_library, code->co_filename);
-            if (verdict != NULL) {
-                if (PyDict_GET_SIZE(self->verdicts) < 4096)
-                    (void)PyDict_SetItem(self->verdicts, code->co_filename, verdict);
-                Py_DECREF(verdict); /* True/False: immortal enough, held by the dict */
+        Verdict *known = &self->verdict_cache[code_hash((PyObject *)code, 0)];
+        if (known->code != (PyObject *)code) {
+            PyObject *verdict = PyDict_GetItemWithError(self->verdicts, code->co_filename);
+            if (verdict == NULL && !PyErr_Occurred()) {
+                verdict = PyObject_CallOneArg(self->is_library, code->co_filename);
+                if (verdict != NULL) {
+                    if (PyDict_GET_SIZE(self->verdicts) < 4096)
+                        (void)PyDict_SetItem(self->verdicts, code->co_filename, verdict);
+                    Py_DECREF(verdict); /* True/False: immortal enough, held by the dict */
+                }
             }
+            if (verdict == NULL) {
+                PyErr_Clear();
+                Py_DECREF(code);
+                break;
+            }
+            Py_XSETREF(known->code, Py_NewRef((PyObject *)code));
+            known->library = verdict != Py_False;
         }
-        if (verdict == NULL) {
-            PyErr_Clear();
-            Py_DECREF(code);
-            break;
-        }
-        if (verdict == Py_False) {
-            *line = PyFrame_GetLineNumber(frame);
+        if (!known->library) {
+            int lasti = PyFrame_GetLasti(frame);
+            Line *seen = &self->line_cache[code_hash((PyObject *)code, lasti)];
+            if (seen->code != (PyObject *)code || seen->lasti != lasti) {
+                Py_XSETREF(seen->code, Py_NewRef((PyObject *)code));
+                seen->lasti = lasti;
+                seen->line = PyFrame_GetLineNumber(frame);
+            }
+            *line = seen->line;
             Py_DECREF(frame);
             return (PyObject *)code;
         }
@@ -533,46 +897,6 @@ creation_site(Factory *self, int *line)
     return NULL;
 }
 
-static int
-account(Factory *self, PyObject *task, PyObject *kind, PyObject *parent)
-{
-    PyObject *seq = PyIter_Next(self->counter);
-    if (seq == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_RuntimeError, "task counter exhausted");
-        return -1;
-    }
-    Meta *meta = (Meta *)PyObject_CallOneArg((PyObject *)&MetaType, task);
-    if (meta == NULL) {
-        Py_DECREF(seq);
-        return -1;
-    }
-    meta->seq = seq;
-    meta->kind = Py_NewRef(kind);
-    meta->parent = Py_NewRef(parent);
-    meta->where_code = creation_site(self, &meta->where_line);
-    meta->created = monotonic();
-    int rc = PyDict_SetItem(self->registry, seq, (PyObject *)meta);
-    Py_DECREF(meta);
-    if (rc < 0 || add_count(self->live, kind, 1, 0) < 0 ||
-        add_count(self->created, kind, 1, 0) < 0)
-        return -1;
-    if (Py_IS_TYPE(self->on_done, &DoneType)) {
-        /* the done callback only if it outlives its sweeps (see `sweep`) */
-        Done *done = (Done *)self->on_done;
-        if (PyList_Append(done->young, task) < 0)
-            return -1;
-        if (PyList_GET_SIZE(done->young) >= done->marked + done->young_limit)
-            return sweep(done);
-        return 0;
-    }
-    PyObject *res = PyObject_CallMethodOneArg(task, str_add_done_callback, self->on_done);
-    if (res == NULL)
-        return -1;
-    Py_DECREF(res);
-    return 0;
-}
-
 static PyObject *
 make_task(Factory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -580,6 +904,10 @@ make_task(Factory *self, PyObject *const *args, size_t nargsf, PyObject *kwnames
         return PyObject_Vectorcall(self->previous, args, nargsf, kwnames);
     /* Task(coro, loop=loop, **kwargs) */
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nkw == 0) {
+        PyObject *stack[2] = {args[1], args[0]};
+        return PyObject_Vectorcall(self->task_class, stack, 1, names_loop);
+    }
     PyObject *stack[16];
     if (nkw > 14) {
         PyErr_SetString(PyExc_TypeError, "too many keyword arguments for a task");
@@ -607,23 +935,28 @@ Factory_vectorcall(Factory *self, PyObject *const *args, size_t nargsf, PyObject
         PyErr_SetString(PyExc_TypeError, "a task factory takes (loop, coro, **kwargs)");
         return NULL;
     }
-    /* Kind and parent before the task exists: an eager task (3.12+) runs its first step
-     * inside its creation, and may even finish there (no frame left to name it). */
-    PyObject *kind = kind_for(self, args[1]);
-    PyObject *parent = kind == NULL ? NULL : parent_seq(self, args[0]);
+    /* Kind, parent and creation site before the task exists: an eager task (3.12+) runs its
+     * first step inside its creation, and may even finish there. */
+    Counter *counter = counter_for(self, args[1]);
+    PyObject *parent = counter == NULL ? NULL : parent_seq(self, args[0]);
     if (parent == NULL) {
-        Py_CLEAR(kind);
+        counter = NULL;
         report(self->on_error);
         if (PyErr_Occurred())
             return NULL;
     }
+    int line = 0;
+    PyObject *site = counter == NULL ? NULL : creation_site(self, &line);
+    Py_XINCREF(counter); /* held across the app's factory, which may run any code */
     PyObject *task = make_task(self, args, nargsf, kwnames);
-    if (task != NULL && kind != NULL && account(self, task, kind, parent) < 0) {
+    if (task != NULL && counter != NULL &&
+        track(self->done, task, counter, parent, site, line) < 0) {
         report(self->on_error);
         if (PyErr_Occurred())
             Py_CLEAR(task);
     }
-    Py_XDECREF(kind);
+    Py_XDECREF(counter);
+    Py_XDECREF(site);
     Py_XDECREF(parent);
     return task;
 }
@@ -631,24 +964,17 @@ Factory_vectorcall(Factory *self, PyObject *const *args, size_t nargsf, PyObject
 static PyObject *
 Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"kinds", "kind_of", "live", "created", "registry", "counter",
-                             "on_done", "on_error", "current_task", "previous", "task_class",
-                             "is_library", NULL};
-    PyObject *kinds, *kind_of, *live, *created, *registry, *counter, *on_done, *on_error,
-        *current_task, *previous, *task_class, *is_library = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!O!O!OOOOOO|O", kwlist, &PyDict_Type,
-                                     &kinds, &kind_of, &PyDict_Type, &live, &PyDict_Type,
-                                     &created, &PyDict_Type, &registry, &counter, &on_done,
-                                     &on_error, &current_task, &previous, &task_class,
-                                     &is_library))
+    static char *kwlist[] = {"kinds", "kind_of", "done", "on_error", "current_task",
+                             "previous", "task_class", "is_library", "current_tasks", NULL};
+    PyObject *kinds, *kind_of, *done, *on_error, *current_task, *previous, *task_class,
+        *is_library = Py_None, *current_tasks = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OO!OOOO|OO", kwlist, &PyDict_Type, &kinds,
+                                     &kind_of, &DoneType, &done, &on_error, &current_task,
+                                     &previous, &task_class, &is_library, &current_tasks))
         return NULL;
     PyObject *verdicts = PyDict_New();
     if (verdicts == NULL)
         return NULL;
-    if (!PyIter_Check(counter)) {
-        PyErr_SetString(PyExc_TypeError, "counter must be an iterator");
-        return NULL;
-    }
     Factory *self = (Factory *)type->tp_alloc(type, 0);
     if (self == NULL) {
         Py_DECREF(verdicts);
@@ -659,15 +985,12 @@ Factory_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->vectorcall = (vectorcallfunc)Factory_vectorcall;
     self->kinds = Py_NewRef(kinds);
     self->kind_of = Py_NewRef(kind_of);
-    self->live = Py_NewRef(live);
-    self->created = Py_NewRef(created);
-    self->registry = Py_NewRef(registry);
-    self->counter = Py_NewRef(counter);
-    self->on_done = Py_NewRef(on_done);
+    self->done = (Done *)Py_NewRef(done);
     self->on_error = Py_NewRef(on_error);
     self->current_task = Py_NewRef(current_task);
     self->previous = Py_NewRef(previous);
     self->task_class = Py_NewRef(task_class);
+    self->current_tasks = Py_NewRef(current_tasks);
     return (PyObject *)self;
 }
 
@@ -676,15 +999,12 @@ Factory_traverse(Factory *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->kinds);
     Py_VISIT(self->kind_of);
-    Py_VISIT(self->live);
-    Py_VISIT(self->created);
-    Py_VISIT(self->registry);
-    Py_VISIT(self->counter);
-    Py_VISIT(self->on_done);
+    Py_VISIT(self->done);
     Py_VISIT(self->on_error);
     Py_VISIT(self->current_task);
     Py_VISIT(self->previous);
     Py_VISIT(self->task_class);
+    Py_VISIT(self->current_tasks);
     Py_VISIT(self->is_library);
     Py_VISIT(self->verdicts);
     Py_VISIT(self->last_parent);
@@ -696,18 +1016,23 @@ Factory_clear(Factory *self)
 {
     Py_CLEAR(self->kinds);
     Py_CLEAR(self->kind_of);
-    Py_CLEAR(self->live);
-    Py_CLEAR(self->created);
-    Py_CLEAR(self->registry);
-    Py_CLEAR(self->counter);
-    Py_CLEAR(self->on_done);
+    Py_CLEAR(self->done);
     Py_CLEAR(self->on_error);
     Py_CLEAR(self->current_task);
     Py_CLEAR(self->previous);
     Py_CLEAR(self->task_class);
+    Py_CLEAR(self->current_tasks);
     Py_CLEAR(self->is_library);
     Py_CLEAR(self->verdicts);
     Py_CLEAR(self->last_parent);
+    for (int i = 0; i < KIND_CACHE; i++) {
+        Py_CLEAR(self->cache[i].code);
+        Py_CLEAR(self->cache[i].counter);
+    }
+    for (int i = 0; i < SITE_CACHE; i++) {
+        Py_CLEAR(self->verdict_cache[i].code);
+        Py_CLEAR(self->line_cache[i].code);
+    }
     return 0;
 }
 
@@ -763,13 +1088,16 @@ PyInit__tasks_accel(void)
     INTERN(str_exception, "_exception");
     INTERN(str_tasks, "tasks");
     INTERN(str_loop, "loop");
-    INTERN(str_ok, "ok");
-    INTERN(str_error, "error");
-    INTERN(str_cancelled_outcome, "cancelled");
+    INTERN(str_outcome[OK], "ok");
+    INTERN(str_outcome[ERROR], "error");
+    INTERN(str_outcome[CANCELLED], "cancelled");
 #undef INTERN
+    if ((names_loop = PyTuple_Pack(1, str_loop)) == NULL ||
+        (coro_code = PyObject_GetAttr((PyObject *)&PyCoro_Type, str_cr_code)) == NULL)
+        return NULL;
     MetaType.tp_base = &_PyWeakref_RefType;
-    if (PyType_Ready(&MetaType) < 0 || PyType_Ready(&DoneType) < 0 ||
-        PyType_Ready(&FactoryType) < 0)
+    if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MetaType) < 0 ||
+        PyType_Ready(&DoneType) < 0 || PyType_Ready(&FactoryType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)

@@ -45,7 +45,8 @@ class Agent:
         self.collector_errors = CollectorErrors()
         self.events = EventLog(config.recent_events)
         self.errors = ErrorCollector(config.recent_errors, config.error_max_age)
-        self.tasks = TaskCollector(self.errors.task_crashed, self.collector_errors.record)
+        self.tasks = TaskCollector(self.errors.task_crashed, self.collector_errors.record,
+                                   created_at=config.task_created_at)
         self.loop_probe = LoopCollector(config.lag_probe_interval)
         self.loop_probe.on_beat.append(self.tasks.flush)  # finished young tasks, each beat
         self.gc = GcCollector()

@@ -131,7 +131,7 @@ import introspect
 from introspect.agent.collectors import tasks as task_mod
 from introspect.agent.queries import task_detail
 
-async def idle(stop):
+async def idle(stop):  # def
     await stop.wait()
 
 def line_of(marker):
@@ -139,7 +139,7 @@ def line_of(marker):
                 if text.rstrip().endswith("# " + marker))
 
 async def main():
-    agent = introspect.start()
+    agent = introspect.start(task_created_at={created_at})
     stop = asyncio.Event()
     seen = {{}}
     plain = asyncio.create_task(idle(stop))  # plain
@@ -152,16 +152,20 @@ async def main():
         seen["gather"] = task_detail(agent, task_mod.meta_of(child).seq).created_at
         stop.set()
     await asyncio.gather(plain, gathered)
-    print(json.dumps({{k: [v, f"{{__file__}}:{{line_of(k)}}"] for k, v in seen.items()}}))
+    truth = lambda k: f"{{__file__}}:{{line_of(k if {created_at} else 'def')}}"
+    print(json.dumps({{k: [v, truth(k)] for k, v in seen.items()}}))
 
 asyncio.run(main())
 '''
 
 
+@pytest.mark.parametrize("created_at", [True, False], ids=["recorded", "off"])
 @pytest.mark.parametrize("pure", [False, True], ids=["c", "pure-python"])
-def test_created_at_is_the_user_line_that_created_the_task(pure: bool, tmp_path) -> None:
+def test_created_at_is_the_user_line_that_created_the_task(pure: bool, created_at: bool,
+                                                           tmp_path) -> None:
+    # INTROSPECT_TASK_CREATED_AT=0 (no frame walk per task): the coroutine's `def` line.
     script = tmp_path / "creator.py"
-    script.write_text(CREATED_AT.format(pure=pure))
+    script.write_text(CREATED_AT.format(pure=pure, created_at=created_at))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

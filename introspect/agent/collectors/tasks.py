@@ -35,6 +35,10 @@ OUTCOMES = ("ok", "error", "cancelled")
 # finished task is seen finished within one probe interval while the loop runs.
 YOUNG_LIMIT = 1024
 _current_task = asyncio.current_task
+# 3.11's current_task is Python code; the C factory reads the dict it reads (3.12+: C, and
+# 3.14 no longer fills that dict).
+_CURRENT_TASKS = getattr(asyncio.tasks, "_current_tasks", None) \
+    if sys.version_info < (3, 12) else None
 _running_loop = asyncio._get_running_loop
 _getframe = sys._getframe
 _monotonic = time.monotonic
@@ -114,14 +118,16 @@ meta_of: Callable[[Any], Any] = _accel.meta_of if _accel is not None else _py_me
 
 class TaskCollector:
     def __init__(self, on_crash: Callable[[asyncio.Task, TaskMeta, BaseException], None],
-                 on_error: Callable[[str, BaseException], None]) -> None:
+                 on_error: Callable[[str, BaseException], None], created_at: bool = True) -> None:
         self._seq = itertools.count(1)
         self._kinds: dict[Any, str] = {}
+        # The pure-Python path's counts; the C path keeps them in C (`counts()` reads either).
         self.live: dict[str, int] = {}
         self.created: dict[str, int] = {}
         self.finished: dict[tuple[str, str], int] = {}
         self._on_crash = on_crash
         self._on_error = on_error
+        self.created_at = created_at  # record each task's creation site (a frame walk)
         # Live tasks in creation order (seq → TaskMeta, a weak reference): the oldest N and
         # pages by age are O(N shown), not O(all tasks); copying it is one C call, safe from
         # any thread.
@@ -129,8 +135,8 @@ class TaskCollector:
         self._on_done_callback: Callable[[asyncio.Task], None] = self._on_done  # bound once
         if _accel is not None:
             self._on_done_callback = _accel.DoneCallback(
-                registry=self.registry, live=self.live, finished=self.finished,
-                on_crash=on_crash, on_error=on_error, young_limit=YOUNG_LIMIT)
+                registry=self.registry, on_crash=on_crash, on_error=on_error,
+                young_limit=YOUNG_LIMIT, task_class=asyncio.Task)
 
     # --- hot path (loop thread) ------------------------------------------------------------
     def kind_of(self, coro: Any) -> str:
@@ -160,9 +166,12 @@ class TaskCollector:
                 kind = self.kind_of(coro)
             parent = _current_task(loop)
             parent_meta = meta_of(parent) if parent is not None else None
+            parent_seq = parent_meta.seq if parent_meta is not None else None
+            if _accel is not None:
+                self._on_done_callback.track(task, kind, parent_seq)  # type: ignore[attr-defined]
+                return
             seq = next(self._seq)
-            self.registry[seq] = new_meta(task, seq, kind, _monotonic(),
-                                          parent_meta.seq if parent_meta is not None else None)
+            self.registry[seq] = new_meta(task, seq, kind, _monotonic(), parent_seq)
             live = self.live
             live[kind] = live.get(kind, 0) + 1
             created = self.created
@@ -177,8 +186,9 @@ class TaskCollector:
             if meta is None:
                 return
             kind = meta.kind
-            self.registry.pop(meta.seq, None)
-            self.live[kind] = self.live.get(kind, 1) - 1
+            if self.registry.pop(meta.seq, None) is None:
+                return  # accounted already
+            exc = None
             if task.cancelled():
                 outcome = "cancelled"
             else:
@@ -186,10 +196,11 @@ class TaskCollector:
                 # silence asyncio's own "exception was never retrieved" report.
                 exc = getattr(task, "_exception", None)
                 outcome = "ok" if exc is None else "error"
-                if exc is not None:
-                    self._on_crash(task, meta, exc)
+            self.live[kind] = self.live.get(kind, 1) - 1
             key = (kind, outcome)
             self.finished[key] = self.finished.get(key, 0) + 1
+            if exc is not None:
+                self._on_crash(task, meta, exc)
         except Exception as exc:
             self._on_error("tasks", exc)
 
@@ -199,10 +210,10 @@ class TaskCollector:
         churn, is the worst case: measured in BENCHMARKS.md)."""
         if _accel is not None:
             return _accel.TaskFactory(
-                kinds=self._kinds, kind_of=self.kind_of, live=self.live, created=self.created,
-                registry=self.registry, counter=self._seq, on_done=self._on_done_callback,
+                kinds=self._kinds, kind_of=self.kind_of, done=self._on_done_callback,
                 on_error=self._on_error, current_task=_current_task, previous=previous,
-                task_class=asyncio.Task, is_library=is_library)
+                task_class=asyncio.Task, is_library=is_library if self.created_at else None,
+                current_tasks=_CURRENT_TASKS)
         return self._python_factory(previous)
 
     def _python_factory(self, previous: Callable[..., Any] | None) -> Callable[..., Any]:
@@ -216,6 +227,7 @@ class TaskCollector:
         on_error = self._on_error
         task_class = asyncio.Task
         meta_type = TaskMeta
+        created_at = self.created_at
 
         def introspect_task_factory(loop, coro, **kwargs):
             # Kind and parent before the task exists: an eager task (3.12+) runs its first
@@ -226,7 +238,7 @@ class TaskCollector:
                 except (AttributeError, KeyError):
                     kind = kind_of(coro)
                 parent = _current_task(loop)
-                site = creation_site(_getframe(1))
+                site = creation_site(_getframe(1)) if created_at else None
             except Exception as exc:  # never break task creation
                 on_error("tasks", exc)
                 kind = parent = None
@@ -277,12 +289,13 @@ class TaskCollector:
 
     # --- reads (any thread) ----------------------------------------------------------------
     def counts(self) -> tuple[dict[str, int], dict[str, int], dict[tuple[str, str], int]]:
+        """(live by kind, created by kind, finished by (kind, outcome)): new dicts, each a
+        consistent reading from any thread (one C call, or dict copies under the GIL)."""
         if _running_loop() is not None:  # on a loop's thread: exact up to now (young swept)
             self.flush()
+        if _accel is not None:
+            return self._on_done_callback.counts()  # type: ignore[attr-defined]
         return dict(self.live), dict(self.created), dict(self.finished)
-
-    def kinds_seen(self) -> list[str]:
-        return list(dict(self.created))
 
 
 def _alive(refs: list[weakref.ref]) -> list[asyncio.Task]:
