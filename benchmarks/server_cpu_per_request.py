@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -37,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from benchmarks.server_throughput import (  # noqa: E402
     _wait_ready,
     free_port,
     server_argv,
+    stop_server,
 )
 
 ALL_LINTS = ("loop_blocked,task_never_yields,self_waking_busy_loop,exception_never_retrieved,"
@@ -116,6 +118,18 @@ if _parts:
 if os.environ.get("INTROSPECT_BENCH_STATS"):
     _stats_on_signal(os.environ["INTROSPECT_BENCH_STATS"])
 '''
+
+
+@contextlib.contextmanager
+def bench_workspace() -> Iterator[Path]:
+    """A temporary folder with the app, a private runtime dir and the parts-switching shim."""
+    with tempfile.TemporaryDirectory(prefix="introspect-bench-") as tmp:
+        app_dir = Path(tmp)
+        (app_dir / "app.py").write_text(APP)
+        (app_dir / "rt").mkdir(mode=0o700)
+        (app_dir / "shim").mkdir()
+        (app_dir / "shim" / "sitecustomize.py").write_text(SHIM)
+        yield app_dir
 
 
 @dataclass
@@ -247,12 +261,7 @@ def one_run(server: str, part: str | None, app_dir: Path, requests: int, warmup:
                     run.gc[gen] += stats_after[pid]["gc"][gen] - stats_before[pid]["gc"][gen]
         return run
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_server(proc)
 
 
 def _median(runs: list[Run], measure: Callable[[Run], float]) -> float:
@@ -301,12 +310,7 @@ def main() -> int:
     for part in parts:
         if part not in PARTS:
             parser.error(f"unknown part {part!r}")
-    with tempfile.TemporaryDirectory(prefix="introspect-bench-") as tmp:
-        app_dir = Path(tmp)
-        (app_dir / "app.py").write_text(APP)
-        (app_dir / "rt").mkdir(mode=0o700)
-        (app_dir / "shim").mkdir()
-        (app_dir / "shim" / "sitecustomize.py").write_text(SHIM)
+    with bench_workspace() as app_dir:
         print(f"server {args.server}, {args.requests} requests per run, {args.pairs} pairs "
               "per part, CPU = every thread of the server's processes")
         print("| agent configuration | CPU µs/request plain → agent | median ratio agent/plain "

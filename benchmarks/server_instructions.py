@@ -25,17 +25,15 @@ import collections
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.server_cpu_per_request import PARTS, SHIM, _burst  # noqa: E402
-from benchmarks.server_throughput import APP, BIN, _wait_ready, free_port  # noqa: E402
+from benchmarks.server_cpu_per_request import PARTS, _burst, bench_workspace  # noqa: E402
+from benchmarks.server_throughput import BIN, _wait_ready, free_port, stop_server  # noqa: E402
 
 QUIET_AGENT = {"INTROSPECT_SAMPLING": "0", "INTROSPECT_BLOCK_THRESHOLD": "30"}
 
@@ -66,12 +64,7 @@ def measure(part: str | None, app_dir: Path, requests: int) -> Path:
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_server(proc, grace=120)
     return Path(f"{prefix}.1-01")  # first dump, thread 1: the event loop's
 
 
@@ -109,12 +102,7 @@ def main() -> int:
     for part in parts:
         if part not in PARTS:
             parser.error(f"unknown part {part!r}")
-    with tempfile.TemporaryDirectory(prefix="introspect-bench-") as tmp:
-        app_dir = Path(tmp)
-        (app_dir / "app.py").write_text(APP)
-        (app_dir / "rt").mkdir(mode=0o700)
-        (app_dir / "shim").mkdir()
-        (app_dir / "shim" / "sitecustomize.py").write_text(SHIM)
+    with bench_workspace() as app_dir:
         dumps = {name: measure(None if name == "plain" else name, app_dir, args.requests)
                  for name in ["plain", *parts]}
         base = total(dumps["plain"]) / args.requests

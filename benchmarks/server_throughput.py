@@ -107,12 +107,17 @@ def one_run(name: str, with_agent: bool, app_dir: Path, seconds: float,
         asyncio.run(_load(port, 1.0, connections))  # warm-up: every worker up and imported
         return asyncio.run(_load(port, seconds, connections))
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM to the server's process group (workers included), SIGKILL after `grace`."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
 
 
 def main() -> int:
