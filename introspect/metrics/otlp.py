@@ -220,7 +220,10 @@ class OtlpExporter:
         def record_pauses() -> None:
             """Where no SDK lock is held: each loop beat, and each export's callbacks (before
             the SDK collects the histograms), so a program without a loop exports them too."""
-            while pending:
+            # Only the pauses there now: recording allocates, and under an aggressive GC
+            # threshold each record starts a collection whose pause lands here again (a
+            # `while pending` never ended: both threads spun in it).
+            for _ in range(len(pending)):
                 try:
                     seconds, gen = pending.popleft()
                 except IndexError:  # another thread took the last one
