@@ -1,14 +1,21 @@
 """Requests per second of real multi-worker servers with and without the agent (issue 14).
 
-    .venv/bin/python benchmarks/server_throughput.py --rounds 4 --duration 3
+    .venv/bin/python benchmarks/server_throughput.py --rounds 3 --pairs 40 --burst 0.5
 
 Configurations: uvicorn with 1 and 3 workers, gunicorn with 3 UvicornWorkers, serving a FastAPI
-app (one `async def` endpoint). Each round starts the server plain, then under
-`introspect run --metrics-port 0` (metrics on, every worker serving its own port), alternating
-(the order flips every round), and drives it with keep-alive HTTP/1.1 connections from this
-process for `--duration` seconds after a warm-up. Reported: the median ratio agent/plain of
-requests per second, with every run's raw value. On the 2-core VM the load generator shares the
-cores with the server, so absolute rates are low and noisy; the ratio is the figure.
+app (one `async def` endpoint). Each round starts the server twice, side by side: plain, and
+under `introspect run --metrics-port 0` (metrics on, every worker serving its own port). After a
+warm-up of each, this process drives them in **interleaved bursts**: `--burst` seconds of
+keep-alive HTTP/1.1 load on one, then the same on the other (the order flips every pair),
+`--pairs` times, with fresh connections every burst (so the kernel spreads them over the workers
+anew each time). The server not under load sits idle meanwhile.
+
+Why interleaved: on the shared 2-core VM, back-to-back runs of several seconds each drifted by
+±20 % per pair (other work, steal time, frequency), more than the effect to measure. Bursts
+half a second apart see the same machine, so the drift cancels in each pair's ratio. Reported:
+the median of the pairs' ratios agent/plain with its interquartile range, and the ratio of the
+summed requests (pooled). The load generator is this Python process, on the same cores as the
+server: absolute rates are low; the ratio is the figure.
 """
 
 from __future__ import annotations
@@ -70,11 +77,13 @@ async def _client(port: int, deadline: float, counts: list[int]) -> None:
         writer.close()
 
 
-async def _load(port: int, seconds: float, connections: int) -> float:
+async def _load_async(port: int, seconds: float, connections: int) -> float:
+    """Requests per second over `seconds` of keep-alive load on fresh connections."""
     counts = [0]
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     await asyncio.gather(*(_client(port, deadline, counts) for _ in range(connections)))
-    return counts[0] / seconds
+    return counts[0] / (time.monotonic() - started)
 
 
 def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -93,8 +102,7 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError("server not ready")
 
 
-def one_run(name: str, with_agent: bool, app_dir: Path, seconds: float,
-            connections: int) -> float:
+def start_server(name: str, with_agent: bool, app_dir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     argv = server_argv(name, port)
     if with_agent:
@@ -102,12 +110,33 @@ def one_run(name: str, with_agent: bool, app_dir: Path, seconds: float,
     env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt")}
     proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, port
+
+
+async def _interleave(ports: dict[bool, int], pairs: int, burst: float,
+                      connections: int) -> list[tuple[float, float]]:
+    """(plain, agent) requests per second of each pair of adjacent bursts."""
+    for port in ports.values():  # warm-up: every worker up, imported, caches hot
+        await _load_async(port, 2.0, connections)
+    rates: list[tuple[float, float]] = []
+    for pair in range(pairs):
+        order = (False, True) if pair % 2 == 0 else (True, False)
+        got = {flag: await _load_async(ports[flag], burst, connections) for flag in order}
+        rates.append((got[False], got[True]))
+    return rates
+
+
+def one_round(name: str, app_dir: Path, pairs: int, burst: float,
+              connections: int) -> list[tuple[float, float]]:
+    servers = {flag: start_server(name, flag, app_dir) for flag in (False, True)}
     try:
-        _wait_ready(port, proc)
-        asyncio.run(_load(port, 1.0, connections))  # warm-up: every worker up and imported
-        return asyncio.run(_load(port, seconds, connections))
+        for proc, port in servers.values():
+            _wait_ready(port, proc)
+        ports = {flag: port for flag, (_, port) in servers.items()}
+        return asyncio.run(_interleave(ports, pairs, burst, connections))
     finally:
-        stop_server(proc)
+        for proc, _ in servers.values():
+            stop_server(proc)
 
 
 def stop_server(proc: subprocess.Popen, grace: float = 15.0) -> None:
@@ -122,8 +151,11 @@ def stop_server(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="server starts per configuration (default 3)")
+    parser.add_argument("--pairs", type=int, default=40,
+                        help="interleaved burst pairs per round (default 40)")
+    parser.add_argument("--burst", type=float, default=0.5, help="seconds per burst")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--configs", default="uvicorn-1,uvicorn-3,gunicorn-3")
     args = parser.parse_args()
@@ -131,23 +163,23 @@ def main() -> int:
         app_dir = Path(tmp)
         (app_dir / "app.py").write_text(APP)
         (app_dir / "rt").mkdir(mode=0o700)
-        print("| server | plain req/s (each run) | agent req/s (each run) | median ratio |")
-        print("|---|---|---|---|")
+        print("| server | plain req/s (median of bursts) | agent req/s | median pair ratio "
+              "(IQR) | pooled ratio | each round's pooled ratio |")
+        print("|---|---|---|---|---|---|")
         for name in args.configs.split(","):
-            plain: list[float] = []
-            agent: list[float] = []
-            ratios: list[float] = []
-            for round_no in range(args.rounds):
-                order = (False, True) if round_no % 2 == 0 else (True, False)
-                got = {flag: one_run(name, flag, app_dir, args.duration, args.connections)
-                       for flag in order}
-                plain.append(got[False])
-                agent.append(got[True])
-                ratios.append(got[True] / got[False])
-            print(f"| {name} | {', '.join(f'{v:.0f}' for v in plain)} | "
-                  f"{', '.join(f'{v:.0f}' for v in agent)} | "
-                  f"**{statistics.median(ratios):.3f}×** (min {min(ratios):.2f}, "
-                  f"max {max(ratios):.2f}) |", flush=True)
+            rates: list[tuple[float, float]] = []
+            per_round: list[float] = []
+            for _ in range(args.rounds):
+                got = one_round(name, app_dir, args.pairs, args.burst, args.connections)
+                rates.extend(got)
+                per_round.append(sum(a for _, a in got) / sum(p for p, _ in got))
+            ratios = sorted(a / p for p, a in rates)
+            q1, median, q3 = statistics.quantiles(ratios, n=4)
+            pooled = sum(a for _, a in rates) / sum(p for p, _ in rates)
+            print(f"| {name} | {statistics.median(p for p, _ in rates):.0f} | "
+                  f"{statistics.median(a for _, a in rates):.0f} | **{median:.3f}×** "
+                  f"({q1:.3f}–{q3:.3f}, {len(ratios)} pairs) | {pooled:.3f}× | "
+                  f"{', '.join(f'{r:.3f}' for r in per_round)} |", flush=True)
     return 0
 
 
