@@ -39,11 +39,11 @@ class ReplayController:
                          self.speed, self.recording.updates.times[self.index])
 
     def _rebuild(self, index: int) -> ObserverState:
-        """The state exactly as live had it after update `index` (and the history that came
-        before the next one): replay the chart window, with the recorded history seeded where
-        it arrived. History lands only while the charts have room, and once a window's worth
-        of updates followed it nothing it seeded is left: a window that does not start at the
-        first update seeds none (seeding mid-window would take samples live had pushed out)."""
+        """The state as live had it after update `index` (and the history that came before
+        the next one): replay the chart window, with the recorded history seeded where it
+        arrived. A window that starts after the first update ends with a full chart of
+        streamed samples, where live had pushed every seeded one out too: it seeds none.
+        (Trends of queues seen fewer than their length in the window lack older points.)"""
         state = ObserverState()
         first = max(0, index - (state.history.maxlen or 0) + 1)
         if first == 0:
