@@ -204,3 +204,17 @@ def test_the_recorder_writes_history_where_it_arrived(tmp_path: Path) -> None:
     assert [len(h) for h in recording.history.after(-1)] == [10]
     assert [h[0].time for h in recording.history.after(0)] == [T0 - 30]
     assert recording.history.after(1) == []
+
+
+def test_history_frames_past_the_bound_are_not_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "many.rec"
+    snap = snapshots()[0]
+    header = RecordingHeader(created=T0, target="test", interval=1.0, top_tasks=50)
+    with RecordingWriter(path, header) as writer:
+        writer.write_update(m.Update(seq=0, time=snap.time, full=True, snapshot=snap))
+        for i in range(reader_module.MAX_HISTORY_FRAMES + 10):
+            writer.write_history(past(T0 - 1 - i, 1), arrived=T0)
+    recording = read_recording(path)
+    assert len(recording.history) == reader_module.MAX_HISTORY_FRAMES
+    replay = ReplayController(recording, playing=False)  # seeds the first 299, room allowing
+    assert len(replay.state.history) == HISTORY
