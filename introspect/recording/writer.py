@@ -35,7 +35,6 @@ class RecordingWriter:
         # mtime=0 keeps identical streams byte-identical (reproducible fixtures).
         self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6, mtime=0)
         self.updates = 0
-        self.histories = 0
         self.raw_bytes = 0
         self.closed = False
         self._final_size = 0
@@ -54,7 +53,6 @@ class RecordingWriter:
         """The agent's recent past, here in the stream (the newest `MAX_HISTORY_SAMPLES`)."""
         history = RecordedHistory(time=arrived, samples=samples[-MAX_HISTORY_SAMPLES:])
         self._write_frame(_encoder.encode(history))
-        self.histories += 1
 
     @property
     def bytes_written(self) -> int:
