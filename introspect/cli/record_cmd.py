@@ -10,9 +10,11 @@ import sys
 import time
 
 from introspect.cli.common import add_connection_args, connection_token
-from introspect.client.stream import Disconnected, TargetGone, Tick, watch
+from introspect.client.aio import AsyncClient
+from introspect.client.stream import Connected, Disconnected, TargetGone, Tick, watch
 from introspect.client.target import Target, resolve_target
 from introspect.errors import UserError
+from introspect.protocol import messages as m
 from introspect.recording.writer import Recorder, RecordingWriter
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.IGNORECASE)
@@ -93,6 +95,7 @@ async def _record(args: argparse.Namespace, target: Target, recorder: Recorder,
     stream = watch(target, token=connection_token(args), interval=args.interval,
                    top_tasks=max(0, args.top), timeout=args.timeout, name="introspect-record",
                    retry_first=False)
+    history: asyncio.Task[list[m.HistorySample]] | None = None
     try:
         async for event in stream:
             if isinstance(event, Disconnected | TargetGone):
@@ -101,8 +104,14 @@ async def _record(args: argparse.Namespace, target: Target, recorder: Recorder,
                 sys.stderr.write(f"\nintrospect: the target went away ({why}); "
                                  "recording kept\n")
                 return "target-exited"
+            if isinstance(event, Connected):
+                history = asyncio.create_task(_agent_history(args, target))
             if not isinstance(event, Tick):
                 continue
+            if history is not None and history.done():
+                # Arrived before this update: written before it, where live `top` drew it.
+                recorder.write_history(history.result())
+                history = None
             writer = recorder.write(event.update)
             if writer is None:
                 continue
@@ -113,5 +122,19 @@ async def _record(args: argparse.Namespace, target: Target, recorder: Recorder,
             if args.duration is not None and elapsed >= args.duration:
                 return "duration"
     finally:
+        if history is not None:
+            history.cancel()
         await stream.aclose()
     return "closed"
+
+
+async def _agent_history(args: argparse.Namespace, target: Target) -> list[m.HistorySample]:
+    """The agent's recent past, on a connection of its own so the stream is not held up: the
+    replay's charts then start with the minutes before the recording, as live `top`'s do.
+    Empty from an agent older than the history request, or one that could not answer."""
+    try:
+        async with AsyncClient(target, token=connection_token(args), timeout=args.timeout,
+                               name="introspect-record") as client:
+            return await client.history()
+    except UserError:
+        return []

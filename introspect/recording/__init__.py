@@ -3,9 +3,15 @@
 The format is documented in docs/recording-format.md so other tools can read it.
 """
 
-from introspect.recording.format import FORMAT_NAME, FORMAT_VERSION, RecordingEnd, RecordingHeader
+from introspect.recording.format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    RecordedHistory,
+    RecordingEnd,
+    RecordingHeader,
+)
 from introspect.recording.reader import Recording, read_recording
 from introspect.recording.writer import RecordingWriter
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Recording", "RecordingEnd", "RecordingHeader",
-           "RecordingWriter", "read_recording"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "RecordedHistory", "Recording", "RecordingEnd",
+           "RecordingHeader", "RecordingWriter", "read_recording"]

@@ -1,4 +1,5 @@
-"""Read a recording back: the header, every update, and the merged snapshot at any point.
+"""Read a recording back: the header, every update, the merged snapshot at any point, and the
+agent history the recorder received (with the update it followed).
 
 A recording may come from anywhere (an incident ticket, a colleague), so the reader is built
 for hostile files: it streams the gzip stream in small pieces, never holds more than one frame
@@ -24,19 +25,26 @@ from introspect.protocol.snapshot import Snapshot
 from introspect.recording.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    MAX_HISTORY_SAMPLES,
+    RecordedHistory,
     RecordingEnd,
     RecordingHeader,
 )
 
 _header_decoder = msgspec.msgpack.Decoder(RecordingHeader)
-_frame_decoder = msgspec.msgpack.Decoder(m.Update | RecordingEnd)
+_frame_decoder = msgspec.msgpack.Decoder(m.Update | RecordedHistory | RecordingEnd)
 _update_decoder = msgspec.msgpack.Decoder(m.Update)
+_history_decoder = msgspec.msgpack.Decoder(RecordedHistory)
 
 READ_CHUNK = 64 * 1024  # compressed bytes read at a time
 MAX_UPDATE_FRAME = 8 * 1024 * 1024  # decompressed; a full snapshot is ~10-500 KiB
 MAX_DECOMPRESSED = 1024 * 1024 * 1024  # the whole file, decompressed
 MAX_UPDATES = 500_000
 CHECKPOINT_EVERY = 256  # merged snapshots kept, so a seek decodes at most this many frames
+# A recorder writes one history frame per connection (`introspect top` only those that drew
+# something): more are not from introspect, and are not loaded.
+MAX_HISTORY_FRAMES = 1024
+MAX_SAMPLE_KEYS = 100  # task kinds or queues per history sample (the agent keeps 20)
 _SECTION_TYPES = {f.encode_name: f.type for f in msgspec.structs.fields(Snapshot)}
 
 
@@ -124,6 +132,27 @@ class Updates(Sequence[m.Update]):
         return _update_decoder.decode(zlib.decompress(self._frames[index]))
 
 
+class Histories:
+    """The history frames, kept compressed, by the index of the update each one followed
+    (-1: it came before the first update)."""
+
+    def __init__(self) -> None:
+        self._frames: dict[int, list[bytes]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, after: int, frame: bytes) -> None:
+        self._frames.setdefault(after, []).append(zlib.compress(frame, 1))
+        self._count += 1
+
+    def after(self, index: int) -> list[list[m.HistorySample]]:
+        """The samples of each history frame that followed update `index`, in file order."""
+        return [_history_decoder.decode(zlib.decompress(frame)).samples
+                for frame in self._frames.get(index, ())]
+
+
 class Sections(Sequence[dict[str, Any]]):
     """The snapshot as builtins after each update: merged from the last checkpoint on demand.
     Updates replace whole top-level sections, so merged dicts share unchanged sections."""
@@ -178,6 +207,7 @@ class Recording:
     header: RecordingHeader
     updates: Updates
     sections: Sections = field(init=False)
+    history: Histories = field(default_factory=Histories)
     end: RecordingEnd | None = None
     truncated: bool = False
 
@@ -201,6 +231,15 @@ def _check_sections(path: Path, number: int, update: m.Update) -> None:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise UserError(f"{path}: update {number}: section {name!r} has the wrong type "
                             f"({exc})") from None
+
+
+def _check_history(path: Path, number: int, history: RecordedHistory) -> None:
+    """As the agent bounds its ring: a frame beyond those bounds is not one we wrote."""
+    if len(history.samples) > MAX_HISTORY_SAMPLES or any(
+            len(s.tasks_by_kind) > MAX_SAMPLE_KEYS or len(s.queue_lengths) > MAX_SAMPLE_KEYS
+            for s in history.samples):
+        raise UserError(f"{path}: frame {number} holds more history than an agent keeps: "
+                        "not a recording introspect wrote")
 
 
 def read_recording(path: str | Path) -> Recording:
@@ -227,14 +266,20 @@ def read_recording(path: str | Path) -> Recording:
             frame = _frame_decoder.decode(payload)
             if isinstance(frame, m.Update):
                 _check_sections(path, number, frame)
+            elif isinstance(frame, RecordedHistory):
+                _check_history(path, number, frame)
         except RecursionError:
             raise UserError(f"{path}: frame {number} is nested too deeply: not a recording "
                             "introspect wrote") from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise UserError(f"{path}: frame {number} is not a valid update ({exc})") from None
+            raise UserError(f"{path}: frame {number} is not a valid frame ({exc})") from None
         if isinstance(frame, RecordingEnd):
             recording.end = frame
             break
+        if isinstance(frame, RecordedHistory):
+            if len(recording.history) < MAX_HISTORY_FRAMES:
+                recording.history.add(len(recording.updates) - 1, payload)
+            continue
         if not (frame.full and frame.snapshot is not None) and \
                 (current is None or frame.changed is None):
             continue  # a changed-only update before any full one cannot be applied

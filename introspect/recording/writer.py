@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,9 +14,15 @@ import msgspec
 from introspect.errors import UserError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
-from introspect.recording.format import RecordingEnd, RecordingHeader
+from introspect.recording.format import (
+    MAX_HISTORY_SAMPLES,
+    RecordedHistory,
+    RecordingEnd,
+    RecordingHeader,
+)
 
 _encoder = msgspec.msgpack.Encoder()
+MAX_PENDING_HISTORIES = 8  # history replies kept while waiting for the first full update
 
 
 class RecordingWriter:
@@ -40,6 +48,11 @@ class RecordingWriter:
     def write_update(self, update: m.Update) -> None:
         self._write_frame(m.encode(update))
         self.updates += 1
+
+    def write_history(self, samples: list[m.HistorySample], arrived: float) -> None:
+        """The agent's recent past, here in the stream (the newest `MAX_HISTORY_SAMPLES`)."""
+        history = RecordedHistory(time=arrived, samples=samples[-MAX_HISTORY_SAMPLES:])
+        self._write_frame(_encoder.encode(history))
 
     @property
     def bytes_written(self) -> int:
@@ -67,7 +80,8 @@ class RecordingWriter:
 
 class Recorder:
     """Recording set-up, written once for `introspect top --record` and `introspect record`:
-    the file and its header are created from the first full update (which names the node)."""
+    the file and its header are created from the first full update (which names the node).
+    History that arrives before it is written right after the header, before that update."""
 
     def __init__(self, path: str | Path, *, target: str, interval: float, top_tasks: int,
                  recorder: str) -> None:
@@ -77,6 +91,9 @@ class Recorder:
         self.top_tasks = top_tasks
         self.recorder = recorder
         self.writer: RecordingWriter | None = None
+        # History replies received before the first full update (more than one only if the
+        # connection dropped before its first update).
+        self._pending: list[tuple[list[m.HistorySample], float]] = []
 
     def write(self, update: m.Update) -> RecordingWriter | None:
         """Record `update`; None while still waiting for the first full one."""
@@ -90,9 +107,31 @@ class Recorder:
                 self.writer = RecordingWriter(self.path, header)
             except OSError as exc:
                 raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self.writer.write_update(update)
+            pending, self._pending = self._pending, []
+            for samples, arrived in pending:
+                self._guarded(self.writer.write_history, samples, arrived)
+        self._guarded(self.writer.write_update, update)
         return self.writer
+
+    def write_history(self, samples: list[m.HistorySample]) -> None:
+        """Record the agent's recent past where it arrived in the stream (none: nothing)."""
+        if not samples:
+            return
+        arrived = time.time()
+        if self.writer is None:
+            if len(self._pending) < MAX_PENDING_HISTORIES:  # the first ones seeded the most
+                self._pending.append((samples, arrived))
+            return
+        self._guarded(self.writer.write_history, samples, arrived)
+
+    def _guarded(self, write: Callable[..., None], *args: object) -> None:
+        try:
+            write(*args)
+        except OSError as exc:  # disk full, file system gone: one line, not a traceback
+            raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def close(self, reason: str = "closed") -> None:
         if self.writer is not None:
-            self.writer.close(reason)
+            # A full disk can't take the end frame: the frames before it stay readable.
+            with contextlib.suppress(OSError):
+                self.writer.close(reason)

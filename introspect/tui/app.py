@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -74,6 +75,7 @@ VIEWS: list[tuple[str, str, str, type[View]]] = [
 ]
 REPLAY_ACTIONS = {"replay_toggle", "replay_step", "replay_seek", "replay_speed"}
 REPLAY_TICK = 0.1
+T = TypeVar("T")
 
 
 class IntrospectApp(App[None]):
@@ -193,19 +195,24 @@ class IntrospectApp(App[None]):
 
     def on_snapshot(self, snapshot: Snapshot, update: m.Update) -> None:
         self.model.observe(snapshot, update.seq, update.dropped)
-        self._record(update)
+        if self.recorder is not None:
+            self._record(self.recorder.write, update)
         if not self.display_paused:
             self.refresh_display()
 
     def on_history(self, samples: list[m.HistorySample]) -> None:
-        if self.model.seed_history(samples) and not self.display_paused:
+        seeded = self.model.seed_history(samples)
+        if not seeded:
+            return
+        if self.recorder is not None:
+            # What the charts took, where it arrived in the stream: a replay seeds it there.
+            self._record(self.recorder.write_history, seeded)
+        if not self.display_paused:
             self.refresh_display()
 
-    def _record(self, update: m.Update) -> None:
-        if self.recorder is None:
-            return
+    def _record(self, write: Callable[[T], object], item: T) -> None:
         try:
-            self.recorder.write(update)
+            write(item)
         except UserError as exc:
             self.recorder = None
             self.notify(f"recording stopped: {exc}", severity="error", markup=False)

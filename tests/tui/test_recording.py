@@ -12,8 +12,15 @@ import pytest
 
 from introspect.errors import UserError
 from introspect.protocol import messages as m
-from introspect.recording import RecordingHeader, RecordingWriter, read_recording
+from introspect.recording import (
+    FORMAT_VERSION,
+    RecordingHeader,
+    RecordingWriter,
+    read_recording,
+)
+from introspect.tui.state.replay import ReplayController
 from tests.attach.support import CONTROL_TOKEN, start_host, tcp_target
+from tests.support.procs import wait_until
 from tests.tui.fixture_app import QUEUE_BACKLOG
 from tests.tui.support import RECORDING, fixture_process
 
@@ -21,7 +28,7 @@ from tests.tui.support import RECORDING, fixture_process
 def test_committed_fixture_is_a_valid_small_recording() -> None:
     rec = read_recording(RECORDING)
     assert RECORDING.stat().st_size < 200_000
-    assert rec.header.version == 1 and rec.header.node is not None
+    assert rec.header.version in (1, FORMAT_VERSION) and rec.header.node is not None
     assert rec.updates[0].full and not any(u.full for u in rec.updates[1:])
     assert rec.end is not None and rec.end.updates == len(rec.updates)
     assert [t["name"] for t in rec.sections[-1]["tasks"]["top"]].count("victim") == 1
@@ -74,11 +81,13 @@ def test_replay_of_a_bad_file_is_a_one_line_error(tmp_path: Path) -> None:
 def test_record_command_against_a_live_agent(tmp_path: Path) -> None:
     with fixture_process() as proc:
         proc.wait_for_line("ready")
-        proc.wait_for_agent()
+        with proc.client() as client:  # a past from before the recording
+            wait_until(lambda: len(client.history()) >= 2, timeout=30, interval=0.2,
+                       message="2 s of agent history")
         out = tmp_path / "live.rec"
         result = subprocess.run(
             [sys.executable, "-m", "introspect", "record", str(proc.pid), "-o", str(out),
-             "--interval", "0.2", "--duration", "1"], capture_output=True, text=True,
+             "--interval", "0.2", "--duration", "2"], capture_output=True, text=True,
             timeout=30)
         assert result.returncode == 0, result.stderr
         assert "recording" in result.stderr and "updates" in result.stderr
@@ -89,6 +98,13 @@ def test_record_command_against_a_live_agent(tmp_path: Path) -> None:
         last = rec.sections[-1]
         assert max(q["length"] for q in last["queues"]) == QUEUE_BACKLOG
         assert "victim" in [t["name"] for t in last["tasks"]["top"]]
+        # The agent's history, kept where it arrived, reaches back before the first update.
+        assert rec.header.version == 2 and len(rec.history) == 1
+        kept = [s for after in range(-1, len(rec.updates)) for h in rec.history.after(after)
+                for s in h]
+        assert sum(s.time < rec.updates.times[0] for s in kept) >= 2
+        replay = ReplayController(rec, start=len(rec.updates) - 1, playing=False)
+        assert len(replay.state.history) > len(rec.updates)
 
         small = tmp_path / "small.rec"
         result = subprocess.run(

@@ -1,17 +1,23 @@
 """A recording replays to the same screens live showed: the live app records its own stream
-(`--record`), the target exits (so live holds its last state), then the replay at the last
-update must draw every snapshot-driven view identically."""
+(`--record`), including the agent's history it seeded its charts with, the target exits (so
+live holds its last state), then the replay at the last update must draw every
+snapshot-driven view identically, and hold the same chart data as live at every frame."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import pytest
-
+from introspect.protocol import messages as m
+from introspect.protocol.snapshot import Snapshot
 from introspect.recording import read_recording
 from introspect.textfmt import clock_time
+from introspect.tui import app as app_module
 from introspect.tui.app import IntrospectApp
 from introspect.tui.state.connection import TargetExited
+from introspect.tui.state.model import ObserverState
+from introspect.tui.state.replay import ReplayController
+from tests.support.procs import wait_until
 from tests.tui.support import fixture_process, poll, run, screen_text
 
 VIEWS = ["1", "2", "5", "7", "8", "9"]  # tasks/tree/threads also ask the live agent for more
@@ -27,18 +33,43 @@ def body(text: str) -> list[str]:
     return shown
 
 
-def test_replay_draws_what_live_drew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Known gap: the agent's history from before the attach (seeded into live's charts at a
-    # varying moment) is not written to recordings yet, so replay can't draw it; the Load
-    # view then differed in ~1 of 3 runs. Live draws the stream alone here.
-    monkeypatch.setattr(IntrospectApp, "on_history", lambda self, samples: None)
+def charts(model: ObserverState) -> tuple[list[Any], dict[str, list[int]]]:
+    """What the charts and trends draw from."""
+    return list(model.history), {k: list(v) for k, v in model.queue_trends.items()}
+
+
+class ChartsKeepingApp(IntrospectApp):
+    """Live `top`, keeping its chart data at each frame: after update i and any history that
+    arrived before update i + 1 (what the screen held until the next update)."""
+
+    CSS_PATH = Path(app_module.__file__).parent / IntrospectApp.CSS_PATH
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frames: dict[int, tuple[list[Any], dict[str, list[int]]]] = {}
+
+    def on_snapshot(self, snapshot: Snapshot, update: m.Update) -> None:
+        super().on_snapshot(snapshot, update)
+        self.frames[self.model.updates - 1] = charts(self.model)
+
+    def on_history(self, samples: list[m.HistorySample]) -> None:
+        super().on_history(samples)
+        if self.model.updates:
+            self.frames[self.model.updates - 1] = charts(self.model)
+
+
+def test_replay_draws_what_live_drew(tmp_path: Path) -> None:
     path = tmp_path / "session.rec"
     live_screens: dict[str, list[str]] = {}
-    with fixture_process(seconds=2.5) as proc:
+    live_frames: dict[int, tuple[list[Any], dict[str, list[int]]]] = {}
+    with fixture_process(seconds=4) as proc:
         proc.wait_for_line("ready")
+        with proc.client() as client:  # a past from before the attach, for live to seed
+            wait_until(lambda: len(client.history()) >= 2, timeout=30, interval=0.2,
+                       message="2 s of agent history")
 
         async def live() -> None:
-            app = IntrospectApp(target=str(proc.pid), interval=0.3, record_to=path)
+            app = ChartsKeepingApp(target=str(proc.pid), interval=0.3, record_to=path)
             # Two lines taller: live shows a two-line "target exited" banner above the tabs.
             async with app.run_test(size=(100, 32)) as pilot:
                 await poll(pilot, lambda: isinstance(app.connection, TargetExited),
@@ -49,11 +80,27 @@ def test_replay_draws_what_live_drew(tmp_path: Path, monkeypatch: pytest.MonkeyP
                     await pilot.press(key)
                     await pilot.pause()
                     live_screens[key] = body(screen_text(app))
+                live_frames.update(app.frames)
 
         run(live())
 
     recording = read_recording(path)
     assert recording.end is not None and recording.end.reason == "target-exited"
+    last = len(recording.updates) - 1
+    assert sorted(live_frames) == list(range(last + 1))
+    # Live drew the agent's past from before the attach, and the recording kept it.
+    first_update = recording.updates.times[0]
+    assert any(s.time < first_update for s in live_frames[last][0])
+    assert len(recording.history) >= 1
+
+    # Every frame, opened directly (a rebuild), stepped forward, and stepped back.
+    for index in range(last + 1):
+        opened = ReplayController(recording, start=index, playing=False)
+        assert charts(opened.state) == live_frames[index], f"frame {index} opened"
+    stepping = ReplayController(recording, playing=False)
+    for index in [*range(1, last + 1), *range(last - 1, -1, -1)]:
+        stepping.step(index - stepping.index)
+        assert charts(stepping.state) == live_frames[index], f"frame {index} stepped"
 
     async def replay() -> None:
         app = IntrospectApp(recording=recording, replay_start=len(recording.updates) - 1,

@@ -43,7 +43,7 @@ class LiveSession(AsyncRequests):
         self.on_snapshot = on_snapshot
         self.on_state = on_state
         self.on_history = on_history
-        self._seeding: asyncio.Task[None] | None = None
+        self._seeding: set[asyncio.Task[None]] = set()  # one per (re)connection
         self.backoff = backoff or tui_backoff()
         self.role: str | None = None
         self._requests: AsyncClient | None = None
@@ -67,18 +67,29 @@ class LiveSession(AsyncRequests):
                     self.role = event.role
                     self.on_state(states.Connected(self.label, event.role or "read"))
                     if self.on_history is not None:
-                        self._seeding = asyncio.create_task(self._seed_history())
+                        seeding = asyncio.create_task(self._seed_history())
+                        self._seeding.add(seeding)
+                        seeding.add_done_callback(self._seeding.discard)
                 elif isinstance(event, Disconnected):
                     await self._drop_requests()
                     self.on_state(states.Disconnected(self.label, event.reason, event.attempt,
                                                       event.backoff))
                 elif isinstance(event, TargetGone):
+                    self._stop_seeding()
                     self.on_state(states.TargetExited(self.label, event.pid))
                     return
         except UserError as exc:
+            self._stop_seeding()
             self.on_state(states.Refused(self.label, str(exc), not connected, exc.exit_code))
         finally:
+            self._stop_seeding()
             await self._drop_requests()
+
+    def _stop_seeding(self) -> None:
+        """History that lands after the session ended would draw on a screen whose recording
+        is closed (or on the next target's): it is dropped, not drawn."""
+        for seeding in list(self._seeding):
+            seeding.cancel()
 
     async def _seed_history(self) -> None:
         """The agent's recent past, drawn as soon as we connect. An agent from before the

@@ -88,16 +88,17 @@ class ObserverState:
                 trend = self.queue_trends[key] = deque(maxlen=60)
             trend.append(row.length)
 
-    def seed_history(self, samples: list[HistorySample]) -> int:
+    def seed_history(self, samples: list[HistorySample]) -> list[HistorySample]:
         """Put the agent's recent past (oldest first) before what the stream brought, so the
-        charts start full on attach. Only samples older than the oldest one held are taken;
-        returns how many."""
+        charts start full on attach. Only samples older than the oldest one held are taken,
+        as many as there is room for; returns those (what a recording needs to seed a replay
+        the same way)."""
         oldest = self.history[0].time if self.history else float("inf")
         older = [s for s in samples if s.time < oldest]
         room = (self.history.maxlen or HISTORY) - len(self.history)
         older = older[-room:] if room > 0 else []
         if not older:
-            return 0
+            return []
         seeded: list[Sample] = []
         prev: HistorySample | None = None
         for h in older:
@@ -122,7 +123,7 @@ class ObserverState:
                 continue
             past = [h.queue_lengths[key] for h in older if key in h.queue_lengths]
             self.queue_trends[key] = deque(past + list(trend), maxlen=trend.maxlen)
-        return len(seeded)
+        return older
 
     def latest(self) -> Sample | None:
         return self.history[-1] if self.history else None

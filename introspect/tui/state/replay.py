@@ -39,11 +39,19 @@ class ReplayController:
                          self.speed, self.recording.updates.times[self.index])
 
     def _rebuild(self, index: int) -> ObserverState:
-        """The state exactly as live had it after update `index`: replay the history window."""
+        """The state as live had it after update `index` (and the history that came before
+        the next one): replay the chart window, with the recorded history seeded where it
+        arrived. A window that starts after the first update ends with a full chart of
+        streamed samples, where live had pushed every seeded one out too: it seeds none.
+        (Trends of queues seen fewer than their length in the window lack older points.)"""
         state = ObserverState()
         first = max(0, index - (state.history.maxlen or 0) + 1)
+        if first == 0:
+            self._seed(state, -1)
         for i in range(first, index + 1):
             self._observe(state, i)
+            if first == 0:
+                self._seed(state, i)
         return state
 
     def _observe(self, state: ObserverState, index: int) -> None:
@@ -51,12 +59,18 @@ class ReplayController:
         snapshot = msgspec.convert(self.recording.sections[index], Snapshot)
         state.observe(snapshot, updates.seqs[index], updates.dropped[index])
 
+    def _seed(self, state: ObserverState, after: int) -> None:
+        """The agent history live received after update `after`, seeded as live seeded it."""
+        for samples in self.recording.history.after(after):
+            state.seed_history(samples)
+
     def goto(self, index: int) -> bool:
         index = max(0, min(index, self.last))
         if index == self.index:
             return False
         if index == self.index + 1:
             self._observe(self.state, index)
+            self._seed(self.state, index)
         else:
             self.state = self._rebuild(index)
         self.index = index
