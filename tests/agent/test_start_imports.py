@@ -14,7 +14,8 @@ from tests.support.procs import AgentProcess, wait_until
 # Imported at start before issue 17; each belongs to a feature the defaults do not use.
 DEFERRED = ("prometheus_client", "http.server", "email", "wsgiref", "socketserver",
             "multiprocessing", "concurrent.futures.process", "ctypes", "psutil", "codeop",
-            "introspect.metrics.prometheus", "introspect.agent.console.session")
+            "introspect.metrics.prometheus", "introspect.agent.console.session",
+            "tempfile")  # tempfile: given a runtime dir (tests/conftest.py sets one)
 
 
 def run_python(source: str, env: dict[str, str] | None = None) -> dict:
