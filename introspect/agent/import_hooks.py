@@ -22,6 +22,7 @@ multiprocessing queue created right after the import must be discovered.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -34,6 +35,15 @@ Callback = Callable[[ModuleType], None]
 
 _lock = threading.Lock()
 _waiting: dict[str, list[Callback]] = {}
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a thread of the parent may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def when_imported(name: str, callback: Callback) -> Callable[[], None]:

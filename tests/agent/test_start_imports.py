@@ -200,5 +200,5 @@ def test_stop_cancels_every_wait_and_removes_the_finder() -> None:
                           "finder": any(type(f).__name__ == "_Finder" for f in sys.meta_path)}))
     """)
     assert set(out["during"]) == {"prometheus_client", "multiprocessing.queues",
-                                  "concurrent.futures.thread", "concurrent.futures.process"}
+                                  "concurrent.futures.process"}
     assert out["after"] == {} and not out["finder"]

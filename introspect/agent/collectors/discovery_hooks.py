@@ -4,13 +4,18 @@ The constructors of `asyncio.Queue`, `queue.Queue`, `multiprocessing.queues.Queu
 `concurrent.futures` executors are wrapped so each new instance is registered (weakly, with its
 creation site). `queue.SimpleQueue` is a C type: the module attribute is replaced by a thin
 subclass. Everything is restored by `uninstall()`. Registration never raises into the app.
-Modules the app has not imported (multiprocessing and the executors' modules) are wrapped when
-it imports them (`import_hooks`), not imported by us: they are ~2k objects in every GC.
+multiprocessing and `concurrent.futures.process` are wrapped when the app imports them
+(`import_hooks`), not imported by us: they are ~2k objects in every GC of the host.
 """
 
 from __future__ import annotations
 
 import asyncio
+
+# Imported now, not when the app first uses it: its fork hook must come before ours and the
+# exporters' (after_fork.py), which make thread pools in the child (the OpenTelemetry SDK's
+# Resource.create does); registered after them, the child waits forever on its shutdown lock.
+import concurrent.futures.thread
 import os
 import queue
 import sys
@@ -177,9 +182,9 @@ class DiscoveryHooks:
             self._wrap_init(cls, self._new_queue)
         owners = self.owners
         self.queues.queue_calls = QueueCallSampler(lambda: owners)  # windows: the watchdog
+        self._wrap_init(concurrent.futures.thread.ThreadPoolExecutor, self._new_executor)
         for module, attr, on_new in (
                 ("multiprocessing.queues", "Queue", self._new_queue),
-                ("concurrent.futures.thread", "ThreadPoolExecutor", self._new_executor),
                 ("concurrent.futures.process", "ProcessPoolExecutor", self._new_executor)):
             self._cancels.append(import_hooks.when_imported(
                 module, lambda mod, attr=attr, on_new=on_new:
@@ -258,7 +263,7 @@ def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> 
 
 
 def executor_row(obj: Any, name: str, site: str) -> dict:
-    if _is_instance(obj, "concurrent.futures.thread", "ThreadPoolExecutor"):
+    if isinstance(obj, concurrent.futures.thread.ThreadPoolExecutor):
         threads = list(obj._threads)
         frames = sys._current_frames()
         # A worker waiting for work sits in `_worker` itself (the queue get is C code); a busy
