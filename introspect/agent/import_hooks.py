@@ -16,11 +16,13 @@ and `__spec__.loader` are put back to the real loader. Any other name costs one 
 A callback that raises is logged at debug level; the import itself never fails because of us.
 Chosen over polling `sys.modules` from a periodic thread: an app that imports
 prometheus_client and calls `generate_latest()` right away must see our families, and a
-multiprocessing queue created right after the import must be discovered.
+multiprocessing queue created right after the import must be discovered. (A finder the app puts
+ahead of ours after start() and that loads a watched module itself hides that import from us.)
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -49,7 +51,7 @@ if hasattr(os, "register_at_fork"):
 def when_imported(name: str, callback: Callback) -> Callable[[], None]:
     """Call `callback(module)` once `name` is imported (at once if it already is).
     Returns a function that cancels the wait (a no-op once the callback has run)."""
-    module = sys.modules.get(name)
+    module = _imported(name)
     if module is not None:
         _call(name, callback, module)
         return _nothing
@@ -57,7 +59,7 @@ def when_imported(name: str, callback: Callback) -> Callable[[], None]:
         _waiting.setdefault(name, []).append(callback)
         if not any(finder is _FINDER for finder in sys.meta_path):
             sys.meta_path.insert(0, _FINDER)
-    module = sys.modules.get(name)  # imported by another thread meanwhile: do not wait
+    module = _imported(name)  # imported by another thread meanwhile: do not wait
     if module is not None and _take(name, callback):
         _call(name, callback, module)
 
@@ -75,6 +77,20 @@ def waiting() -> dict[str, int]:
 
 def _nothing() -> None:
     return None
+
+
+def _imported(name: str) -> ModuleType | None:
+    """The module if it is in `sys.modules`; one another thread is still executing is waited
+    for (importlib takes its module lock), so a callback never sees it half made."""
+    module = sys.modules.get(name)
+    if module is None:
+        return None
+    if getattr(getattr(module, "__spec__", None), "_initializing", False):
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            return None
+    return module
 
 
 def _take(name: str, callback: Callback) -> bool:

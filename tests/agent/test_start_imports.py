@@ -202,3 +202,40 @@ def test_stop_cancels_every_wait_and_removes_the_finder() -> None:
     assert set(out["during"]) == {"prometheus_client", "multiprocessing.queues",
                                   "concurrent.futures.process"}
     assert out["after"] == {} and not out["finder"]
+
+
+def test_a_module_another_thread_is_still_importing_is_waited_for(tmp_path) -> None:
+    """when_imported() on a module half-executed by another thread waits for the import to
+    finish (importlib's module lock) instead of calling back with the half-made module."""
+    (tmp_path / "slow_mod.py").write_text("import builtins\nbuiltins.GATE.wait()\nVALUE = 7\n")
+    out = run_python(f"""
+        import builtins, json, sys, threading
+        sys.path.insert(0, {str(tmp_path)!r})
+        from introspect.agent import import_hooks
+
+        builtins.GATE = threading.Event()
+        importer = threading.Thread(target=lambda: __import__("slow_mod"))
+        importer.start()
+        while "slow_mod" not in sys.modules:
+            pass
+        seen = []
+        waiter = threading.Thread(target=lambda: import_hooks.when_imported(
+            "slow_mod", lambda m: seen.append(getattr(m, "VALUE", None))))
+        waiter.start()
+
+        def in_import_lock():
+            frame = sys._current_frames().get(waiter.ident)
+            while frame is not None:
+                if frame.f_code.co_name in ("_lock_unlock_module", "acquire"):
+                    return True
+                frame = frame.f_back
+            return False
+
+        while not in_import_lock() and waiter.is_alive():
+            pass
+        builtins.GATE.set()
+        importer.join()
+        waiter.join()
+        print(json.dumps(seen))
+    """)
+    assert out == [7]
