@@ -87,7 +87,7 @@ def _off(parts):
     from introspect.agent.collectors import discovery_hooks, gcstats, loop
     from introspect.agent.server import lifecycle
     if "start" in parts:
-        import introspect.agent.core, introspect.metrics.prometheus  # what start() imports
+        import introspect.agent.core, introspect.metrics.default_registry  # what start() imports
         introspect.start = lambda **kw: None
     if "watchdog" in parts:
         blocking.BlockingDetector._run = lambda self: None

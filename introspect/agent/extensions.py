@@ -2,8 +2,10 @@
 detectors are the agent's own typed attributes: `agent.blocking`, `.sampler`, `.exact`.)
 
 Each entry is `module:function` taking the Agent and returning an object with `stop()` or
-None (disabled by config / dependency missing). A failing extension is logged and counted;
-it never stops the agent or the host.
+None (disabled by config / dependency missing), and the config flag that enables it (None:
+always). A disabled extension's module is not even imported: what start() imports stays in the
+host's heap, walked by every full GC. A failing extension is logged and counted; it never stops
+the agent or the host.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from introspect.textsafe import escape_for_log
 
 log = logging.getLogger("introspect.agent")
 
-# name → "module:function"; a module that does not exist yet is skipped.
-EXTENSIONS: dict[str, str] = {
-    "metrics": "introspect.metrics.prometheus:start_for_agent",
-    "otlp": "introspect.metrics.otlp:start_for_agent",
-    "console": "introspect.agent.console.bridge:start_for_agent",
+# name → ("module:function", enabling config flag); a module that does not exist is skipped.
+EXTENSIONS: dict[str, tuple[str, str | None]] = {
+    "metrics": ("introspect.metrics.default_registry:start_for_agent", None),
+    "otlp": ("introspect.metrics.otlp:start_for_agent", "otlp"),
+    "console": ("introspect.agent.console.bridge:start_for_agent", "console"),
 }
 
 
 def start_all(agent: Any) -> None:
-    for name, target in EXTENSIONS.items():
+    for name, (target, flag) in EXTENSIONS.items():
+        if flag is not None and not getattr(agent.config, flag):
+            continue
         module_name, _, func_name = target.partition(":")
         try:
             module = importlib.import_module(module_name)

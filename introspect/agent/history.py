@@ -60,17 +60,14 @@ def take_sample(agent: Agent) -> HistorySample:
         if row is not None:
             queues[name] = queues.get(name, 0) + max(0, row["length"])
     longest = sorted(queues.items(), key=lambda kv: -kv[1])[:MAX_QUEUES]
-    proc = agent.process.proc  # not stats(): that moves the snapshot's CPU% baseline
-    with proc.oneshot():
-        cpu = proc.cpu_times()
-        rss = proc.memory_info().rss
-        threads = proc.num_threads()
+    # not stats(): that moves the snapshot's CPU% baseline (and needs psutil)
+    cpu_seconds, rss, threads = agent.process.basics()
     gc_stats = agent.gc.stats()
     return HistorySample(
         time=time.time(), lag_p50=round(p50, 6), lag_p99=round(p99, 6),
         lag_max=round(max(peak, probe.last_lag, probe.blocked_for()), 6),
         ready=probe.ready(), tasks=sum(max(0, n) for n in live.values()),
-        rss_bytes=int(rss), cpu_seconds=float(cpu.user + cpu.system), threads=int(threads),
+        rss_bytes=int(rss), cpu_seconds=float(cpu_seconds), threads=int(threads),
         gc_collections=sum(gc_stats["collections"]),
         gc_pause_seconds_total=float(gc_stats["pause_seconds_total"]),
         errors_total=agent.errors.total,

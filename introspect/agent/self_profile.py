@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +57,8 @@ def _record_and_load(duration: float, rate: int) -> Any:
 
 
 def _record(duration: float, rate: int) -> Any:
+    import tempfile  # here: with what it imports, ~600 objects the host's GC would walk
+
     from introspect.profiling import pyspy, report
 
     with tempfile.TemporaryDirectory(prefix="introspect-profile-") as tmp:

@@ -29,12 +29,12 @@ from prometheus_client import exposition
 from prometheus_client.registry import REGISTRY, CollectorRegistry
 
 from introspect.metrics.after_fork import AfterFork
+from introspect.metrics.default_registry import multiproc_dir
 from introspect.metrics.prometheus_collector import IntrospectCollector
 from introspect.metrics.readings import AgentReadings
 from introspect.metrics.scrape_server import PortInUse, ScrapeServer
 
 log = logging.getLogger("introspect.metrics")
-MULTIPROC_ENV = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 
 class MetricsEndpoint:
@@ -120,14 +120,6 @@ class MetricsEndpoint:
                 registry.unregister(self.collector)
 
 
-def multiproc_dir() -> str | None:
-    for name in MULTIPROC_ENV:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
-
-
 def own_registry(collector: IntrospectCollector) -> CollectorRegistry:
     """Only this process's runtime metrics (a worker under PROMETHEUS_MULTIPROC_DIR)."""
     from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
@@ -162,10 +154,11 @@ def serving_registry(collector: IntrospectCollector) -> CollectorRegistry:
 
 
 def start_for_agent(agent: Any) -> MetricsEndpoint:
-    """Always registers the collector in the default registry (an app that serves it shows our
-    metrics); serves `/metrics` only when a metrics port is configured."""
+    """With a metrics port or PROMETHEUS_MULTIPROC_DIR (`default_registry.start_for_agent`
+    decides): registers the collector in the default registry (an app that serves it shows our
+    metrics) and serves `/metrics` when the port is configured."""
     readings = AgentReadings(agent)
-    collector = IntrospectCollector(readings)
+    collector = IntrospectCollector(readings, REGISTRY)
     REGISTRY.register(collector)
     endpoint: MetricsEndpoint | None = None
     try:

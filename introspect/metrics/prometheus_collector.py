@@ -5,28 +5,28 @@ registry (its own ASGI/WSGI `make_asgi_app()`, `generate_latest()`) shows our me
 `describe()` reports nothing: registering never claims names, so an app that registers a
 metric with one of our names after us does not get a "Duplicated timeseries" error; at scrape
 time we leave such a family out (counted as an agent error) instead of exposing it twice.
+
+prometheus_client is imported in the functions, not here: this module is imported from the
+import of prometheus_client itself (`default_registry`), and at scrape time it is loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import REGISTRY, CollectorRegistry
+from typing import TYPE_CHECKING, Any
 
 from introspect.metrics.catalog import OURS, MetricSpec
 from introspect.metrics.readings import AgentReadings, Reading
 
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import CollectorRegistry
+
 
 class IntrospectCollector:
-    def __init__(self, readings: AgentReadings, registry: CollectorRegistry | None = REGISTRY
-                 ) -> None:
+    """`registry`: the one we are registered in, whose other names we leave out."""
+
+    def __init__(self, readings: AgentReadings, registry: CollectorRegistry | None) -> None:
         self.readings = readings
         self.registry = registry
 
@@ -60,6 +60,12 @@ class IntrospectCollector:
 
 
 def family(spec: MetricSpec, reading: Reading) -> Metric:
+    from prometheus_client.metrics_core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
+
     if spec.type == "histogram":
         hist = HistogramMetricFamily(spec.prom, spec.help, labels=spec.labels)
         for labels, buckets, total in reading.histograms.get(spec.prom, []):

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ def runtime_dir(create: bool = False) -> Path:
         return path
     except (OSError, RuntimeDirError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    import tempfile
+
     private = Path(tempfile.mkdtemp(prefix=FALLBACK_PREFIX.format(uid=os.getuid())))
     _fallback[os.getpid()] = private
     log.warning("introspect: runtime dir %s is not usable (%s); using the private dir %s",
@@ -60,7 +61,15 @@ def configured_runtime_dir() -> Path:
         return Path(override)
     if os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         return Path(os.environ["XDG_RUNTIME_DIR"]) / "introspect"
-    return Path(tempfile.gettempdir()) / f"introspect-{os.getuid()}"
+    return Path(_system_temp_dir()) / f"introspect-{os.getuid()}"
+
+
+def _system_temp_dir() -> str:
+    """Imported here: tempfile with shutil, bz2 and lzma is ~900 objects in the host's heap,
+    which an agent given INTROSPECT_RUNTIME_DIR or XDG_RUNTIME_DIR does not need."""
+    import tempfile
+
+    return tempfile.gettempdir()
 
 
 def _make_private_dir(path: Path) -> None:
@@ -111,7 +120,7 @@ def agent_dirs() -> list[Path]:
     found = [configured_runtime_dir()]
     if not os.environ.get("INTROSPECT_RUNTIME_DIR"):
         pattern = FALLBACK_PREFIX.format(uid=os.getuid()) + "*"
-        found += sorted(p for p in Path(tempfile.gettempdir()).glob(pattern)
+        found += sorted(p for p in Path(_system_temp_dir()).glob(pattern)
                         if untrusted_reason(p) is None)
     return found
 

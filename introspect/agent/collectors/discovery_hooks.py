@@ -4,13 +4,18 @@ The constructors of `asyncio.Queue`, `queue.Queue`, `multiprocessing.queues.Queu
 `concurrent.futures` executors are wrapped so each new instance is registered (weakly, with its
 creation site). `queue.SimpleQueue` is a C type: the module attribute is replaced by a thin
 subclass. Everything is restored by `uninstall()`. Registration never raises into the app.
+multiprocessing and `concurrent.futures.process` are wrapped when the app imports them
+(`import_hooks`), not imported by us: they are ~2k objects in every GC of the host.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import multiprocessing.queues
+
+# Imported now, not when the app first uses it: its fork hook must come before ours and the
+# exporters' (after_fork.py), which make thread pools in the child (the OpenTelemetry SDK's
+# Resource.create does); registered after them, the child waits forever on its shutdown lock.
+import concurrent.futures.thread
 import os
 import queue
 import sys
@@ -20,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from introspect.agent import import_hooks
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.queue_owners import QueueCallSampler, QueueOwners
 
@@ -130,6 +136,8 @@ class DiscoveryHooks:
         self.owners = queues.owners = QueueOwners()
         self._on_error = on_error
         self._saved: list[tuple[Any, str, Any]] = []
+        self._cancels: list[Callable[[], None]] = []
+        self._saving = threading.Lock()  # an app thread's import may wrap while we unwrap
 
     def _wrap_init(self, cls: type, on_new: Callable[[Any], None]) -> None:
         original = cls.__dict__.get("__init__")
@@ -147,8 +155,9 @@ class DiscoveryHooks:
         __init__._introspect_wrapped = True  # type: ignore[attr-defined]
         __init__.__wrapped__ = original  # type: ignore[attr-defined]
         __init__.__doc__ = original.__doc__
-        self._saved.append((cls, "__init__", original))
-        cls.__init__ = __init__
+        with self._saving:
+            self._saved.append((cls, "__init__", original))
+            cls.__init__ = __init__
 
     def _new_queue(self, obj: Any) -> None:
         if threading.current_thread().name.startswith(AGENT_THREAD_PREFIXES):
@@ -169,12 +178,17 @@ class DiscoveryHooks:
         self.executors.add(obj, name, site)
 
     def install(self) -> None:
-        for cls in (asyncio.Queue, queue.Queue, multiprocessing.queues.Queue):
+        for cls in (asyncio.Queue, queue.Queue):
             self._wrap_init(cls, self._new_queue)
         owners = self.owners
         self.queues.queue_calls = QueueCallSampler(lambda: owners)  # windows: the watchdog
-        for cls in (concurrent.futures.ThreadPoolExecutor, concurrent.futures.ProcessPoolExecutor):
-            self._wrap_init(cls, self._new_executor)
+        self._wrap_init(concurrent.futures.thread.ThreadPoolExecutor, self._new_executor)
+        for module, attr, on_new in (
+                ("multiprocessing.queues", "Queue", self._new_queue),
+                ("concurrent.futures.process", "ProcessPoolExecutor", self._new_executor)):
+            self._cancels.append(import_hooks.when_imported(
+                module, lambda mod, attr=attr, on_new=on_new:
+                self._wrap_init(getattr(mod, attr), on_new)))
         original = queue.SimpleQueue
         if not getattr(original, "_introspect_wrapped", False):
             new_queue = self._new_queue
@@ -195,12 +209,16 @@ class DiscoveryHooks:
             queue.SimpleQueue = SimpleQueue  # type: ignore[misc]
 
     def uninstall(self) -> None:
+        cancels, self._cancels = self._cancels, []
+        for cancel in cancels:
+            cancel()
         calls, self.queues.queue_calls = self.queues.queue_calls, None
         if calls is not None:
             calls.stop()
-        for owner, attr, original in reversed(self._saved):
-            setattr(owner, attr, original)
-        self._saved.clear()
+        with self._saving:
+            for owner, attr, original in reversed(self._saved):
+                setattr(owner, attr, original)
+            self._saved.clear()
 
 
 def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> dict | None:
@@ -220,7 +238,7 @@ def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> 
         capacity = obj.maxsize
         getters = len(getattr(obj.not_empty, "_waiters", ()))
         putters = len(getattr(obj.not_full, "_waiters", ()))
-    elif isinstance(obj, multiprocessing.queues.Queue):
+    elif _is_instance(obj, "multiprocessing.queues", "Queue"):
         kind = "multiprocessing"
         try:
             length = obj.qsize()
@@ -245,7 +263,7 @@ def queue_row(obj: Any, name: str, site: str, created: float, watched: bool) -> 
 
 
 def executor_row(obj: Any, name: str, site: str) -> dict:
-    if isinstance(obj, concurrent.futures.ThreadPoolExecutor):
+    if isinstance(obj, concurrent.futures.thread.ThreadPoolExecutor):
         threads = list(obj._threads)
         frames = sys._current_frames()
         # A worker waiting for work sits in `_worker` itself (the queue get is C code); a busy
@@ -261,3 +279,10 @@ def executor_row(obj: Any, name: str, site: str) -> dict:
     return {"name": name, "type": "process", "queue_length": max(0, pending - workers),
             "workers": workers, "max_workers": obj._max_workers,
             "busy": min(pending, workers), "created_at": site}
+
+
+def _is_instance(obj: Any, module_name: str, class_name: str) -> bool:
+    """isinstance for a class whose module may not be imported (then nothing is one)."""
+    module = sys.modules.get(module_name)
+    cls = getattr(module, class_name, None)
+    return isinstance(cls, type) and isinstance(obj, cls)

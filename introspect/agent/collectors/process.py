@@ -1,25 +1,64 @@
-"""The process: CPU, RSS, open file descriptors, threads, children (psutil)."""
+"""The process: CPU, RSS, open file descriptors, threads, children (psutil).
+
+psutil is imported when a snapshot first asks (`proc`), not at start: the once-a-second history
+sample reads /proc on Linux (`basics`), and psutil's ~2.5k objects would otherwise sit in the
+host's heap for every full GC to walk.
+"""
 
 from __future__ import annotations
 
 import os
 import resource
 import time
-
-import psutil
+from typing import Any
 
 CHILDREN_CACHE_SECONDS = 5.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE_SIZE = resource.getpagesize()
 
 
 class ProcessCollector:
     def __init__(self, pid: int | None = None) -> None:
         self.pid = pid or os.getpid()
-        self.proc = psutil.Process(self.pid)
-        self.started = self.proc.create_time()
+        self._proc: Any = None
+        self._started: float | None = None
         self._last_cpu: tuple[float, float] | None = None
         self._children_cache: tuple[float, list[int]] | None = None
 
+    @property
+    def proc(self) -> Any:
+        """The `psutil.Process`, made (and psutil imported) at first use."""
+        if self._proc is None:
+            import psutil
+
+            self._proc = psutil.Process(self.pid)
+        return self._proc
+
+    @property
+    def started(self) -> float:
+        if self._started is None:
+            self._started = self.proc.create_time()
+        return self._started
+
+    def basics(self) -> tuple[float, int, int]:
+        """(CPU seconds, RSS bytes, threads): one read of /proc/<pid>/stat on Linux (the
+        numbers psutil reads there too), psutil elsewhere."""
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as fh:
+                data = fh.read()
+            fields = data[data.rindex(b")") + 2:].split()  # fields[0] is field 3, "state"
+            cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+            return cpu, int(fields[21]) * _PAGE_SIZE, int(fields[17])  # rss, num_threads
+        except (OSError, ValueError, IndexError):
+            pass
+        proc = self.proc
+        with proc.oneshot():
+            times = proc.cpu_times()
+            return times.user + times.system, proc.memory_info().rss, proc.num_threads()
+
     def stats(self, with_children: bool = True) -> dict:
+        import psutil
+
         proc = self.proc
         with proc.oneshot():
             cpu = proc.cpu_times()
@@ -65,6 +104,8 @@ class ProcessCollector:
             return sorted(set(pids))
         except (OSError, ValueError):
             pass
+        import psutil
+
         now = time.monotonic()
         cached = self._children_cache
         if cached is not None and now - cached[0] < CHILDREN_CACHE_SECONDS:
@@ -78,6 +119,8 @@ class ProcessCollector:
 
     def thread_cpu(self) -> dict[int, float]:
         """CPU seconds per native thread id."""
+        import psutil
+
         try:
             return {t.id: t.user_time + t.system_time for t in self.proc.threads()}
         except psutil.Error:
