@@ -4,8 +4,10 @@ defaults, in alternating fresh processes (issue 17: within 10 % of plain).
     .venv/bin/python benchmarks/gc_churn.py [--pairs 6] [--tasks 200000]
 
 Each process measures its own pauses with a `gc.callbacks` pair (start/stop, perf_counter) and
-counts collections per generation. Per-task objects the agent keeps (a TaskMeta per task; up
-to 2×YOUNG_LIMIT tasks held until their sweep) are what could feed the collector.
+counts collections per generation. What the agent could feed the collector per task: a
+TaskMeta (not a GC object, so not counted towards a young-generation collection), and the
+finished tasks its young ring holds until a new task looks at them (a few new tasks later;
+BENCHMARKS.md "GC under churn"). What remains is the larger heap each collection examines.
 """
 
 from __future__ import annotations
