@@ -80,6 +80,29 @@ monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Where `obj`'s list of weak references starts, or NULL when it takes none. As CPython's own
+ * _PyObject_GET_WEAKREFS_LISTPTR: the offset is negative for a type with managed weak
+ * references (3.12+ heap types: _asyncio.Task from 3.13), in the pre-header. */
+static inline PyWeakReference **
+weaklist_of(PyObject *obj)
+{
+    Py_ssize_t offset = Py_TYPE(obj)->tp_weaklistoffset;
+    if (offset == 0 || PyType_Check(obj))
+        return NULL;
+    return (PyWeakReference **)((char *)obj + offset);
+}
+
+/* TaskMeta is not a GC type (but on the free-threaded build, where weak references are
+ * linked under locks only weakref's own code takes): each allocation of a GC object counts
+ * towards the collector's next young-generation collection, and there is one TaskMeta per
+ * task. It can be in no reference cycle: it refers to its seq (int), kind (str), parent seq
+ * (int or None), a code object and its KindCounter (holding a str) — none of them a container
+ * the collector examines (code objects are not GC objects on 3.11-3.14), and its task only
+ * weakly; it takes no callback (`Meta_new`). (Python code could store anything in those
+ * fields; the agent stores only these. The collector never examined a TaskMeta before either:
+ * it was untracked.) So it is freed by reference counting alone, and
+ * it must not reach weakref's own dealloc (which reads the GC header a GC object has): it
+ * unlinks itself from its task's list as weakref's own dealloc does. */
 static void
 Meta_dealloc(Meta *self)
 {
@@ -88,22 +111,62 @@ Meta_dealloc(Meta *self)
     Py_CLEAR(self->parent);
     Py_CLEAR(self->where_code);
     Py_CLEAR(self->counter);
+#ifdef Py_GIL_DISABLED
     _PyWeakref_RefType.tp_dealloc((PyObject *)self);
+#else
+    PyWeakReference *wr = &self->ref;
+    if (wr->wr_object != Py_None) {
+        PyWeakReference **list = weaklist_of(wr->wr_object);
+        if (list != NULL && *list == wr)
+            *list = wr->wr_next;
+        if (wr->wr_prev != NULL)
+            wr->wr_prev->wr_next = wr->wr_next;
+        if (wr->wr_next != NULL)
+            wr->wr_next->wr_prev = wr->wr_prev;
+        wr->wr_object = Py_None;
+        wr->wr_prev = wr->wr_next = NULL;
+    }
+    Py_CLEAR(wr->wr_callback);
+    PyObject_Free(self);
+#endif
+}
+
+/* TaskMeta(task): a weak reference with no callback (the collector runs a weak reference's
+ * callback through its GC header) to an object that is not a class (whose list of weak
+ * references may live outside it: `weaklist_of`). */
+static PyObject *
+Meta_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) != 1 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "TaskMeta takes one argument, the task");
+        return NULL;
+    }
+    if (PyType_Check(PyTuple_GET_ITEM(args, 0))) {
+        PyErr_SetString(PyExc_TypeError, "a TaskMeta refers to a task, not a class");
+        return NULL;
+    }
+    return _PyWeakref_RefType.tp_new(type, args, NULL);
 }
 
 static int
 Meta_traverse(Meta *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->where_code);
+#ifdef Py_GIL_DISABLED
     return _PyWeakref_RefType.tp_traverse((PyObject *)self, visit, arg);
+#else
+    return 0;
+#endif
 }
 
+#ifdef Py_GIL_DISABLED
 static int
 Meta_clear(Meta *self)
 {
     Py_CLEAR(self->where_code);
     return _PyWeakref_RefType.tp_clear((PyObject *)self);
 }
+#endif
 
 static PyMemberDef Meta_members[] = {
     {"seq", T_OBJECT, offsetof(Meta, seq), 0, "creation order, the task's id"},
@@ -138,29 +201,30 @@ static PyGetSetDef Meta_getset[] = {
      "(code, line) of the user frame that called create_task, or None", NULL},
     {NULL}};
 
+#ifdef Py_GIL_DISABLED
+#define META_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC)
+#else
+#define META_FLAGS Py_TPFLAGS_DEFAULT
+#endif
+
 static PyTypeObject MetaType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "introspect.agent._tasks_accel.TaskMeta",
     .tp_basicsize = sizeof(Meta),
     .tp_dealloc = (destructor)Meta_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = META_FLAGS,
     .tp_doc = "a weak reference to a task with the agent's metadata about it",
     .tp_members = Meta_members,
     .tp_getset = Meta_getset,
+    .tp_new = Meta_new,
+#ifdef Py_GIL_DISABLED
     .tp_traverse = (traverseproc)Meta_traverse,
     .tp_clear = (inquiry)Meta_clear,
+#else
+    /* set, so that the type does not inherit weakref's GC flag (PyType_Ready would) */
+    .tp_traverse = (traverseproc)Meta_traverse,
+    .tp_free = PyObject_Free,
+#endif
 };
-
-/* Where `obj`'s list of weak references starts, or NULL when it takes none. As CPython's own
- * _PyObject_GET_WEAKREFS_LISTPTR: the offset is negative for a type with managed weak
- * references (3.12+ heap types: _asyncio.Task from 3.13), in the pre-header. */
-static inline PyWeakReference **
-weaklist_of(PyObject *obj)
-{
-    Py_ssize_t offset = Py_TYPE(obj)->tp_weaklistoffset;
-    if (offset == 0 || PyType_Check(obj))
-        return NULL;
-    return (PyWeakReference **)((char *)obj + offset);
-}
 
 /* The task's Meta (borrowed), or NULL; never sets an error. */
 static Meta *
@@ -180,9 +244,8 @@ meta_of(PyObject *task)
  *
  * Not through the type call (argument tuple, __new__ and __init__ parsing their arguments):
  * allocated and linked into the task's list as weakref's own __new__ does for a subclass —
- * after the shared basic ref and proxy, which CPython keeps at the head of the list. Then
- * untracked by the GC: a Meta refers to no container (seq, kind, parent, a code object, its
- * counter; no callback), so it can be in no cycle and collections need not examine it. */
+ * after the shared basic ref and proxy, which CPython keeps at the head of the list. Not a GC
+ * object (see Meta_dealloc): it costs the collector nothing. */
 static Meta *
 new_meta(PyObject *task)
 {
@@ -194,14 +257,15 @@ new_meta(PyObject *task)
         Meta *meta = (Meta *)PyObject_CallOneArg((PyObject *)&MetaType, task);
         if (meta != NULL) {
             weakref_vectorcall = meta->ref.vectorcall;
+#ifdef Py_GIL_DISABLED
             PyObject_GC_UnTrack(meta);
+#endif
         }
         return meta;
     }
     Meta *meta = (Meta *)MetaType.tp_alloc(&MetaType, 0);
     if (meta == NULL)
         return NULL;
-    PyObject_GC_UnTrack(meta);
     PyWeakReference *wr = &meta->ref;
     wr->wr_object = task; /* a weak reference: no incref */
     wr->wr_callback = NULL;
@@ -286,14 +350,21 @@ typedef struct {
     PyObject *descr;
 } Method;
 
+/* A task waiting for its done accounting (see `step`): held, with the seq it joined at. */
+typedef struct {
+    PyObject *task;
+    long long joined;
+    int flushed; /* seen pending by a flush (a lag-probe beat) already */
+} Young;
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *registry, *on_crash, *on_error;
     PyObject *counters;     /* kind -> Counter */
-    PyObject *young;        /* list: new tasks not yet given the done callback (see sweep) */
-    Py_ssize_t young_limit; /* the factory sweeps when this many joined since the last */
-    Py_ssize_t marked;      /* the first `marked` of `young` survived a sweep already */
+    Young *young;           /* ring of new tasks not yet accounted nor given the callback */
+    Py_ssize_t young_head, young_count, young_size; /* oldest, how many, allocated */
+    Py_ssize_t young_limit; /* at most this many held; older ones get the done callback */
     long long last_seq;
     PyTypeObject *task_type; /* the class the Methods below were read from */
     Method done, cancelled, add_done_callback;
@@ -331,10 +402,36 @@ counter_of_kind(Done *self, PyObject *kind)
     return rc < 0 ? NULL : counter;
 }
 
-static int sweep(Done *self);
+static int step(Done *self);
+static int release_oldest(Done *self);
 
-/* Track a new task: its Meta in the registry, its kind's counts, the young list (the done
- * callback later, if it outlives two sweeps). */
+/* Append to the ring (its reference is stolen), growing it when full; -1 with an error set
+ * (the reference released). */
+static int
+young_push(Done *self, Young entry)
+{
+    if (self->young_count == self->young_size) {
+        Py_ssize_t size = self->young_size ? self->young_size * 2 : 64;
+        Young *ring = PyMem_Malloc(sizeof(Young) * size);
+        if (ring == NULL) {
+            Py_DECREF(entry.task);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < self->young_count; i++)
+            ring[i] = self->young[(self->young_head + i) & (self->young_size - 1)];
+        PyMem_Free(self->young);
+        self->young = ring;
+        self->young_size = size;
+        self->young_head = 0;
+    }
+    self->young[(self->young_head + self->young_count) & (self->young_size - 1)] = entry;
+    self->young_count++;
+    return 0;
+}
+
+/* Track a new task: its Meta in the registry, its kind's counts, the young ring (see
+ * `step`: accounted when found done, the done callback if it waits too long). */
 static int
 track(Done *self, PyObject *task, Counter *counter, PyObject *parent, PyObject *where_code,
       int where_line)
@@ -361,11 +458,15 @@ track(Done *self, PyObject *task, Counter *counter, PyObject *parent, PyObject *
         return -1;
     counter->live++;
     counter->created++;
-    if (PyList_Append(self->young, task) < 0)
-        return -1;
-    if (PyList_GET_SIZE(self->young) >= self->marked + self->young_limit)
-        return sweep(self);
-    return 0;
+    /* the older ones first: the new task is pending (but for an eager one, seen next time) */
+    rc = step(self);
+    if (rc == 0 && self->young_count >= self->young_limit)
+        rc = release_oldest(self);
+    /* on the ring even then (KeyboardInterrupt): it is scheduled, it will run and end */
+    Young entry = {Py_NewRef(task), self->last_seq, 0};
+    if (young_push(self, entry) < 0)
+        rc = -1;
+    return rc;
 }
 
 static int
@@ -443,63 +544,146 @@ Done_vectorcall(Done *self, PyObject *const *args, size_t nargsf, PyObject *kwna
     Py_RETURN_NONE;
 }
 
-/* Account the done tasks of `young` (the list each new task joins); a pending task that was
- * already pending at the previous sweep (one of the first `marked`) gets the done callback
- * and leaves the list, the others stay for one more sweep. A task that finishes young — most
- * of them, under churn — costs no done-callback Handle at all, and the list never holds more
- * than two sweeps' worth of tasks. */
+/* ---- the young ring ---------------------------------------------------------------------
+ *
+ * A new task joins the ring (held) instead of getting a done callback: a done callback costs
+ * the loop a Handle per task, and under churn most tasks are done the next time we look. Each
+ * new task first looks at the oldest few (`step`): a done one is accounted and released at
+ * once, so a finished task is not kept alive for long (a server's task per request is gone
+ * within a few requests, as without the agent: kept longer, its objects would count towards
+ * the collector's next young-generation collection); a pending one goes to the back of the
+ * ring. A task still pending when it is old next to the others (below), or after young_limit
+ * newer ones, or at a second flush (each lag-probe beat), or when the ring is full, gets the
+ * done callback and leaves the ring. */
+
+/* Per new task: look at up to this many pending young tasks (each look ~200 instructions: one
+ * is what a batch created at once, all pending, costs per task), and account up to this many
+ * done ones (a batch that just finished is released within ~batch/LOOK_DONE new tasks). */
+#define LOOK_PENDING 1
+#define LOOK_DONE 16
+/* A pending task older than OLD_AGE_FACTOR times the ring's length (and OLD_AGE_MIN) in
+ * tasks created since is long-lived next to the others (a connection's task among requests'):
+ * kept, it would take the looks the short-lived ones need. A batch created at once is never
+ * older than the ring is long. */
+#define OLD_AGE_FACTOR 2
+#define OLD_AGE_MIN 32
+
+enum { ROTATE, FLUSH, EVICT }; /* what `look_at_oldest` may do with a pending task */
+
+static inline void
+fetch_error(PyObject **saved)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    saved[0] = PyErr_GetRaisedException();
+#else
+    PyErr_Fetch(&saved[0], &saved[1], &saved[2]);
+#endif
+}
+
+static inline void
+restore_error(PyObject **saved)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(saved[0]);
+#else
+    PyErr_Restore(saved[0], saved[1], saved[2]);
+#endif
+}
+
+/* Take the oldest young task off the ring: done -> accounted and released (1); pending (0)
+ * -> back at the end of the ring, or the done callback if it has waited long enough (always
+ * with EVICT). -1 with an error set; a task not accounted then goes back on the ring. Off the
+ * ring before any Python code runs (a crash handler may create tasks: this is re-entrant). */
+static int
+look_at_oldest(Done *self, int policy)
+{
+    Young entry = self->young[self->young_head];
+    self->young_head = (self->young_head + 1) & (self->young_size - 1);
+    self->young_count--;
+    PyObject *done = call_method(self, entry.task, &self->done, NULL);
+    int state = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (state > 0) {
+        state = done_account(self, entry.task) < 0 ? -1 : 1;
+        Py_DECREF(entry.task); /* accounted (or its accounting failed): released either way */
+        return state;
+    }
+    if (state == 0) {
+        long long age = self->last_seq - entry.joined; /* in tasks created since */
+        int waited = policy == EVICT || (policy == FLUSH && entry.flushed) ||
+                     age >= self->young_limit ||
+                     (age >= OLD_AGE_MIN && age >= OLD_AGE_FACTOR * self->young_count);
+        if (!waited) {
+            entry.flushed |= policy == FLUSH;
+            return young_push(self, entry);
+        }
+        PyObject *res = call_method(self, entry.task, &self->add_done_callback,
+                                    (PyObject *)self);
+        if (res != NULL) {
+            Py_DECREF(res);
+            Py_DECREF(entry.task);
+            return 0;
+        }
+    }
+    PyObject *saved[3] = {NULL, NULL, NULL};
+    fetch_error(saved);
+    if (young_push(self, entry) < 0)
+        PyErr_Clear();
+    restore_error(saved);
+    return -1;
+}
+
+/* The incremental sweep, at each new task: the oldest young tasks, LOOK_DONE done ones and
+ * LOOK_PENDING pending ones at most, each looked at once at most. */
+static int
+step(Done *self)
+{
+    int pending = LOOK_PENDING, done = LOOK_DONE;
+    for (Py_ssize_t n = self->young_count; n > 0 && pending > 0 && done > 0; n--) {
+        if (self->young_count == 0)
+            break;
+        int state = look_at_oldest(self, ROTATE);
+        if (state > 0) {
+            done--;
+            continue;
+        }
+        pending--;
+        if (state < 0) {
+            report(self->on_error);
+            if (PyErr_Occurred()) /* KeyboardInterrupt and friends */
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Make room in a full ring: the oldest leaves it, accounted or with the done callback (on
+ * a failure it stays: the ring outgrows young_limit by the tasks whose methods fail). */
+static int
+release_oldest(Done *self)
+{
+    if (look_at_oldest(self, EVICT) < 0) {
+        report(self->on_error);
+        if (PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+/* The whole ring (each lag-probe beat, and `counts()` on the loop's thread): every done task
+ * accounted; a pending one that was pending at the previous flush gets the done callback, so
+ * a long-lived task leaves the ring within two beats. */
 static int
 sweep(Done *self)
 {
-    PyObject *young = self->young;
-    Py_ssize_t n = PyList_GET_SIZE(young);
-    Py_ssize_t old = self->marked < n ? self->marked : n;
-    self->marked = 0;
-    if (n == 0)
-        return 0;
-    PyObject *items = PyList_GetSlice(young, 0, n);
-    if (items == NULL || PyList_SetSlice(young, 0, n, NULL) < 0) {
-        Py_XDECREF(items);
-        return -1;
-    }
-    int rc = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *task = PyList_GET_ITEM(items, i);
-        PyObject *done = call_method(self, task, &self->done, NULL);
-        int state = done == NULL ? -1 : PyObject_IsTrue(done);
-        Py_XDECREF(done);
-        if (state > 0) {
-            if (done_account(self, task) < 0)
-                state = -1;
-        }
-        else if (state == 0 && i < old) {
-            PyObject *res = call_method(self, task, &self->add_done_callback, (PyObject *)self);
-            Py_XDECREF(res);
-            if (res == NULL)
-                state = -1;
-        }
-        else if (state == 0) {
-            if (PyList_Append(young, task) < 0)
-                state = -1;
-            else
-                self->marked += 1;
-        }
-        if (state < 0) {
+    for (Py_ssize_t n = self->young_count; n > 0 && self->young_count > 0; n--) {
+        if (look_at_oldest(self, FLUSH) < 0) {
             report(self->on_error);
-            if (PyErr_Occurred()) { /* KeyboardInterrupt: the rest go back to the list */
-                PyObject *rest = PyList_GetSlice(items, i + 1, n);
-                if (rest != NULL) {
-                    Py_ssize_t end = PyList_GET_SIZE(young);
-                    (void)PyList_SetSlice(young, end, end, rest);
-                    Py_DECREF(rest);
-                }
-                rc = -1;
-                break;
-            }
+            if (PyErr_Occurred()) /* KeyboardInterrupt: the rest stay on the ring */
+                return -1;
         }
     }
-    Py_DECREF(items);
-    return rc;
+    return 0;
 }
 
 static PyObject *
@@ -595,7 +779,7 @@ out:
 static PyObject *
 Done_young_count(Done *self, void *Py_UNUSED(closure))
 {
-    return PyLong_FromSsize_t(PyList_GET_SIZE(self->young));
+    return PyLong_FromSsize_t(self->young_count);
 }
 
 static PyMethodDef Done_methods[] = {
@@ -608,7 +792,7 @@ static PyMethodDef Done_methods[] = {
     {NULL}};
 
 static PyGetSetDef Done_getset[] = {
-    {"young", (getter)Done_young_count, NULL, "tasks waiting for their sweep", NULL},
+    {"young", (getter)Done_young_count, NULL, "young tasks held, waiting to be seen done", NULL},
     {NULL}};
 
 static int
@@ -648,7 +832,6 @@ Done_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->on_error = Py_NewRef(on_error);
     self->young_limit = young_limit;
     self->counters = PyDict_New();
-    self->young = PyList_New(0);
     if (task_class != Py_None) {
         self->task_type = (PyTypeObject *)Py_NewRef(task_class);
         /* a descriptor with a getter (C Task: a getset), else the slow path by name */
@@ -659,7 +842,7 @@ Done_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             Py_XDECREF(field);
         PyErr_Clear();
     }
-    if (self->counters == NULL || self->young == NULL ||
+    if (self->counters == NULL ||
         read_method(&self->done, task_class, str_done) < 0 ||
         read_method(&self->cancelled, task_class, str_cancelled) < 0 ||
         read_method(&self->add_done_callback, task_class, str_add_done_callback) < 0) {
@@ -675,7 +858,8 @@ Done_traverse(Done *self, visitproc visit, void *arg)
     Py_VISIT(self->registry);
     Py_VISIT(self->on_crash);
     Py_VISIT(self->on_error);
-    Py_VISIT(self->young);
+    for (Py_ssize_t i = 0; i < self->young_count; i++)
+        Py_VISIT(self->young[(self->young_head + i) & (self->young_size - 1)].task);
     Py_VISIT(self->task_type);
     Py_VISIT(self->done.descr);
     Py_VISIT(self->cancelled.descr);
@@ -684,13 +868,26 @@ Done_traverse(Done *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Empty the ring; detached first: a task's release may run any code. */
+static void
+young_clear(Done *self)
+{
+    Young *ring = self->young;
+    Py_ssize_t head = self->young_head, count = self->young_count, size = self->young_size;
+    self->young = NULL;
+    self->young_head = self->young_count = self->young_size = 0;
+    for (Py_ssize_t i = 0; i < count; i++)
+        Py_DECREF(ring[(head + i) & (size - 1)].task);
+    PyMem_Free(ring);
+}
+
 static int
 Done_clear(Done *self)
 {
     Py_CLEAR(self->registry);
     Py_CLEAR(self->on_crash);
     Py_CLEAR(self->on_error);
-    Py_CLEAR(self->young);
+    young_clear(self);
     Py_CLEAR(self->task_type);
     Py_CLEAR(self->done.descr);
     Py_CLEAR(self->cancelled.descr);

@@ -1,6 +1,7 @@
 """The per-task path (collectors/tasks.py, _tasks_accel.c): counts by kind exact under churn,
 crashes reported without marking them retrieved, parents, tasks made by `asyncio.Task(...)`,
-no attribute set on any task, and finished tasks released — on the C path and on the
+no attribute set on any task, and finished tasks released (within a few new tasks, without
+waiting for a lag-probe beat) — on the C path and on the
 pure-Python fallback (the accelerator blocked from import). Crossversion (tests/conftest.py)."""
 
 from __future__ import annotations
@@ -114,6 +115,201 @@ def test_counts_by_kind_are_exact_under_churn(pure: bool) -> None:
     assert truth["parent_ok"]
     assert truth["no_task_dict"]
     assert truth["released"]
+
+
+# No agent, so no lag-probe beat: what releases a finished task here is the task factory
+# looking at the oldest young tasks at each new one (C path), or the done callback (pure).
+RELEASE = r'''
+import asyncio, gc, json, sys, weakref
+if {pure}:
+    sys.modules["introspect.agent._tasks_accel"] = None  # the pure-Python fallback
+from introspect.agent.collectors import tasks as task_mod
+
+async def ok():
+    await asyncio.sleep(0)
+
+async def parked(stop):
+    await stop.wait()
+
+async def handler():  # a request: a few steps, then done
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+async def main():
+    errors = []
+    collector = task_mod.TaskCollector(lambda *a: None, lambda *a: errors.append(a))
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(collector.make_factory(None))  # no agent: no lag-probe beat, no flush
+    stop = asyncio.Event()
+    ahead = [asyncio.create_task(parked(stop)) for _ in range(10)]  # pending, older
+    task = asyncio.create_task(ok())
+    await task
+    ref = weakref.ref(task)
+    del task
+    await asyncio.sleep(0)  # the wake-up that resumed us held it too
+    held = ref() is not None
+    creations = 0
+    while ref() is not None and creations < 100:
+        ahead.append(asyncio.create_task(parked(stop)))  # no loop iteration in between
+        creations += 1
+    # Request/response churn, 16 at a time: finished tasks still alive, at each creation.
+    alive = weakref.WeakSet()
+    most_held = 0
+    async def connection():
+        nonlocal most_held
+        for round in range(200):
+            request = asyncio.create_task(handler())
+            alive.add(request)
+            if round >= 50:  # once the tasks created before are gone from the ring
+                most_held = max(most_held, sum(t.done() for t in alive))
+            await request
+            del request
+    await asyncio.gather(*[connection() for _ in range(16)])
+    # A long-pending task leaves the ring (done callback) and is accounted when it ends.
+    long_stop = asyncio.Event()
+    long_task = asyncio.create_task(parked(long_stop))
+    seq = task_mod.meta_of(long_task).seq
+    for _ in range(3):
+        await asyncio.gather(*[asyncio.create_task(ok()) for _ in range(1000)])
+    long_stop.set()
+    await long_task
+    await asyncio.sleep(0)  # its done callback has run
+    long_accounted = seq not in collector.registry
+    # More pending tasks than the ring holds: all accounted when they end.
+    crowd_stop = asyncio.Event()
+    crowd = [asyncio.create_task(parked(crowd_stop)) for _ in range(3000)]
+    young_most = getattr(collector._on_done_callback, "young", 0)
+    crowd_stop.set()
+    stop.set()
+    await asyncio.gather(*crowd, *ahead)
+    await asyncio.sleep(0)
+    meta_facts = {{}}
+    if task_mod._accel is not None:  # TaskMeta, not a GC object, unlinks itself when dropped
+        meta_facts["gc_type"] = bool(task_mod.TaskMeta.__flags__ & (1 << 14))  # HAVE_GC
+        target = asyncio.create_task(ok())
+        before = weakref.getweakrefs(target)
+        extra = task_mod.TaskMeta(target)
+        del extra
+        meta_facts["unlinked"] = weakref.getweakrefs(target) == before
+        died = []
+        watcher = weakref.ref(target, lambda _ref: died.append(True))
+        await target
+        del target
+        await asyncio.sleep(0)
+        collector.flush()  # off the young ring
+        gc.collect()
+        meta_facts["target_died"] = died == [True] and watcher() is None
+        for bad in ((int,), (asyncio.current_task(), print)):
+            try:
+                task_mod.TaskMeta(*bad)
+            except TypeError:
+                meta_facts.setdefault("refused", 0)
+                meta_facts["refused"] += 1
+    live, created, finished = collector.counts()
+    short = lambda kind: kind.rsplit(".", 1)[-1]
+    print(json.dumps({{
+        "accelerated": task_mod._accel is not None,
+        "held_until_next": held, "creations_to_release": creations, "most_held": most_held,
+        "long_accounted": long_accounted, "young_most": young_most,
+        "meta": meta_facts,
+        "live": {{short(k): v for k, v in live.items()}},
+        "created": {{short(k): v for k, v in created.items()}},
+        "finished": {{short(k) + "/" + o: v for (k, o), v in finished.items()}},
+        "errors": len(errors),
+    }}), flush=True)
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "pure-python"])
+def test_finished_tasks_are_released_within_a_few_creations(pure: bool) -> None:
+    out = subprocess.run([sys.executable, "-c", RELEASE.format(pure=pure)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    truth = json.loads(out.stdout.strip().splitlines()[-1])
+    assert truth["accelerated"] is (not pure)
+    # Finished behind 10 pending tasks: released within as many new tasks (and the one that
+    # finds it), with no beat (the C path holds it until a new task looks at it; until 1024
+    # new tasks or a beat before).
+    assert truth["held_until_next"] is (not pure)
+    assert truth["creations_to_release"] <= 10 + 1
+    # A task per request, 16 at a time: no more finished tasks alive than without the agent
+    # (each connection's last request, still referenced by the wake-up that resumed it).
+    assert truth["most_held"] <= 16
+    assert truth["long_accounted"]  # long-pending: left the ring, accounted when it ended
+    assert truth["young_most"] <= 1024  # more pending tasks than the ring holds
+    made = {"parked": 10 + truth["creations_to_release"] + 1 + 3000, "ok": 3001,
+            "connection": 16, "handler": 3200}
+    if not pure:
+        made["ok"] += 1  # the TaskMeta checks' task
+        assert truth["meta"] == {"gc_type": False, "unlinked": True, "target_died": True,
+                                 "refused": 2}
+    assert truth["created"] == made
+    assert truth["live"] == dict.fromkeys(made, 0)
+    assert truth["finished"] == {f"{kind}/ok": n for kind, n in made.items()}
+    assert truth["errors"] == 0
+
+
+# A KeyboardInterrupt raised while the factory looks at an older young task (here from a
+# task subclass's done(), on the C path) goes on to the code creating the task, as any
+# KeyboardInterrupt does; no task is lost to the counts.
+INTERRUPTED = r'''
+import asyncio, json
+from introspect.agent.collectors import tasks as task_mod
+
+trip = [False]
+
+class Touchy(asyncio.Task):
+    def done(self):
+        if trip[0]:
+            trip[0] = False
+            raise KeyboardInterrupt
+        return super().done()
+
+def app_factory(loop, coro, **kwargs):
+    return Touchy(coro, loop=loop, **kwargs)
+
+async def ok():
+    await asyncio.sleep(0)
+
+async def main():
+    errors = []
+    collector = task_mod.TaskCollector(lambda *a: None, lambda *a: errors.append(a))
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(collector.make_factory(app_factory))
+    first = asyncio.create_task(ok())
+    trip[0] = True
+    interrupted = False
+    try:
+        asyncio.create_task(ok())  # looks at `first`: its done() raises
+    except KeyboardInterrupt:
+        interrupted = True
+    await first
+    for _ in range(3):
+        await asyncio.sleep(0)  # the second task runs anyway: it was scheduled
+    live, created, finished = collector.counts()  # the loop thread: every young task looked at
+    short = lambda kind: kind.rsplit(".", 1)[-1]
+    print(json.dumps({
+        "interrupted": interrupted, "errors": len(errors),
+        "created": {short(k): v for k, v in created.items()},
+        "live": {short(k): v for k, v in live.items()},
+        "finished": {short(k) + "/" + o: v for (k, o), v in finished.items()},
+    }))
+
+asyncio.run(main())
+'''
+
+
+def test_a_keyboard_interrupt_in_the_incremental_sweep_goes_on_and_loses_no_task() -> None:
+    out = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    truth = json.loads(out.stdout.strip().splitlines()[-1])
+    assert truth["interrupted"] and truth["errors"] == 0
+    assert truth["created"] == {"ok": 2} and truth["live"] == {"ok": 0}
+    assert truth["finished"] == {"ok/ok": 2}
+    assert "Task was destroyed but it is pending" not in out.stderr
 
 
 def test_the_c_task_path_is_built() -> None:

@@ -28,11 +28,14 @@ from introspect.agent.asyncio_facts import loop_tasks
 from introspect.agent.collectors import frames as fr
 
 OUTCOMES = ("ok", "error", "cancelled")
-# C path: a new task is held (strongly) in a "young" list instead of getting a done callback;
-# the factory sweeps the list each YOUNG_LIMIT new tasks, `flush()` at each loop probe beat.
-# A task done by then is accounted with no done-callback Handle (most, under churn); one
-# pending at two sweeps gets the callback. Bounds: ≤ 2×YOUNG_LIMIT tasks held, and a
-# finished task is seen finished within one probe interval while the loop runs.
+# C path: a new task is held (strongly) in a "young" ring instead of getting a done callback;
+# each new task first looks at the oldest few young ones (_tasks_accel.c `step`) and
+# `flush()` looks at all of them at each loop probe beat. A task done by then is accounted
+# and released with no done-callback Handle (most, under churn: a task per request is
+# released within a few requests, not kept alive to feed the collector); one still pending
+# when old next to the others, after YOUNG_LIMIT newer tasks or at two beats gets the
+# callback. Bounds: ≤ YOUNG_LIMIT tasks held, and a finished task is seen finished within one
+# probe interval while the loop runs.
 YOUNG_LIMIT = 1024
 _current_task = asyncio.current_task
 # 3.11's current_task is Python code; the C factory reads the dict it reads (3.12+: C, and
@@ -269,7 +272,8 @@ class TaskCollector:
         return introspect_task_factory
 
     def flush(self) -> None:
-        """Account the young tasks that are done (on the loop thread: at each probe beat)."""
+        """Account the young tasks that are done (on the loop thread: at each probe beat);
+        those pending at the previous flush get the done callback."""
         if _accel is not None and self._on_done_callback.young:  # type: ignore[attr-defined]
             try:
                 self._on_done_callback.sweep()  # type: ignore[attr-defined]
