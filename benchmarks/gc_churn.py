@@ -2,7 +2,7 @@
 defaults, in alternating fresh processes (issue 17: within 10 % of plain).
 
     .venv/bin/python benchmarks/gc_churn.py [--pairs 6] [--tasks 200000]
-        [--against defaults|factory|imports]
+        [--against defaults|factory|imports] [--host bare|fastapi]
 
 Each process measures its own pauses with a `gc.callbacks` pair (start/stop, perf_counter), by
 generation, and counts collections per generation. What the agent could feed the collector
@@ -12,6 +12,11 @@ later; BENCHMARKS.md "GC under churn"). The rest is the larger heap a full (gene
 collection examines. `--against` separates the two: `factory` is the counting task factory
 alone (the per-task path, no agent started), `imports` the agent imported as `start()` imports
 it but not started (its heap only), `defaults` the agent started.
+
+A full collection walks the whole heap, so the ratio depends on how big the host's own heap is
+next to the agent's ~6k objects: `--host bare` (default) is asyncio alone, ~20k objects, the
+worst case; `--host fastapi` imports FastAPI and uvicorn's HTTP protocol first in both
+processes (~53k objects), the smallest heap a web service has.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r'''
 import asyncio, gc, json, sys, time
 sys.path.insert(0, {root!r})
+if {host!r} == "fastapi":
+    import fastapi, uvicorn.protocols.http.h11_impl
 from benchmarks.workloads import workload_b
 paused = [0.0, 0.0, 0.0]
 started = [0.0]
@@ -45,7 +52,7 @@ async def main():
         collector = TaskCollector(lambda *a: None, lambda *a: None)
         asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
     elif {mode!r} == "imports":
-        import introspect.agent.core, introspect.metrics.prometheus  # what start() imports
+        import introspect.agent.core, introspect.metrics.default_registry  # what start() imports
     await workload_b(20_000)
     before = [g["collections"] for g in gc.get_stats()]
     gc.callbacks.append(on_gc)
@@ -58,9 +65,9 @@ asyncio.run(main())
 '''
 
 
-def run(mode: str, tasks: int) -> dict:
+def run(mode: str, tasks: int, host: str = "bare") -> dict:
     out = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT), mode=mode,
-                                                            tasks=tasks)],
+                                                            tasks=tasks, host=host)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -76,11 +83,13 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--against", choices=["defaults", "factory", "imports"],
                         default="defaults")
+    parser.add_argument("--host", choices=["bare", "fastapi"], default="bare",
+                        help="what both processes import first (the host's own heap)")
     args = parser.parse_args()
     ratios = []
     for i in range(args.pairs):
         order = ["plain", args.against] if i % 2 == 0 else [args.against, "plain"]
-        results = {mode: run(mode, args.tasks) for mode in order}
+        results = {mode: run(mode, args.tasks, args.host) for mode in order}
         ratios.append(results[args.against]["paused"] / results["plain"]["paused"])
         print(f"pair {i + 1}: plain {ms(results['plain'])}, {args.against} "
               f"{ms(results[args.against])} ({ratios[-1]:.3f}x)", flush=True)

@@ -28,11 +28,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # benchmarks.server_cpu_per_request, for --pair
 APP = '''
 from fastapi import FastAPI
 
@@ -102,12 +104,21 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError("server not ready")
 
 
-def start_server(name: str, with_agent: bool, app_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(name: str, config: str, app_dir: Path) -> tuple[subprocess.Popen, int]:
+    """`config`: "plain", or a part of server_cpu_per_request.PARTS ("defaults", "no-watchdog",
+    …: the agent with that part switched off, by option or by the workspace's shim)."""
+    from benchmarks.server_cpu_per_request import PARTS
+
     port = free_port()
     argv = server_argv(name, port)
-    if with_agent:
-        argv = [str(BIN / "introspect"), "run", "--metrics-port", "0", "--", *argv]
-    env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt")}
+    env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt"),
+           "PYTHONPATH": str(app_dir / "shim")}
+    if config != "plain":
+        extra, off, metrics = PARTS[config]
+        env.update(extra)
+        env["INTROSPECT_BENCH_OFF"] = off
+        argv = [str(BIN / "introspect"), "run", *(["--metrics-port", "0"] if metrics else []),
+                "--", *argv]
     proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     return proc, port
@@ -115,7 +126,7 @@ def start_server(name: str, with_agent: bool, app_dir: Path) -> tuple[subprocess
 
 async def _interleave(ports: dict[bool, int], pairs: int, burst: float,
                       connections: int) -> list[tuple[float, float]]:
-    """(plain, agent) requests per second of each pair of adjacent bursts."""
+    """(baseline, other) requests per second of each pair of adjacent bursts."""
     for port in ports.values():  # warm-up: every worker up, imported, caches hot
         await _load_async(port, 2.0, connections)
     rates: list[tuple[float, float]] = []
@@ -126,9 +137,9 @@ async def _interleave(ports: dict[bool, int], pairs: int, burst: float,
     return rates
 
 
-def one_round(name: str, app_dir: Path, pairs: int, burst: float,
+def one_round(name: str, configs: tuple[str, str], app_dir: Path, pairs: int, burst: float,
               connections: int) -> list[tuple[float, float]]:
-    servers = {flag: start_server(name, flag, app_dir) for flag in (False, True)}
+    servers = {flag: start_server(name, configs[flag], app_dir) for flag in (False, True)}
     try:
         for proc, port in servers.values():
             _wait_ready(port, proc)
@@ -158,19 +169,23 @@ def main() -> int:
     parser.add_argument("--burst", type=float, default=0.5, help="seconds per burst")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--configs", default="uvicorn-1,uvicorn-3,gunicorn-3")
+    parser.add_argument("--pair", default="plain,defaults",
+                        help="BASELINE,OTHER: plain or a part of server_cpu_per_request.py "
+                             "(e.g. plain,no-watchdog or defaults,no-task-factory)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="introspect-bench-") as tmp:
-        app_dir = Path(tmp)
-        (app_dir / "app.py").write_text(APP)
-        (app_dir / "rt").mkdir(mode=0o700)
-        print("| server | plain req/s (median of bursts) | agent req/s | median pair ratio "
-              "(IQR) | pooled ratio | each round's pooled ratio |")
+    from benchmarks.server_cpu_per_request import bench_workspace
+
+    baseline, other = args.pair.split(",")
+    with bench_workspace() as app_dir:
+        print(f"| server | {baseline} req/s (median of bursts) | {other} req/s | median pair "
+              "ratio (IQR) | pooled ratio | each round's pooled ratio |")
         print("|---|---|---|---|---|---|")
         for name in args.configs.split(","):
             rates: list[tuple[float, float]] = []
             per_round: list[float] = []
             for _ in range(args.rounds):
-                got = one_round(name, app_dir, args.pairs, args.burst, args.connections)
+                got = one_round(name, (baseline, other), app_dir, args.pairs, args.burst,
+                                args.connections)
                 rates.extend(got)
                 per_round.append(sum(a for _, a in got) / sum(p for p, _ in got))
             ratios = sorted(a / p for p, a in rates)
