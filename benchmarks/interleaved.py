@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -83,9 +84,12 @@ FIGURES = [
 
 
 class Worker:
-    def __init__(self, agent: bool) -> None:
+    def __init__(self, agent: bool, hash_seed: int | None = None) -> None:
         code = WORKER.format(root=str(ROOT), agent=agent)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True,
+        env = dict(os.environ)
+        if hash_seed is not None:
+            env["PYTHONHASHSEED"] = str(hash_seed)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def run(self, workload: str, amount: float) -> dict[str, float]:
@@ -104,19 +108,19 @@ class Worker:
 
 
 def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
-               progress: bool = True) -> dict[str, list[float]]:
+               progress: bool = True, matched_seeds: bool = False) -> dict[str, list[float]]:
     """Ratios agent/plain per pair for every figure in FIGURES, keyed by label; `rounds`
     fresh process pairs of `pairs` pairs each."""
     ratios: dict[str, list[float]] = {label: [] for label, *_ in FIGURES}
     ratios["idle CPU, plain"], ratios["idle CPU, agent"] = [], []
-    for _ in range(rounds):
-        _one_round(ratios, pairs, burst, tasks, progress)
+    for number in range(rounds):
+        _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None)
     return ratios
 
 
 def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: int,
-               progress: bool) -> None:
-    workers = {flag: Worker(flag) for flag in (False, True)}
+               progress: bool, hash_seed: int | None) -> None:
+    workers = {flag: Worker(flag, hash_seed) for flag in (False, True)}
     amounts = {"A": burst, "B": tasks}
     try:
         for worker in workers.values():  # warm-up: imports, caches, the agent's start-up
@@ -161,10 +165,13 @@ def main() -> int:
                         help="fresh process pairs (default 6): each process has its own luck "
                              "(hash seeds, memory layout) that no number of bursts averages out")
     parser.add_argument("--pairs", type=int, default=10, help="burst pairs per round")
+    parser.add_argument("--matched-seeds", action="store_true",
+                        help="both processes of round N run with PYTHONHASHSEED=N")
     parser.add_argument("--burst", type=float, default=0.5, help="seconds of workload A")
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks of workload B")
     args = parser.parse_args()
-    ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds)
+    ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds,
+                        matched_seeds=args.matched_seeds)
     print(f"agent at defaults / plain, interleaved bursts ({args.burst} s of A, "
           f"{args.tasks} tasks of B; {args.rounds} process pairs × {args.pairs} burst pairs):")
     report(ratios)
