@@ -164,7 +164,8 @@ class AgentConfig:
 # Read by clients (CLI, TUI) and by both sides for discovery.
 CLIENT_VARIABLES: dict[str, str] = {
     "INTROSPECT_RUNTIME_DIR": "where agents announce themselves and put their sockets "
-                              "(default `$XDG_RUNTIME_DIR/introspect` or `/tmp/introspect-UID`)",
+                              "(default `$XDG_RUNTIME_DIR/introspect`, else `introspect-UID` in "
+                              "the temp dir: `$TMPDIR`, usually `/tmp`; agent and CLI must agree)",
     "INTROSPECT_TARGETS_FILE": "named remote agents (default `~/.config/introspect/targets.toml`)",
     "INTROSPECT_TLS_CA": "client: CA bundle to verify a `tls://` agent",
     "INTROSPECT_TLS_CLIENT_CERT": "client: certificate to present to an agent requiring one",
