@@ -8,7 +8,10 @@ under `introspect run --metrics-port 0` (metrics on, every worker serving its ow
 warm-up of each, this process drives them in **interleaved bursts**: `--burst` seconds of
 keep-alive HTTP/1.1 load on one, then the same on the other (the order flips every pair),
 `--pairs` times, with fresh connections every burst (so the kernel spreads them over the workers
-anew each time). The server not under load sits idle meanwhile.
+anew each time). The server not under load sits idle meanwhile. `--pair plain,no-watchdog`
+(plain or any part of server_cpu_per_request.py, two of them) compares other configurations
+the same way; `--pair plain,plain` measures the method's own spread; `--matched-seeds` runs both
+servers of round N with PYTHONHASHSEED=N.
 
 Why interleaved: on the shared 2-core VM, back-to-back runs of several seconds each drifted by
 ±20 % per pair (other work, steal time, frequency), more than the effect to measure. Bursts
@@ -104,7 +107,8 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError("server not ready")
 
 
-def start_server(name: str, config: str, app_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(name: str, config: str, app_dir: Path,
+                 hash_seed: int | None = None) -> tuple[subprocess.Popen, int]:
     """`config`: "plain", or a part of server_cpu_per_request.PARTS ("defaults", "no-watchdog",
     …: the agent with that part switched off, by option or by the workspace's shim)."""
     from benchmarks.server_cpu_per_request import PARTS
@@ -113,6 +117,8 @@ def start_server(name: str, config: str, app_dir: Path) -> tuple[subprocess.Pope
     argv = server_argv(name, port)
     env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt"),
            "PYTHONPATH": str(app_dir / "shim")}
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
     if config != "plain":
         extra, off, metrics = PARTS[config]
         env.update(extra)
@@ -138,8 +144,9 @@ async def _interleave(ports: dict[bool, int], pairs: int, burst: float,
 
 
 def one_round(name: str, configs: tuple[str, str], app_dir: Path, pairs: int, burst: float,
-              connections: int) -> list[tuple[float, float]]:
-    servers = {flag: start_server(name, configs[flag], app_dir) for flag in (False, True)}
+              connections: int, hash_seed: int | None = None) -> list[tuple[float, float]]:
+    servers = {flag: start_server(name, configs[flag], app_dir, hash_seed)
+               for flag in (False, True)}
     try:
         for proc, port in servers.values():
             _wait_ready(port, proc)
@@ -172,6 +179,8 @@ def main() -> int:
     parser.add_argument("--pair", default="plain,defaults",
                         help="BASELINE,OTHER: plain or a part of server_cpu_per_request.py "
                              "(e.g. plain,no-watchdog or defaults,no-task-factory)")
+    parser.add_argument("--matched-seeds", action="store_true",
+                        help="both servers of round N run with PYTHONHASHSEED=N")
     args = parser.parse_args()
     from benchmarks.server_cpu_per_request import bench_workspace
 
@@ -183,9 +192,9 @@ def main() -> int:
         for name in args.configs.split(","):
             rates: list[tuple[float, float]] = []
             per_round: list[float] = []
-            for _ in range(args.rounds):
+            for number in range(args.rounds):
                 got = one_round(name, (baseline, other), app_dir, args.pairs, args.burst,
-                                args.connections)
+                                args.connections, number + 1 if args.matched_seeds else None)
                 rates.extend(got)
                 per_round.append(sum(a for _, a in got) / sum(p for p, _ in got))
             ratios = sorted(a / p for p, a in rates)
