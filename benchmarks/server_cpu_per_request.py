@@ -34,7 +34,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,11 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.server_throughput import (  # noqa: E402
     APP,
-    BIN,
     REQUEST,
     _wait_ready,
     free_port,
-    server_argv,
+    start_server,
     stop_server,
 )
 
@@ -222,19 +220,9 @@ def _process_stats(stats_file: Path, pids: list[int], before: int, timeout: floa
 def one_run(server: str, part: str | None, app_dir: Path, requests: int, warmup: int,
             connections: int) -> Run:
     port = free_port()
-    argv = server_argv(server, port)
-    env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt"),
-           "PYTHONPATH": str(app_dir / "shim")}
     stats_file = app_dir / f"stats-{port}.jsonl"
-    env["INTROSPECT_BENCH_STATS"] = str(stats_file)
-    if part is not None:
-        extra, off, metrics = PARTS[part]
-        env.update(extra)
-        env["INTROSPECT_BENCH_OFF"] = off
-        argv = [str(BIN / "introspect"), "run", *(["--metrics-port", "0"] if metrics else []),
-                "--", *argv]
-    proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc, _ = start_server(server, part or "plain", app_dir, port=port,
+                           extra_env={"INTROSPECT_BENCH_STATS": str(stats_file)})
     try:
         _wait_ready(port, proc)
         asyncio.run(_burst(port, warmup, connections))  # every worker up, imports done

@@ -107,16 +107,17 @@ def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise RuntimeError("server not ready")
 
 
-def start_server(name: str, config: str, app_dir: Path,
-                 hash_seed: int | None = None) -> tuple[subprocess.Popen, int]:
+def start_server(name: str, config: str, app_dir: Path, hash_seed: int | None = None,
+                 port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
     """`config`: "plain", or a part of server_cpu_per_request.PARTS ("defaults", "no-watchdog",
     …: the agent with that part switched off, by option or by the workspace's shim)."""
     from benchmarks.server_cpu_per_request import PARTS
 
-    port = free_port()
+    port = port or free_port()
     argv = server_argv(name, port)
     env = {**os.environ, "INTROSPECT_RUNTIME_DIR": str(app_dir / "rt"),
-           "PYTHONPATH": str(app_dir / "shim")}
+           "PYTHONPATH": str(app_dir / "shim"), **(extra_env or {})}
     if hash_seed is not None:
         env["PYTHONHASHSEED"] = str(hash_seed)
     if config != "plain":
