@@ -65,6 +65,9 @@ PARTS: dict[str, tuple[dict[str, str], str, bool]] = {
                  True),
     "no-host-log": ({"INTROSPECT_HOST_LOG": "off"}, "", True),
     "no-watchdog": ({}, "watchdog", True),
+    # the watchdog's wake-ups without what it drives once a second (lints, waits, owners,
+    # history: run once at start, then never; no queue-call windows)
+    "no-watchdog-duties": ({}, "watchdog-duties", True),
     "no-task-factory": ({}, "tasks", True),
     "no-lag-probe": ({}, "probe", True),
     "no-gc-callback": ({}, "gc", True),
@@ -89,6 +92,10 @@ def _off(parts):
         introspect.start = lambda **kw: None
     if "watchdog" in parts:
         blocking.BlockingDetector._run = lambda self: None
+    if "watchdog-duties" in parts:
+        from introspect.agent.collectors import queue_owners
+        blocking.LINT_PERIOD = 1e9
+        queue_owners.QueueCallSampler.tick = lambda self, now: None
     if "tasks" in parts:
         core.instrument_loop = lambda loop, tasks, on_error: False
     if "probe" in parts:
