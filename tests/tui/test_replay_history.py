@@ -173,12 +173,19 @@ def test_an_older_reader_refuses_a_version_2_file_in_one_line(
         read_recording(recording.path)
 
 
-def test_a_history_frame_larger_than_an_agent_keeps_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "big.rec"
+def one_update_writer(path: Path) -> RecordingWriter:
+    """A recording with its header and one full update written: the frames a test adds come
+    after it (use as a context manager)."""
     snap = snapshots()[0]
     header = RecordingHeader(created=T0, target="test", interval=1.0, top_tasks=50)
-    with RecordingWriter(path, header) as writer:
-        writer.write_update(m.Update(seq=0, time=snap.time, full=True, snapshot=snap))
+    writer = RecordingWriter(path, header)
+    writer.write_update(m.Update(seq=0, time=snap.time, full=True, snapshot=snap))
+    return writer
+
+
+def test_a_history_frame_larger_than_an_agent_keeps_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "big.rec"
+    with one_update_writer(path) as writer:
         writer._write_frame(msgspec.msgpack.encode(  # past the writer's own cap
             {"type": "history", "time": T0, "samples": [msgspec.to_builtins(s) for s in
                                                         past(T0 - 700, 700)]}))
@@ -208,10 +215,7 @@ def test_the_recorder_writes_history_where_it_arrived(tmp_path: Path) -> None:
 
 def test_history_frames_past_the_bound_are_not_loaded(tmp_path: Path) -> None:
     path = tmp_path / "many.rec"
-    snap = snapshots()[0]
-    header = RecordingHeader(created=T0, target="test", interval=1.0, top_tasks=50)
-    with RecordingWriter(path, header) as writer:
-        writer.write_update(m.Update(seq=0, time=snap.time, full=True, snapshot=snap))
+    with one_update_writer(path) as writer:
         for i in range(reader_module.MAX_HISTORY_FRAMES + 10):
             writer.write_history(past(T0 - 1 - i, 1), arrived=T0)
     recording = read_recording(path)
