@@ -183,9 +183,13 @@ def main() -> int:
     parser.add_argument("--matched-seeds", action="store_true",
                         help="both servers of round N run with PYTHONHASHSEED=N")
     args = parser.parse_args()
-    from benchmarks.server_cpu_per_request import bench_workspace
+    from benchmarks.server_cpu_per_request import PARTS, bench_workspace
 
-    baseline, other = args.pair.split(",")
+    configs = args.pair.split(",")
+    known = ["plain", *PARTS]
+    if len(configs) != 2 or any(c not in known for c in configs):
+        parser.error(f"--pair takes two of: {', '.join(known)}")
+    baseline, other = configs
     with bench_workspace() as app_dir:
         print(f"| server | {baseline} req/s (median of bursts) | {other} req/s | median pair "
               "ratio (IQR) | pooled ratio | each round's pooled ratio |")
