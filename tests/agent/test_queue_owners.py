@@ -71,11 +71,13 @@ def test_snapshot_names_consumers_producers_and_the_variable() -> None:
 
 def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_between() -> None:
     import asyncio
+    import time
 
     from introspect.agent.collectors import queue_owners as qo
     from introspect.agent.collectors.tasks import TaskCollector
 
     originals = (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait)
+    t0 = time.monotonic()  # windows close on time.monotonic(): ticks are given the same clock
     owners = qo.QueueOwners()
     sampler = qo.QueueCallSampler(lambda: owners)
     collector = TaskCollector(lambda *a: None, lambda *a: None)
@@ -92,7 +94,7 @@ def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_betwee
     async def main() -> asyncio.Queue:
         asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
         queue: asyncio.Queue = asyncio.Queue()
-        sampler.tick(0.0)  # opens a window
+        sampler.tick(t0)  # opens a window
         assert asyncio.Queue.get_nowait is not originals[0]
         await asyncio.gather(asyncio.create_task(consumer(queue)),
                              asyncio.create_task(producer(queue)))
@@ -107,19 +109,43 @@ def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_betwee
                              "methods_run_unwrapped_between.<locals>.consumer"]
         assert producers and producers[0].endswith("<locals>.producer")
         assert sampler.windows == 1
-        sampler.tick(0.5)  # before WINDOW_PERIOD: no new window
+        sampler.tick(t0 + 0.5)  # before WINDOW_PERIOD: no new window
         assert sampler.windows == 1 and asyncio.Queue.get_nowait is originals[0]
-        sampler.tick(qo.WINDOW_PERIOD)  # the next window; time alone closes it too
+        sampler.tick(t0 + qo.WINDOW_PERIOD)  # the next window; time alone closes it too
         assert sampler.windows == 2 and asyncio.Queue.get_nowait is not originals[0]
-        sampler.tick(qo.WINDOW_PERIOD + qo.WINDOW_SECONDS)
+        sampler.tick(t0 + qo.WINDOW_PERIOD + qo.WINDOW_SECONDS)
         assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
 
         def apps_own(self: asyncio.Queue) -> object:  # an app patching the method itself
             return originals[0](self)
 
         asyncio.Queue.get_nowait = apps_own  # type: ignore[method-assign]
-        sampler.tick(3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
+        sampler.tick(t0 + 3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
         assert asyncio.Queue.get_nowait is apps_own and sampler.windows == 2
     finally:
         sampler.stop()
         asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]
+
+
+def test_a_window_past_its_time_closes_at_its_next_sampled_call() -> None:
+    """The watchdog does not wake to shut a window (that would take the GIL from a busy loop):
+    the first get/put after WINDOW_SECONDS puts asyncio's own methods back."""
+    import asyncio
+    import time
+
+    from introspect.agent.collectors import queue_owners as qo
+
+    originals = (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait)
+    sampler = qo.QueueCallSampler(lambda: None)
+    try:
+        now = time.monotonic()
+        assert sampler.next_due() <= now  # the first window opens at the first tick
+        sampler.tick(now - qo.WINDOW_SECONDS)  # a window whose time is already up
+        assert asyncio.Queue.put_nowait is not originals[1]
+        assert sampler.next_due() == now - qo.WINDOW_SECONDS + qo.WINDOW_PERIOD
+        asyncio.Queue().put_nowait(1)
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
+    finally:
+        sampler.stop()
+        asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]
+    assert sampler.next_due() == float("inf")  # stopped: never due again

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import sys
 import threading
 import time
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from introspect.agent.core import Agent
 
 _current_task = asyncio.current_task
+_monotonic = time.monotonic
 MAX_KINDS = 8  # consumer (and producer) kinds kept per queue
 # get_nowait/put_nowait are sampled in windows (QueueCallSampler): one every WINDOW_PERIOD,
 # open until WINDOW_CALLS calls were sampled or WINDOW_SECONDS passed.
@@ -218,12 +220,17 @@ class QueueCallSampler:
         self.windows = 0  # windows opened so far (tests, diagnostics)
 
     def tick(self, now: float) -> None:
-        """Open or close a window (the watchdog thread, each wake-up)."""
-        if self._open:
-            if now >= self._closes_at:
-                self.close()
-        elif now >= self._next_open and not self._stopped:
+        """Close a window whose time is up, open the next when due (the watchdog thread)."""
+        if self._open and now >= self._closes_at:
+            self.close()
+        if not self._open and now >= self._next_open and not self._stopped:
             self._open_window(now)
+
+    def next_due(self) -> float:
+        """When the watchdog must call `tick`: at the next opening only. A window past its
+        time closes at its next sampled call (`_note`) or at that tick: the watchdog need not
+        take the GIL from a busy loop just to shut it."""
+        return math.inf if self._stopped else self._next_open
 
     # No lock: the watchdog opens, the loop thread (or the watchdog) closes, and a lock held
     # by the watchdog at a fork would stay held in the child. `close` restores every method
@@ -255,7 +262,7 @@ class QueueCallSampler:
 
     def _note(self, queue: Any, consumer: bool) -> None:
         self._left -= 1
-        if self._left <= 0 or not self._open:
+        if self._left <= 0 or not self._open or _monotonic() >= self._closes_at:
             self.close()
         try:
             task = _current_task()
