@@ -41,6 +41,7 @@ CROSS_VERSION = (
     "tests/agent/test_uvloop.py",
     "tests/agent/test_task_path.py",
     "tests/agent/test_task_counts.py",
+    "tests/agent/test_watchdog_wait.py",
     "tests/cli/test_dump.py",
     "tests/cli/test_dump_await_graph.py",
     "tests/security/test_console_runaway.py",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import linecache
 import logging
+import math
 import os
 import random
 import sys
@@ -35,6 +36,15 @@ from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
 from introspect.agent.stuck import WaitTracker
+from introspect.agent.watch import (
+    DEADLINE_MARGIN,
+    MODE_EVERY,
+    MODE_HELD,
+    MODE_IDLE,
+    NONE,
+    SelectorClock,
+    new_watch,
+)
 from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
 
 if TYPE_CHECKING:
@@ -48,53 +58,7 @@ LINT_PERIOD = 1.0  # seconds between periodic lint checks
 # and that wake-up schedules the next one for the moment it would cross the threshold.
 MAX_SAMPLE_GAP = 0.1
 MIN_SAMPLE_GAP = 0.005
-DEADLINE_MARGIN = 0.0005  # a timed wait may return a hair early
 _EVENTS_PY = os.path.join("asyncio", "events.py")
-
-
-class SelectorClock:
-    """Time-stamps the loop's entries to and returns from `select()` (on the instance only)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.selector = getattr(loop, "_selector", None)
-        self.entered_at = 0.0
-        self.returned_at = 0.0
-        self.in_select = True
-        self.active = False
-
-    def install(self) -> bool:
-        selector = self.selector
-        original = getattr(selector, "select", None)
-        if original is None or getattr(original, "_introspect_clock", None) is not None:
-            return False
-        clock = self
-        monotonic = time.monotonic
-
-        def select(timeout: float | None = None) -> Any:
-            clock.entered_at = monotonic()
-            clock.in_select = True
-            try:
-                return original(timeout)
-            finally:
-                clock.returned_at = monotonic()
-                clock.in_select = False
-
-        select._introspect_clock = self  # type: ignore[attr-defined]
-        try:
-            selector.select = select  # type: ignore[union-attr]
-        except (AttributeError, TypeError):
-            return False  # a selector without an instance dict: lag-probe fallback
-        self.active = True
-        return True
-
-    def uninstall(self) -> None:
-        if self.active and self.selector is not None:
-            try:
-                del self.selector.select
-            except AttributeError:
-                pass
-        self.active = False
 
 
 def _callee_name(frame: types.FrameType) -> str | None:
@@ -181,17 +145,18 @@ class BlockingDetector:
         self._clock: SelectorClock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._current: _Block | None = None
-        self._stop = threading.Event()
+        # Sleeps between looks and makes those that need no Python (`_watchdog_accel`). It
+        # holds the state looks share: the last sample's wall time and loop-thread CPU
+        # (`last_tick`, `held_cpu`), and the last busy look's (`seen_wall`, `seen_cpu`).
+        self._watch = new_watch(self.poll, self.threshold)
+        self._stopped = False
         self._next_lints = 0.0
         self._cpu_clock: int | None = None
-        self._cpu_seen: tuple[float, float] | None = None  # (wall, loop thread CPU) last tick
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
         self.history = History()  # the recent past for clients that attach later
         self.held = HeldTime(lambda: agent.sampler)  # loop wall time per task, see busy.py
-        self._last_tick: float | None = None
-        self._held_cpu: tuple[float, float] | None = None  # loop thread CPU at the last tick
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 
@@ -204,11 +169,11 @@ class BlockingDetector:
     def after_fork_in_child(self) -> None:
         """Threads do not survive fork(2): a forked worker (gunicorn) gets a watchdog of its
         own. A block the parent was in is not the child's."""
-        if self._stop.is_set() or self._thread.ident is None:
+        if self._stopped or self._thread.ident is None:
             return  # stopped, or never started
-        self._stop = threading.Event()  # its lock may have been held by the parent's thread
+        # A new wait: the parent's may have been inside it, its lock held, at the fork.
+        self._watch = new_watch(self.poll, self.threshold)
         self._current = None
-        self._last_tick = self._held_cpu = self._cpu_seen = None
         self._cpu_clock = None  # the parent's main thread clock id is not this process's
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
@@ -220,7 +185,8 @@ class BlockingDetector:
             self.agent.agent_thread_ids.add(self._thread.ident)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopped = True
+        self._watch.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2.0)
         if self._clock is not None:
@@ -251,44 +217,72 @@ class BlockingDetector:
         return self.poll * (0.5 + 0.5 * random.random())
 
     def _run(self) -> None:
+        watch = self._watch
         next_sample = time.monotonic() + self.sample_gap()
         deadline: float | None = None  # a look the loop's state asks for (see `_tick`)
         while True:
-            wake = next_sample if deadline is None else min(next_sample, deadline)
-            if self._stop.wait(max(0.0, wake - time.monotonic())):
+            stopped, now, sample, next_sample = watch.wait(
+                self._stamps(), next_sample, deadline, self._next_duty(), self._wait_mode())
+            if stopped:
                 return
-            now = time.monotonic()
-            sample = now >= next_sample
-            if sample:
-                next_sample = now + self.sample_gap()
             try:
                 deadline = self._tick(now, sample)
             except Exception as exc:
                 deadline = None
                 self.agent.collector_errors.record("blocking", exc)
-            calls = self.agent.queues.queue_calls
-            if calls is not None:  # open or close a window of queue get/put sampling
-                try:
-                    calls.tick(now)
-                except Exception as exc:
-                    self.agent.collector_errors.record("queues", exc)
-            if now >= self._next_lints:
-                self._next_lints = now + LINT_PERIOD
-                self.lints.run_periodic(now)
-                try:
-                    self.waits.maybe_sample(self.agent, now)
-                except Exception as exc:
-                    self.agent.collector_errors.record("stuck", exc)
-                try:
-                    self.history.maybe_sample(self.agent, now)
-                except Exception as exc:
-                    self.agent.collector_errors.record("history", exc)
-                owners = self.agent.queues.owners
-                try:
-                    if owners is not None:
-                        owners.sample_waiters(self.agent, now)
-                except Exception as exc:
-                    self.agent.collector_errors.record("queues", exc)
+            self._duties(now)
+
+    def _stamps(self) -> Any:
+        """What the C wait reads `busy_since` from: the selector clock's stamps, else the lag
+        probe's due time (as `busy_since` does)."""
+        clock = self._clock
+        if clock is not None:
+            return clock.native
+        return self.agent.loop_probe.due
+
+    def _wait_mode(self) -> int:
+        """Which looks the C wait may make without Python: none while a block goes on (each
+        look updates the event); idle ones only when held time needs every busy sample (no
+        busy sampler counting the CPU part)."""
+        if self._current is not None:
+            return MODE_EVERY
+        sampler = self.agent.sampler
+        return MODE_HELD if sampler is not None and sampler.active else MODE_IDLE
+
+    def _next_duty(self) -> float:
+        """When Python must run next for its own sake: the once-a-second duties, and the
+        opening or closing of a queue-call window."""
+        calls = self.agent.queues.queue_calls
+        due = self._next_lints
+        if calls is not None:
+            due = min(due, calls.next_due())
+        return due
+
+    def _duties(self, now: float) -> None:
+        calls = self.agent.queues.queue_calls
+        if calls is not None:  # open or close a window of queue get/put sampling
+            try:
+                calls.tick(now)
+            except Exception as exc:
+                self.agent.collector_errors.record("queues", exc)
+        if now < self._next_lints:
+            return
+        self._next_lints = now + LINT_PERIOD
+        self.lints.run_periodic(now)
+        try:
+            self.waits.maybe_sample(self.agent, now)
+        except Exception as exc:
+            self.agent.collector_errors.record("stuck", exc)
+        try:
+            self.history.maybe_sample(self.agent, now)
+        except Exception as exc:
+            self.agent.collector_errors.record("history", exc)
+        owners = self.agent.queues.owners
+        try:
+            if owners is not None:
+                owners.sample_waiters(self.agent, now)
+        except Exception as exc:
+            self.agent.collector_errors.record("queues", exc)
 
     def _follow_loop(self) -> asyncio.AbstractEventLoop | None:
         loop = self.agent.loop
@@ -296,7 +290,9 @@ class BlockingDetector:
             if self._clock is not None:
                 self._clock.uninstall()
             self._loop, self._clock, self._current = loop, None, None
-            self._cpu_clock, self._cpu_seen = None, None
+            self._cpu_clock = None
+            self._watch.set_cpu_clock(None)
+            self._watch.seen_wall = self._watch.seen_cpu = NONE
             if loop is not None:
                 clock = SelectorClock(loop)
                 if clock.install():
@@ -306,8 +302,10 @@ class BlockingDetector:
     def busy_since(self, now: float) -> float | None:
         """Since when the loop has been running callbacks without polling I/O; None = idle."""
         clock = self._clock
-        if clock is not None and clock.returned_at:
-            return None if clock.in_select else clock.returned_at
+        if clock is not None:
+            _entered, returned, in_select = clock.stamps()
+            if returned:
+                return None if in_select else returned
         return self.agent.loop_probe.overdue_since()  # uvloop & co: a lower bound
 
     def _tick(self, now: float, sample: bool = True) -> float | None:
@@ -315,16 +313,18 @@ class BlockingDetector:
         wake-up timed by the loop's state would bias it). Returns when to look again besides
         the next sample, if at all: when the loop's current busy stretch would cross the
         threshold, or soon while a block goes on."""
+        watch = self._watch
         loop = self._follow_loop()
         if loop is None or not loop.is_running():
-            self._last_tick = self._held_cpu = None
+            watch.last_tick = watch.held_cpu = NONE
             return None
         since = self.busy_since(now)
         cpu = self._loop_cpu(now)
         if sample:
-            last, self._last_tick = self._last_tick, now
-            cpu_before, self._held_cpu = self._held_cpu, cpu
-            if since is not None and last is not None:
+            last, watch.last_tick = watch.last_tick, now
+            cpu_before = _pair(last, watch.held_cpu)
+            watch.held_cpu = NONE if cpu is None else cpu[1]
+            if since is not None and not math.isnan(last):
                 # A wall-clock sample: the time since the previous one goes to the task
                 # holding the loop now. When the CPU sampler runs, it already counts the CPU
                 # part (and without the bias a thread has here: a spinning loop thread holds
@@ -336,8 +336,9 @@ class BlockingDetector:
                         cpu is not None:
                     held = max(0.0, held - (cpu[1] - cpu_before[1]))
                 self.held.add(running_task(loop), held, now)
-        previous_cpu = self._cpu_seen
-        self._cpu_seen = cpu if since is not None else None
+        previous_cpu = _pair(watch.seen_wall, watch.seen_cpu)
+        watch.seen_wall, watch.seen_cpu = cpu if since is not None and cpu is not None \
+            else (NONE, NONE)
         block = self._current
         if block is not None:
             if since is not None and since == block.since:
@@ -347,7 +348,7 @@ class BlockingDetector:
         if since is None:
             return None
         if now - since >= self.threshold:
-            self._begin(loop, since, now, _cpu_share(previous_cpu, self._cpu_seen))
+            self._begin(loop, since, now, _cpu_share(previous_cpu, cpu))
             return now + self.block_poll * (0.5 + random.random())
         return since + self.threshold + DEADLINE_MARGIN
 
@@ -359,10 +360,12 @@ class BlockingDetector:
                 self._cpu_clock = time.pthread_getcpuclockid(thread_id)  # type: ignore[arg-type]
             except (AttributeError, OSError, TypeError, OverflowError):
                 return None
+            self._watch.set_cpu_clock(self._cpu_clock)
         try:
             return now, time.clock_gettime(self._cpu_clock)
         except OSError:
             self._cpu_clock = None
+            self._watch.set_cpu_clock(None)
             return None
 
     def _begin(self, loop: asyncio.AbstractEventLoop, since: float, now: float,
@@ -405,9 +408,8 @@ class BlockingDetector:
                             now - block.since, _describe(event), event=event)
 
     def _finish(self, block: _Block, now: float) -> None:
-        clock = self._clock
-        end = clock.entered_at if clock is not None and clock.entered_at >= block.since \
-            else now
+        entered = self._clock.stamps()[0] if self._clock is not None else 0.0
+        end = entered if entered >= block.since else now
         duration = round(max(end - block.since, 0.0), 6)
         self._replace(block, duration=duration, ongoing=False)
         event = block.event
@@ -418,6 +420,10 @@ class BlockingDetector:
                         _describe(event), event.culprit or event.location, event=event)
         self.lints.observe("loop_blocked", event=event)
         self.lints.observe("task_never_yields", event=event)
+
+
+def _pair(wall: float, cpu: float) -> tuple[float, float] | None:
+    return None if math.isnan(wall) or math.isnan(cpu) else (wall, cpu)
 
 
 def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | None

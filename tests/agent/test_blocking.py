@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
+
+import pytest
+
 from tests.support.procs import AgentProcess, wait_until
 
 SYNC_DB = """
@@ -162,10 +166,22 @@ SHORT_BLOCKS = """
 """
 
 
-def test_every_block_just_over_the_threshold_is_caught() -> None:
+PURE_WATCH = """
+    import sys
+    sys.modules["introspect.agent._watchdog_accel"] = None  # the pure-Python wait
+    import introspect
+    introspect.start()
+"""
+
+
+@pytest.mark.parametrize("wait", ["c", "python"])
+def test_every_block_just_over_the_threshold_is_caught(wait: str) -> None:
     """The watchdog wakes at most a threshold apart, and a wake-up that sees the loop busy
-    comes back when that stretch crosses the threshold: no block slips between wake-ups."""
-    with AgentProcess.script(SHORT_BLOCKS) as proc:
+    comes back when that stretch crosses the threshold: no block slips between wake-ups
+    (the C wait makes the looks below the threshold itself; the Python one, every look)."""
+    script = SHORT_BLOCKS if wait == "c" else textwrap.dedent(PURE_WATCH) + \
+        textwrap.dedent(SHORT_BLOCKS)
+    with AgentProcess.script(script, under_run=wait == "c") as proc:
         proc.wait_for_line("done")
         events = wait_until(
             lambda: (found := [e for e in blocking_events(proc) if not e["ongoing"]])

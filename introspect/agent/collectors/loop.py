@@ -12,6 +12,11 @@ import collections
 import threading
 import time
 
+try:
+    from introspect.agent import _watchdog_accel as _accel
+except ImportError:
+    _accel = None  # type: ignore[assignment]
+
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                10.0)
 WINDOW_SECONDS = 60.0
@@ -48,6 +53,9 @@ class LoopCollector:
         self.histogram = Histogram(LAG_BUCKETS)
         self._window: collections.deque[tuple[float, float]] = collections.deque(maxlen=4096)
         self._expected = 0.0
+        # `_expected` where the blocking watchdog reads it without the GIL (a loop with no
+        # Python selector to time-stamp, uvloop: blocks are "overdue since" this)
+        self.due = _accel.DueStamp() if _accel is not None else None
         self.last_lag = 0.0
         self.beats = 0
         self._handle: asyncio.TimerHandle | None = None
@@ -55,7 +63,7 @@ class LoopCollector:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._expected = 0.0
+        self._set_expected(0.0)
         loop.call_soon_threadsafe(self._start) if loop.is_running() else loop.call_soon(
             self._start)
 
@@ -64,8 +72,13 @@ class LoopCollector:
             return
         self.thread_id = threading.get_ident()
         self.thread_name = threading.current_thread().name
-        self._expected = time.monotonic() + self.interval
+        self._set_expected(time.monotonic() + self.interval)
         self._arm()
+
+    def _set_expected(self, when: float) -> None:
+        self._expected = when
+        if self.due is not None:
+            self.due.set(when)
 
     def _arm(self) -> None:
         loop = self.loop
@@ -81,7 +94,7 @@ class LoopCollector:
         self.histogram.observe(lag)
         self._window.append((now, lag))
         self.beats += 1
-        self._expected = now + self.interval
+        self._set_expected(now + self.interval)
         for callback in self.on_beat:
             try:
                 callback()

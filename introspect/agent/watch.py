@@ -1,0 +1,131 @@
+"""The blocking watchdog's clock and wait (introspect/agent/blocking.py uses them).
+
+`SelectorClock` time-stamps the loop's entries to and returns from `select()`. The watch is
+the watchdog thread's sleep between looks at the loop: with the C module
+(`_watchdog_accel.c`, which says why) the looks that need no Python are made there without
+the GIL: the loop idle in select(), or busy for less than the threshold with its thread on the
+CPU. `PyWatch` is the same interface in Python, where every look is Python's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import threading
+import time
+from typing import Any
+
+try:
+    from introspect.agent import _watchdog_accel as _accel
+except ImportError:  # not built: every look is made in Python (`PyWatch`)
+    _accel = None  # type: ignore[assignment]
+
+DEADLINE_MARGIN = 0.0005  # a timed wait may return a hair early
+# A sample whose gap had the loop thread off the CPU for less than this share of it has
+# almost no held time to add (blocking.py's `_tick`): the C wait skips it rather than take the GIL.
+HELD_OFF_CPU_SHARE = 0.1
+NONE = math.nan  # "no value" in the state shared with the C wait
+MODE_EVERY, MODE_IDLE, MODE_HELD = 0, 1, 2  # which looks the C wait may make alone
+
+
+class SelectorClock:
+    """Time-stamps the loop's entries to and returns from `select()` (on the instance only)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.selector = getattr(loop, "_selector", None)
+        self.entered_at = 0.0
+        self.returned_at = 0.0
+        self.in_select = True
+        self.active = False
+        self.native: Any = None  # the C clock, when built: its stamps are read without the GIL
+
+    def install(self) -> bool:
+        selector = self.selector
+        original = getattr(selector, "select", None)
+        if original is None or getattr(original, "_introspect_clock", None) is not None or \
+                (_accel is not None and isinstance(original, _accel.SelectClock)):
+            return False
+        if _accel is not None:
+            native = _accel.SelectClock(original)
+            try:
+                selector.select = native  # type: ignore[union-attr]
+            except (AttributeError, TypeError):
+                return False
+            self.native = native
+            self.active = True
+            return True
+        clock = self
+        monotonic = time.monotonic
+
+        def select(timeout: float | None = None) -> Any:
+            clock.entered_at = monotonic()
+            clock.in_select = True
+            try:
+                return original(timeout)
+            finally:
+                clock.returned_at = monotonic()
+                clock.in_select = False
+
+        select._introspect_clock = self  # type: ignore[attr-defined]
+        try:
+            selector.select = select  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            return False  # a selector without an instance dict: lag-probe fallback
+        self.active = True
+        return True
+
+    def uninstall(self) -> None:
+        if self.active and self.selector is not None:
+            try:
+                del self.selector.select
+            except AttributeError:
+                pass
+        self.active = False
+
+    def stamps(self) -> tuple[float, float, bool]:
+        """(entered_at, returned_at, in_select) as the loop thread last left them."""
+        native = self.native
+        if native is not None:
+            return native.entered_at, native.returned_at, native.in_select
+        return self.entered_at, self.returned_at, self.in_select
+
+
+class PyWatch:
+    """The watchdog's wait without the C module: every look is made in Python. Same
+    interface and state as `_watchdog_accel.Watch`."""
+
+    looks_in_c = busy_looks_in_c = 0
+
+    def __init__(self, poll: float) -> None:
+        self.poll = poll
+        self.returns = 0
+        self.last_tick = self.held_cpu = self.seen_wall = self.seen_cpu = NONE
+        self._stop = threading.Event()
+
+    def set_cpu_clock(self, clock_id: int | None) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, clock: Any, next_sample: float, deadline: float | None, due: float | None,
+             mode: int) -> tuple[bool, float, bool, float]:
+        wake = min(next_sample, math.inf if deadline is None else deadline,
+                   math.inf if due is None else due)
+        if self._stop.wait(max(0.0, wake - time.monotonic())):
+            return True, time.monotonic(), False, next_sample
+        now = time.monotonic()
+        sample = now >= next_sample
+        if sample:
+            next_sample = now + self.poll * (0.5 + 0.5 * random.random())
+        self.returns += 1
+        return False, now, sample, next_sample
+
+
+def new_watch(poll: float, threshold: float) -> Any:
+    if _accel is None:
+        return PyWatch(poll)
+    return _accel.Watch(poll, threshold, DEADLINE_MARGIN, HELD_OFF_CPU_SHARE,
+                        random.getrandbits(64))
