@@ -25,17 +25,15 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from introspect.agent import host_log
 from introspect.agent.asyncio_facts import running_task
+from introspect.agent.block_types import BlockingEvent, Frame, TaskRef, msgspec
 from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
-from introspect.agent.stuck import WaitTracker
-from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
+from introspect.agent.waits import WaitTracker
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent

@@ -16,10 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from introspect.agent import host_log
-from introspect.protocol.snapshot import AnyEvent
 
 log = logging.getLogger("introspect.agent")
 MAX_SUBJECTS = 1000  # rate-limit memory per registry; oldest subjects are forgotten first
@@ -170,6 +167,12 @@ class LintRegistry:
             if len(self._last_reported) > MAX_SUBJECTS:
                 del self._last_reported[next(iter(self._last_reported))]
             self._counts[lint.name] = self._counts.get(lint.name, 0) + 1
+        # here, not at start: msgspec and the event structs are ~2,300 objects the host's GC
+        # would walk in a process that never has a finding
+        import msgspec
+
+        from introspect.protocol.snapshot import AnyEvent
+
         try:  # the event's type checks the details: a lint naming an unknown one is a bug
             event = msgspec.convert(
                 {"time": time.time(), "kind": "lint", "lint": lint.name,
