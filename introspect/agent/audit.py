@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from introspect.agent.late_imports import late_import
 from introspect.textsafe import escape
 
 audit_log = logging.getLogger("introspect.audit")
@@ -40,9 +41,7 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, str):
         text = value
     else:
-        import json
-
-        text = json.dumps(value, default=str)
+        text = late_import("json").dumps(value, default=str)
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
 
@@ -60,9 +59,7 @@ class Audit:
                  "role": role, **{k: _bounded(v) for k, v in detail.items()}}
         # json and hashlib at the first audit line: the agent's server is made at start, but
         # most services are never attached to (their modules are ~250 objects for the GC)
-        import json
-
-        line = json.dumps(entry, default=str, ensure_ascii=True)
+        line = late_import("json").dumps(entry, default=str, ensure_ascii=True)
         with self._lock:
             key = (action, outcome)
             if key in self.counts or len(self.counts) < MAX_KEYS:
@@ -80,9 +77,7 @@ class Audit:
         if len(text) <= MAX_VALUE_CHARS:
             self.record(action, outcome, peer, role, **{field: text}, **detail)
             return
-        import hashlib
-
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = late_import("hashlib").sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         count = -(-len(text) // TEXT_CHUNK_CHARS)
         for index in range(count):
             chunk = text[index * TEXT_CHUNK_CHARS:(index + 1) * TEXT_CHUNK_CHARS]

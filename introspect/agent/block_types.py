@@ -4,13 +4,14 @@ Why: msgspec and the snapshot structs add ~2,300 GC-tracked objects that every f
 collection of the host then walks (issue 17); a service whose loop never blocks never needs
 them. `BlockingEvent`, `Frame` and `TaskRef` here are called like the classes; `msgspec` gives
 the real module's attributes. The first call imports in the calling thread (the watchdog), which
-needs nothing from the loop thread, and no agent lock is held around it.
+needs nothing from the loop thread (`late_imports` says how a fork meanwhile is handled).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from introspect.agent.late_imports import late_import
 
 
 class _DeferredClass:
@@ -26,7 +27,7 @@ class _DeferredClass:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         target = self._target
         if target is None:
-            target = self._target = getattr(importlib.import_module(self._module), self._name)
+            target = self._target = getattr(late_import(self._module), self._name)
         return target(*args, **kwargs)
 
 
@@ -36,9 +37,8 @@ class _DeferredModule:
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        import msgspec.structs  # noqa: F401  (the submodule blocking.py uses)
-
-        return getattr(importlib.import_module("msgspec"), name)
+        late_import("msgspec.structs")  # the submodule blocking.py uses
+        return getattr(late_import("msgspec"), name)
 
 
 BlockingEvent = _DeferredClass("introspect.protocol.snapshot", "BlockingEvent")

@@ -21,6 +21,7 @@ from introspect.agent.collectors.loop import LoopCollector
 from introspect.agent.collectors.process import ProcessCollector
 from introspect.agent.collectors.tasks import TaskCollector
 from introspect.agent.events import CollectorErrors, EventLog
+from introspect.agent.late_imports import late_import
 from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
 from introspect.config import AgentConfig
 from introspect.errors import UserError
@@ -244,11 +245,10 @@ class Agent:
         imported) at the first use, never at start: see `snapshot`."""
         exact = self._exact
         if exact is None:
-            from introspect.agent.exact import ExactMode  # never under self._lock
-
+            exact_mode = late_import("introspect.agent.exact").ExactMode  # not under _lock
             with self._lock:
                 if self._exact is None:
-                    self._exact = ExactMode(self)
+                    self._exact = exact_mode(self)
                 exact = self._exact
         return exact
 
@@ -264,8 +264,7 @@ class Agent:
         # Imported at the first snapshot (a client's request, a call of the app's), never at
         # start: the snapshot structs, msgspec and the builders are ~3,000 GC-tracked objects
         # every full collection of the host would walk (issue 17).
-        from introspect.agent import snapshot_builder
-
+        snapshot_builder = late_import("introspect.agent.snapshot_builder")
         started = time.perf_counter()
         snap = snapshot_builder.build(self, top_tasks)
         self.collect_seconds_last = time.perf_counter() - started

@@ -16,6 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from introspect.agent.collectors.discovery_hooks import queue_row
+from introspect.agent.late_imports import late_import
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -48,11 +49,10 @@ class History:
 
     def samples(self, limit: int = MAX_SAMPLES) -> list[HistorySample]:
         """Oldest first, the newest `limit`."""
-        from introspect.protocol.messages import HistorySample
-
+        history_sample = late_import("introspect.protocol.messages").HistorySample
         ring = list(self._ring)
         kept = ring[-limit:] if limit > 0 else []
-        return [HistorySample(**dict(zip(FIELDS[:-2], sample[:-2], strict=True)),
+        return [history_sample(**dict(zip(FIELDS[:-2], sample[:-2], strict=True)),
                               tasks_by_kind=dict(sample[-2]), queue_lengths=dict(sample[-1]))
                 for sample in kept]
 

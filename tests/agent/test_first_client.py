@@ -197,3 +197,30 @@ asyncio.run(main())
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["tasks"] >= 1 and got["schema"] == 1
+
+
+def test_a_fork_waits_for_a_late_import_to_finish(tmp_path) -> None:
+    """A module still being imported by an agent thread at a fork would stay half-made in the
+    child, its import lock held by a thread the child does not have: the child's own import of
+    it would hang. The fork waits for the import instead."""
+    (tmp_path / "slow_mod.py").write_text(
+        "import builtins\nbuiltins.STARTED.set()\nbuiltins.GATE.wait()\nVALUE = 7\n")
+    out = run_python(f"""
+        import builtins, json, os, signal, sys, threading
+        sys.path.insert(0, {str(tmp_path)!r})
+        from introspect.agent.late_imports import late_import
+
+        builtins.STARTED, builtins.GATE = threading.Event(), threading.Event()
+        importer = threading.Thread(target=late_import, args=("slow_mod",))
+        importer.start()
+        builtins.STARTED.wait()
+        threading.Timer(0.3, builtins.GATE.set).start()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(10)  # a hang ends the child instead of the test
+            import slow_mod
+            os._exit(0 if slow_mod.VALUE == 7 else 1)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({{"child": os.waitstatus_to_exitcode(status)}}))
+    """)
+    assert out == {"child": 0}

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.console import output
+from introspect.agent.late_imports import late_import
 
 if TYPE_CHECKING:
     from introspect.agent.console.session import ConsoleSession
@@ -45,9 +46,8 @@ class ConsoleExtension:
         """Called by the agent's handlers (control role checked, `console_open` audited).
         The session's modules (and the helpers') are imported here, at the first console: an
         enabled console nobody opens adds nothing to what the host's GC walks."""
-        from introspect.agent.console.session import ConsoleSession
-
-        console = ConsoleSession(self, server, session, request, reader, writer)
+        console_session = late_import("introspect.agent.console.session").ConsoleSession
+        console = console_session(self, server, session, request, reader, writer)
         self.sessions.add(console)
         output.acquire()
         try:
@@ -76,7 +76,7 @@ class ConsoleExtension:
     # --- what the user sees --------------------------------------------------------------
     def namespace(self) -> dict[str, Any]:
         import introspect
-        from introspect.agent.console.helpers import make_helpers
+        make_helpers = late_import("introspect.agent.console.helpers").make_helpers
 
         ns: dict[str, Any] = {"__name__": "__console__", "__builtins__": builtins,
                               "asyncio": asyncio, "introspect": introspect, "agent": self.agent}

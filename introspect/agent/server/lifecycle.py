@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.audit import Audit
+from introspect.agent.late_imports import late_import
 from introspect.agent.server.listeners import Listener, bind_all, close_all
 from introspect.agent.server.refusals import RefusalLog
 from introspect.errors import UserError
@@ -125,7 +126,7 @@ class AgentServer:
             def protocol(lst: Listener = lst) -> asyncio.StreamReaderProtocol:
                 # At the first connection only: this thread imports what serving a client
                 # needs (it needs nothing from the app's loop thread, holds no agent lock).
-                from introspect.agent.server import clients
+                clients = late_import("introspect.agent.server.clients")
 
                 return asyncio.StreamReaderProtocol(
                     clients.ActivityReader(), lambda r, w: self._client(r, w, lst))
@@ -212,7 +213,7 @@ class AgentServer:
             self.connections.add(task)
         client_fd = self._remember_fd(writer)
         try:
-            from introspect.agent.server import clients  # imported by `protocol` above
+            clients = late_import("introspect.agent.server.clients")  # see `protocol`
 
             await clients.serve(self, reader, writer, listener)
         except Exception as exc:  # pragma: no cover - clients.serve contains its own
