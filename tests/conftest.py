@@ -21,7 +21,8 @@ def runtime_dir() -> str:
 # The cross-version subset (`make test-cross`, run on CPython 3.13 and 3.14 after the whole suite
 # on the host's Python): everything that leans on asyncio internals or the interpreter's version
 # — task counts and eager tasks, the running task, blocking blame, busy time, exact accounting
-# and its C accelerator, dumps and the await graph, the loop hooks, host safety. No Prometheus.
+# and its C accelerator, dumps and the await graph, the loop hooks, host safety, the imports
+# made after start. No Prometheus server.
 CROSS_VERSION = (
     "tests/agent/test_ground_truth.py",
     "tests/agent/test_host_safety.py",
@@ -42,6 +43,7 @@ CROSS_VERSION = (
     "tests/agent/test_task_path.py",
     "tests/agent/test_task_counts.py",
     "tests/agent/test_watchdog_wait.py",
+    "tests/agent/test_first_client.py",  # lazy imports and fork: import locks differ by version
     "tests/cli/test_dump.py",
     "tests/cli/test_dump_await_graph.py",
     "tests/security/test_console_runaway.py",

@@ -15,8 +15,6 @@ owner at that path is refused (said once on the agent's log), never written thro
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
 import os
 import stat
@@ -24,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from introspect.agent.late_imports import late_import
 from introspect.textsafe import escape
 
 audit_log = logging.getLogger("introspect.audit")
@@ -39,7 +38,10 @@ MAX_KEYS = 64  # distinct (action, outcome) pairs counted; the set is fixed by o
 def _bounded(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = late_import("json").dumps(value, default=str)
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
 
@@ -55,7 +57,9 @@ class Audit:
         """One audit line (a successful login: `record("authenticate", "ok", peer, role)`)."""
         entry = {"time": time.time(), "action": action, "outcome": outcome, "peer": peer,
                  "role": role, **{k: _bounded(v) for k, v in detail.items()}}
-        line = json.dumps(entry, default=str, ensure_ascii=True)
+        # json and hashlib at the first audit line: the agent's server is made at start, but
+        # most services are never attached to (their modules are ~250 objects for the GC)
+        line = late_import("json").dumps(entry, default=str, ensure_ascii=True)
         with self._lock:
             key = (action, outcome)
             if key in self.counts or len(self.counts) < MAX_KEYS:
@@ -73,7 +77,7 @@ class Audit:
         if len(text) <= MAX_VALUE_CHARS:
             self.record(action, outcome, peer, role, **{field: text}, **detail)
             return
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = late_import("hashlib").sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         count = -(-len(text) // TEXT_CHUNK_CHARS)
         for index in range(count):
             chunk = text[index * TEXT_CHUNK_CHARS:(index + 1) * TEXT_CHUNK_CHARS]

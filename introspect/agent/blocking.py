@@ -26,16 +26,15 @@ import time
 import types
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from introspect.agent import host_log
 from introspect.agent.asyncio_facts import running_task
+from introspect.agent.block_types import BlockingEvent, Frame, TaskRef, msgspec
 from introspect.agent.busy import HeldTime
 from introspect.agent.collectors import frames as fr
 from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.history import History
 from introspect.agent.lints import LintRegistry, default_lints
-from introspect.agent.stuck import WaitTracker
+from introspect.agent.waits import WaitTracker
 from introspect.agent.watch import (
     DEADLINE_MARGIN,
     MODE_EVERY,
@@ -45,7 +44,6 @@ from introspect.agent.watch import (
     SelectorClock,
     new_watch,
 )
-from introspect.protocol.snapshot import BlockingEvent, Frame, TaskRef
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
@@ -154,7 +152,7 @@ class BlockingDetector:
         self._cpu_clock: int | None = None
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
-        self.waits = WaitTracker()  # first-seen times of waiting tasks (see stuck.py)
+        self.waits = WaitTracker()  # first-seen times of waiting tasks (see waits.py)
         self.history = History()  # the recent past for clients that attach later
         self.held = HeldTime(lambda: agent.sampler)  # loop wall time per task, see busy.py
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",

@@ -10,9 +10,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from introspect.agent import snapshot_builder
 from introspect.agent.blocking import BlockingDetector
 from introspect.agent.busy import BusySampler
 from introspect.agent.collectors.discovery_hooks import DiscoveryHooks, Registry
@@ -22,12 +21,15 @@ from introspect.agent.collectors.loop import LoopCollector
 from introspect.agent.collectors.process import ProcessCollector
 from introspect.agent.collectors.tasks import TaskCollector
 from introspect.agent.events import CollectorErrors, EventLog
-from introspect.agent.exact import ExactMode
+from introspect.agent.late_imports import late_import
 from introspect.agent.loop_attach import LoopWatcher, instrument_loop, uninstrument_loop
 from introspect.config import AgentConfig
 from introspect.errors import UserError
-from introspect.protocol.snapshot import Snapshot
 from introspect.textsafe import escape_for_log
+
+if TYPE_CHECKING:
+    from introspect.agent.exact import ExactMode
+    from introspect.protocol.snapshot import Snapshot
 
 log = logging.getLogger("introspect.agent")
 
@@ -60,7 +62,7 @@ class Agent:
         # Detectors: None when they could not start (counted in collector_errors).
         self.blocking: BlockingDetector | None = None
         self.sampler: BusySampler | None = None
-        self.exact = ExactMode(self)  # on demand; needs only the observed loop
+        self._exact: ExactMode | None = None  # on demand (`exact`)
         self.extensions: dict[str, Any] = {}  # optional parts: metrics, otlp, console
         self.server: Any = None
         self.running = False
@@ -141,7 +143,7 @@ class Agent:
     def _stop_detectors(self) -> None:
         blocking, sampler = self.blocking, self.sampler
         self.blocking = self.sampler = None
-        for name, part in (("exact", self.exact), ("sampling", sampler),
+        for name, part in (("exact", self._exact), ("sampling", sampler),
                            ("blocking", blocking)):
             if part is None:
                 continue
@@ -237,6 +239,19 @@ class Agent:
             future.cancel()
             raise RuntimeError(f"the event loop did not answer within {timeout:g}s") from None
 
+    @property
+    def exact(self) -> ExactMode:
+        """Exact accounting: on demand, and needs only the observed loop. Made (and its module
+        imported) at the first use, never at start: see `snapshot`."""
+        exact = self._exact
+        if exact is None:
+            exact_mode = late_import("introspect.agent.exact").ExactMode  # not under _lock
+            with self._lock:
+                if self._exact is None:
+                    self._exact = exact_mode(self)
+                exact = self._exact
+        return exact
+
     # --- reads -------------------------------------------------------------------------------
     def safe(self, collector: str, fn: Any, default: Any) -> Any:
         try:
@@ -246,6 +261,10 @@ class Agent:
             return default
 
     def snapshot(self, top_tasks: int = 20) -> Snapshot:
+        # Imported at the first snapshot (a client's request, a call of the app's), never at
+        # start: the snapshot structs, msgspec and the builders are ~3,000 GC-tracked objects
+        # every full collection of the host would walk (issue 17).
+        snapshot_builder = late_import("introspect.agent.snapshot_builder")
         started = time.perf_counter()
         snap = snapshot_builder.build(self, top_tasks)
         self.collect_seconds_last = time.perf_counter() - started

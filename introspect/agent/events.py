@@ -5,9 +5,12 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from introspect.protocol.snapshot import AnyEvent
 from introspect.textsafe import escape_for_log
+
+if TYPE_CHECKING:
+    from introspect.protocol.snapshot import AnyEvent
 
 log = logging.getLogger("introspect.agent")
 

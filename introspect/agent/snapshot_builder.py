@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from introspect.agent.asyncio_facts import running_task
 from introspect.agent.collectors import tasks as task_mod
-from introspect.agent.collectors.discovery_hooks import executor_row, queue_row
+from introspect.agent.collectors.discovery_hooks import executor_rows, queue_rows
 from introspect.agent.collectors.threads import thread_rows
 from introspect.agent.limitations import limitations
 from introspect.protocol import snapshot as s
@@ -206,35 +206,21 @@ def queues(agent: Agent, names: bool = False) -> list[s.QueueRow]:
     """Every queue, with the task kinds that use it and — `names`, for a client's request,
     never for the agent's own periodic checks — the variable or attribute it is bound to."""
     rows = []
-    items = agent.queues.items()
+    found = queue_rows(agent.queues, agent.collector_errors.record)
     owners = agent.queues.owners
-    bound = agent.safe("queue names", lambda: owners.names([i[0] for i in items]), {}) \
+    bound = agent.safe("queue names", lambda: owners.names([obj for obj, _ in found]), {}) \
         if owners is not None and names else {}
-    for obj, name, site, _created, watched in items:
-        try:
-            row = queue_row(obj, name, site, _created, watched)
-        except Exception as exc:
-            agent.collector_errors.record("queues", exc)
-            continue
-        if row is not None:
-            row["bound_to"] = bound.get(id(obj), "")  # `name` stays: it is the metrics label
-            if owners is not None:
-                row["consumers"], row["producers"] = owners.owners(obj)
-            rows.append(s.QueueRow(**row))
-    rows.sort(key=lambda r: (-r.length, r.name))
+    for obj, row in found:
+        row["bound_to"] = bound.get(id(obj), "")  # `name` stays: it is the metrics label
+        if owners is not None:
+            row["consumers"], row["producers"] = owners.owners(obj)
+        rows.append(s.QueueRow(**row))
     return rows
 
 
 def executors(agent: Agent) -> list[s.ExecutorRow]:
-    rows = []
-    for obj, name, site, _created, _watched in agent.executors.items():
-        if getattr(obj, "_shutdown", False) or getattr(obj, "_shutdown_thread", False):
-            continue
-        try:
-            rows.append(s.ExecutorRow(**executor_row(obj, name, site)))
-        except Exception as exc:
-            agent.collector_errors.record("executors", exc)
-    return rows
+    return [s.ExecutorRow(**row)
+            for row in executor_rows(agent.executors, agent.collector_errors.record)]
 
 
 def threads(agent: Agent) -> list[s.ThreadRow]:

@@ -9,14 +9,12 @@ and groups "N tasks of kind K are all waiting on the same lock/queue/future sinc
 Both are safe from any thread (they read suspended coroutine frames only). How long a task has
 waited: exact for `asyncio.sleep` (its timer), otherwise since the agent first saw the task
 waiting on that same object — the watchdog samples waiters every few seconds while there are
-at most `SAMPLE_MAX_TASKS` tasks, so the age is a lower bound, accurate to that period.
+at most `waits.SAMPLE_MAX_TASKS` tasks, so the age is a lower bound, accurate to that period.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +26,8 @@ from introspect.protocol.messages import AwaitLink, StuckGroup
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
+    from introspect.agent.waits import WaitTracker
 
-SAMPLE_MAX_TASKS = 10_000
-SAMPLE_PERIOD = 2.0
 # innermost stdlib coroutine → what the task is waiting for
 _WAIT_KINDS = {
     "Queue.get": "queue get", "Queue.put": "queue put", "Queue.join": "queue join",
@@ -39,51 +36,6 @@ _WAIT_KINDS = {
     "StreamWriter.drain": "stream write", "Process.wait": "subprocess",
     "Process.communicate": "subprocess", "Barrier.wait": "barrier",
 }
-
-
-class WaitTracker:
-    """(task seq, id(awaited future)) → first time seen; bounded by the live tasks."""
-
-    def __init__(self) -> None:
-        self._first_seen: dict[tuple[int, int], float] = {}
-        self._lock = threading.Lock()
-        self._next_sample = 0.0
-
-    def since(self, seq: int, waiter: Any, now: float) -> float:
-        key = (seq, id(waiter))
-        with self._lock:
-            return self._first_seen.setdefault(key, now)
-
-    def longest_waiting(self, count: int) -> list[int]:
-        """Task seqs of the `count` waits first seen earliest (longest waiting first)."""
-        with self._lock:
-            items = heapq.nsmallest(count * 4, self._first_seen.items(), key=lambda kv: kv[1])
-        out: list[int] = []
-        for (seq, _waiter), _since in items:
-            if seq not in out:
-                out.append(seq)
-                if len(out) >= count:
-                    break
-        return out
-
-    def maybe_sample(self, agent: Agent, now: float) -> None:
-        """Called by the watchdog: note every waiting task's waiter (cheap, bounded)."""
-        if now < self._next_sample or agent.loop is None:
-            return
-        self._next_sample = now + SAMPLE_PERIOD
-        if sum(max(0, n) for n in agent.tasks.counts()[0].values()) > SAMPLE_MAX_TASKS:
-            return
-        fresh: dict[tuple[int, int], float] = {}
-        with self._lock:
-            old = self._first_seen
-            for task in task_mod.live_tasks(agent.loop):
-                waiter = getattr(task, "_fut_waiter", None)
-                meta = task_mod.meta_of(task)
-                if waiter is None or meta is None:
-                    continue
-                key = (meta.seq, id(waiter))
-                fresh[key] = old.get(key, now)
-            self._first_seen = fresh
 
 
 def _tracker(agent: Agent | None) -> WaitTracker | None:

@@ -281,6 +281,36 @@ def executor_row(obj: Any, name: str, site: str) -> dict:
             "busy": min(pending, workers), "created_at": site}
 
 
+def queue_rows(queues: Registry, on_error: Callable[[str, BaseException], None]
+               ) -> list[tuple[Any, dict]]:
+    """(queue, `queue_row`) of every readable queue, largest backlog first."""
+    rows = []
+    for obj, name, site, created, watched in queues.items():
+        try:
+            row = queue_row(obj, name, site, created, watched)
+        except Exception as exc:
+            on_error("queues", exc)
+            continue
+        if row is not None:
+            rows.append((obj, row))
+    rows.sort(key=lambda pair: (-pair[1]["length"], pair[1]["name"]))
+    return rows
+
+
+def executor_rows(executors: Registry, on_error: Callable[[str, BaseException], None]
+                  ) -> list[dict]:
+    """`executor_row` of every executor not shut down."""
+    rows = []
+    for obj, name, site, _created, _watched in executors.items():
+        if getattr(obj, "_shutdown", False) or getattr(obj, "_shutdown_thread", False):
+            continue
+        try:
+            rows.append(executor_row(obj, name, site))
+        except Exception as exc:
+            on_error("executors", exc)
+    return rows
+
+
 def _is_instance(obj: Any, module_name: str, class_name: str) -> bool:
     """isinstance for a class whose module may not be imported (then nothing is one)."""
     module = sys.modules.get(module_name)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import sysconfig
 import types
 from typing import Any
 
-_STDLIB = os.path.normcase(sysconfig.get_paths()["stdlib"]) + os.sep
+# The directory of os.py is sysconfig's "stdlib" path (in a venv too: the base install's),
+# without importing sysconfig into the host at start.
+_STDLIB = os.path.normcase(os.path.dirname(os.__file__)) + os.sep
 _AGENT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 

@@ -12,6 +12,8 @@ import resource
 import time
 from typing import Any
 
+from introspect.agent.late_imports import late_import
+
 CHILDREN_CACHE_SECONDS = 5.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE_SIZE = resource.getpagesize()
@@ -43,8 +45,7 @@ class ProcessCollector:
     def proc(self) -> Any:
         """The `psutil.Process`, made (and psutil imported) at first use."""
         if self._proc is None:
-            import psutil
-
+            psutil = late_import("psutil")  # see late_imports: a fork meanwhile
             self._proc = psutil.Process(self.pid)
         return self._proc
 
@@ -70,8 +71,7 @@ class ProcessCollector:
             return times.user + times.system, proc.memory_info().rss, proc.num_threads()
 
     def stats(self, with_children: bool = True) -> dict:
-        import psutil
-
+        psutil = late_import("psutil")
         proc = self.proc
         with proc.oneshot():
             cpu = proc.cpu_times()
@@ -117,8 +117,7 @@ class ProcessCollector:
             return sorted(set(pids))
         except (OSError, ValueError):
             pass
-        import psutil
-
+        psutil = late_import("psutil")
         now = time.monotonic()
         cached = self._children_cache
         if cached is not None and now - cached[0] < CHILDREN_CACHE_SECONDS:
@@ -132,8 +131,7 @@ class ProcessCollector:
 
     def thread_cpu(self) -> dict[int, float]:
         """CPU seconds per native thread id."""
-        import psutil
-
+        psutil = late_import("psutil")
         try:
             return {t.id: t.user_time + t.system_time for t in self.proc.threads()}
         except psutil.Error:

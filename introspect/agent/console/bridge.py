@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.console import output
-from introspect.agent.console.helpers import make_helpers
-from introspect.agent.console.session import ConsoleSession
-from introspect.protocol import messages as m
+from introspect.agent.late_imports import late_import
 
 if TYPE_CHECKING:
+    from introspect.agent.console.session import ConsoleSession
     from introspect.agent.core import Agent
     from introspect.agent.server import AgentServer
     from introspect.agent.server.handshake import Session
+    from introspect.protocol import messages as m
 
 
 def start_for_agent(agent: Agent) -> ConsoleExtension | None:
@@ -43,8 +43,11 @@ class ConsoleExtension:
 
     async def serve(self, server: AgentServer, session: Session, request: m.ConsoleOpen,
                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Called by the agent's handlers (control role checked, `console_open` audited)."""
-        console = ConsoleSession(self, server, session, request, reader, writer)
+        """Called by the agent's handlers (control role checked, `console_open` audited).
+        The session's modules (and the helpers') are imported here, at the first console: an
+        enabled console nobody opens adds nothing to what the host's GC walks."""
+        console_session = late_import("introspect.agent.console.session").ConsoleSession
+        console = console_session(self, server, session, request, reader, writer)
         self.sessions.add(console)
         output.acquire()
         try:
@@ -73,6 +76,7 @@ class ConsoleExtension:
     # --- what the user sees --------------------------------------------------------------
     def namespace(self) -> dict[str, Any]:
         import introspect
+        make_helpers = late_import("introspect.agent.console.helpers").make_helpers
 
         ns: dict[str, Any] = {"__name__": "__console__", "__builtins__": builtins,
                               "asyncio": asyncio, "introspect": introspect, "agent": self.agent}

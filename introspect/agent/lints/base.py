@@ -16,10 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from introspect.agent import host_log
-from introspect.protocol.snapshot import AnyEvent
+from introspect.agent.late_imports import late_import
 
 log = logging.getLogger("introspect.agent")
 MAX_SUBJECTS = 1000  # rate-limit memory per registry; oldest subjects are forgotten first
@@ -170,11 +168,15 @@ class LintRegistry:
             if len(self._last_reported) > MAX_SUBJECTS:
                 del self._last_reported[next(iter(self._last_reported))]
             self._counts[lint.name] = self._counts.get(lint.name, 0) + 1
+        # here, not at start: msgspec and the event structs are ~2,300 objects the host's GC
+        # would walk in a process that never has a finding
+        msgspec = late_import("msgspec")
+        any_event = late_import("introspect.protocol.snapshot").AnyEvent
         try:  # the event's type checks the details: a lint naming an unknown one is a bug
             event = msgspec.convert(
                 {"time": time.time(), "kind": "lint", "lint": lint.name,
                  "subject": finding.subject, "message": finding.message,
-                 **msgspec.to_builtins(finding.details)}, AnyEvent)
+                 **msgspec.to_builtins(finding.details)}, any_event)
         except msgspec.ValidationError as exc:
             self.agent.collector_errors.record(f"lint:{lint.name}", exc)
             return False

@@ -5,10 +5,12 @@ from __future__ import annotations
 import collections
 import re
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from introspect.agent.lints.base import Finding, Lint
-from introspect.protocol.snapshot import BlockingEvent, TaskRef
+
+if TYPE_CHECKING:
+    from introspect.protocol.snapshot import BlockingEvent, TaskRef
 
 _NEVER_AWAITED = re.compile(r"coroutine '([^']+)' was never awaited")
 

@@ -12,6 +12,7 @@ import itertools
 from typing import Any
 
 from introspect.agent.collectors import frames as fr
+from introspect.agent.collectors.discovery_hooks import executor_rows, queue_rows
 from introspect.agent.collectors.tasks import meta_of
 from introspect.agent.lints.base import Finding, Lint
 
@@ -81,10 +82,9 @@ class UnboundedQueueGrowing(_GrowthLint):
     window = 180.0
 
     def sample(self, agent: Any) -> dict[str, int]:
-        from introspect.agent import snapshot_builder
-
-        return {row.name: row.length for row in snapshot_builder.queues(agent)
-                if row.capacity == 0 and row.length >= 0}
+        return {row["name"]: row["length"]
+                for _obj, row in queue_rows(agent.queues, agent.collector_errors.record)
+                if row["capacity"] == 0 and row["length"] >= 0}
 
     def message(self, subject: str, first: int, last: int) -> str:
         return f"unbounded queue {subject} grew for {self.window:g}s: {first} -> {last} items"
@@ -105,25 +105,23 @@ class ExecutorSaturated(Lint):
         self._since: dict[str, tuple[float, int]] = {}
 
     def check(self, agent: Any, now: float) -> list[Finding]:
-        from introspect.agent import snapshot_builder
-
         findings = []
         seen = set()
-        for row in snapshot_builder.executors(agent):
-            seen.add(row.name)
-            saturated = row.max_workers > 0 and row.busy >= row.max_workers \
-                and row.queue_length > 0
-            if not saturated:
-                self._since.pop(row.name, None)
+        for row in executor_rows(agent.executors, agent.collector_errors.record):
+            name, busy, queued = row["name"], row["busy"], row["queue_length"]
+            max_workers = row["max_workers"]
+            seen.add(name)
+            if not (max_workers > 0 and busy >= max_workers and queued > 0):
+                self._since.pop(name, None)
                 continue
-            since, first_queue = self._since.setdefault(row.name, (now, row.queue_length))
-            if now - since >= self.sustain and row.queue_length >= first_queue:
+            since, first_queue = self._since.setdefault(name, (now, queued))
+            if now - since >= self.sustain and queued >= first_queue:
                 findings.append(Finding(
-                    subject=row.name,
-                    message=f"executor {row.name}: all {row.max_workers} workers busy for "
-                            f"{now - since:.0f}s, {row.queue_length} jobs queued",
-                    details={"executor": row.name, "queue_length": row.queue_length,
-                             "workers": row.workers, "max_workers": row.max_workers}))
+                    subject=name,
+                    message=f"executor {name}: all {max_workers} workers busy for "
+                            f"{now - since:.0f}s, {queued} jobs queued",
+                    details={"executor": name, "queue_length": queued,
+                             "workers": row["workers"], "max_workers": max_workers}))
         for name in list(self._since):
             if name not in seen:
                 del self._since[name]

@@ -10,14 +10,28 @@ import struct
 import termios
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from introspect.agent.server.handshake import Peer, Session
-from introspect.agent.server.wire import ActivityReader
+if TYPE_CHECKING:  # handshake.py is imported at the first connection (clients.py)
+    from introspect.agent.server.handshake import Peer, Session
 
 MAX_SESSIONS = 128  # logged-in connections
 RESERVED_FOR_CONTROL = 4  # of MAX_SESSIONS: read clients filling the rest can't lock out control
 MAX_LOGINS_IN_PROGRESS = 64  # connections that have not logged in yet (trusted peers aside)
 MAX_LOGINS_PER_PEER = 8  # of those, from one remote host
+STREAM_READ_LIMIT = 64 * 1024  # asyncio's default: bytes read ahead of the request loop
+
+
+class ActivityReader(asyncio.StreamReader):
+    """A StreamReader that remembers when the peer last sent anything (for the idle timeout)."""
+
+    def __init__(self, limit: int = STREAM_READ_LIMIT) -> None:
+        super().__init__(limit=limit)
+        self.last_received = time.monotonic()
+
+    def feed_data(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        super().feed_data(data)
 
 
 @dataclass(eq=False)

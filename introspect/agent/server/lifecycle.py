@@ -2,7 +2,9 @@
 loop is blocked (the GIL is released to it every switch interval). It accepts connections on
 the listeners, refuses Unix-socket peers of other uids, caps logins and sessions, runs the
 login and hands each session to the request handlers; a sweeper ends stalled and idle
-connections. Announced in the runtime dir; forgotten in a forked child."""
+connections. Announced in the runtime dir; forgotten in a forked child. What only a connected
+client needs (`clients.py`: login, requests, the protocol) is imported by this thread at the
+first connection."""
 
 from __future__ import annotations
 
@@ -12,30 +14,22 @@ import logging
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.audit import Audit
-from introspect.agent.server import requests
-from introspect.agent.server.connections import Connection, ConnectionTable
-from introspect.agent.server.handshake import Handshake, identify
-from introspect.agent.server.heavy import HeavyReplies
+from introspect.agent.late_imports import late_import
 from introspect.agent.server.listeners import Listener, bind_all, close_all
 from introspect.agent.server.refusals import RefusalLog
-from introspect.agent.server.stream import WRITE_BUFFER_LIMIT, SnapshotTicker
-from introspect.agent.server.wire import (
-    QUIET_SEND_TIMEOUT,
-    ActivityReader,
-    read_handshake_message,
-    send_quietly,
-)
 from introspect.errors import UserError
-from introspect.protocol import discovery, framing
-from introspect.protocol import messages as m
+from introspect.protocol import discovery
 
 if TYPE_CHECKING:
     from introspect.agent.core import Agent
+    from introspect.agent.server.connections import ConnectionTable
+    from introspect.agent.server.handshake import Handshake
+    from introspect.agent.server.heavy import HeavyReplies
+    from introspect.agent.server.stream import SnapshotTicker
 
 log = logging.getLogger("introspect.agent")
 MAX_SWEEP_INTERVAL = 1.0
@@ -47,14 +41,18 @@ class AgentServer:
         self.config = agent.config
         self.audit = Audit(self.config.audit_log)
         self.refusals = RefusalLog(self.audit)
-        self.table = ConnectionTable()
-        self.handshake = Handshake(self.config, self.audit, self.refusals, self.table.admit)
+        # Made at the first connection (clients.py), shared by all: the open connections
+        # and their limits (swept by `sweep_connections` from then on), the login (its
+        # failure counts), the snapshot every subscriber shares, the queue of heavy replies.
+        self.table: ConnectionTable | None = None
+        self.sweeper: asyncio.Future | None = None
+        self.handshake: Handshake | None = None
+        self.ticker: SnapshotTicker | None = None
+        self.heavy: HeavyReplies | None = None
         self.listeners: list[Listener] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread: threading.Thread | None = None
         self.runtime_dir: Path | None = None
-        self.ticker = SnapshotTicker(agent)  # shared by every subscriber
-        self.heavy = HeavyReplies()  # dumps and large pages: one at a time, shared
         self._owner_pid = os.getpid()
         self._ready = threading.Event()
         self._stopping = False
@@ -66,7 +64,8 @@ class AgentServer:
     @property
     def client_count(self) -> int:
         """Open connections, logged in or not (a stalled one until its socket is closed)."""
-        return len(self.table)
+        table = self.table
+        return len(table) if table is not None else 0
 
     @property
     def addresses(self) -> list[str]:
@@ -125,8 +124,12 @@ class AgentServer:
             # asyncio.start_server's plumbing, with a reader that notes when data arrives.
             # TLS is started per connection, under the handshake deadline and audited.
             def protocol(lst: Listener = lst) -> asyncio.StreamReaderProtocol:
+                # At the first connection only: this thread imports what serving a client
+                # needs (it needs nothing from the app's loop thread, holds no agent lock).
+                clients = late_import("introspect.agent.server.clients")
+
                 return asyncio.StreamReaderProtocol(
-                    ActivityReader(), lambda r, w: self._client(r, w, lst))
+                    clients.ActivityReader(), lambda r, w: self._client(r, w, lst))
 
             if lst.kind == "unix":
                 srv = await loop.create_unix_server(protocol, sock=lst.sock)
@@ -134,10 +137,10 @@ class AgentServer:
                 srv = await loop.create_server(protocol, sock=lst.sock)
             servers.append(srv)
         self._stop_event = asyncio.Event()
-        sweeper = asyncio.ensure_future(self._sweep())
         self._ready.set()
         await self._stop_event.wait()
-        sweeper.cancel()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
         for srv in servers:
             srv.close()
         for task in list(self.connections):
@@ -146,7 +149,9 @@ class AgentServer:
             await asyncio.wait(list(self.connections), timeout=1.0)
         self.refusals.flush()
 
-    async def _sweep(self) -> None:
+    async def sweep_connections(self) -> None:
+        """Started with the connection table, at the first connection (clients.py)."""
+        assert self.table is not None
         idle, stall = self.config.idle_timeout, self.config.stall_timeout
         interval = min(MAX_SWEEP_INTERVAL, stall / 4, idle / 4 if idle else MAX_SWEEP_INTERVAL)
         while True:
@@ -207,42 +212,15 @@ class AgentServer:
         if task is not None:
             self.connections.add(task)
         client_fd = self._remember_fd(writer)
-        peer = identify(writer, listener, self.config.allow_uids)
-        assert isinstance(reader, ActivityReader)
-        conn = Connection(peer, reader, writer)
-        self.table.open.add(conn)
-        writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_LIMIT)
         try:
-            if peer.refused:
-                self.refusals.record("connect", "denied_uid", peer.key, peer.name)
-                # its hello is read first, so the reason reaches it instead of a broken pipe
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(read_handshake_message(reader), QUIET_SEND_TIMEOUT)
-                await send_quietly(writer, m.ErrorReply(
-                    code="auth_failed", message=f"this agent does not accept {peer.key} on its "
-                    "socket (only its own user; see INTROSPECT_ALLOW_UIDS)"))
-                return
-            busy = self.table.refuse_at_connect(peer)
-            if busy is not None:
-                self.refusals.record("connect", "busy", peer.key, peer.name)
-                await send_quietly(writer, m.ErrorReply(code="busy", message=busy))
-                return
-            conn.logging_in = True
-            session = await self.handshake.login(reader, writer, listener, peer)
-            conn.logging_in = False
-            if session is not None:
-                conn.session = session
-                conn.logged_in_at = time.monotonic()
-                await requests.serve(self, session, reader, writer)
-        except (EOFError, ConnectionError, framing.FrameError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:
+            clients = late_import("introspect.agent.server.clients")  # see `protocol`
+
+            await clients.serve(self, reader, writer, listener)
+        except Exception as exc:  # pragma: no cover - clients.serve contains its own
             self.agent.collector_errors.record("server", exc)
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
         finally:
-            await _close(writer)
-            self.table.open.discard(conn)
             if task is not None:
                 self.connections.discard(task)
             if client_fd is not None:
@@ -259,13 +237,3 @@ class AgentServer:
         self._client_fds[fd] = (st.st_dev, st.st_ino)
         return fd
 
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close, letting a last reply go out for a moment; then abort, so a peer that does not
-    read can't keep the socket (and its buffers) open for good."""
-    with contextlib.suppress(Exception):
-        writer.close()
-        if writer.transport.get_write_buffer_size():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), QUIET_SEND_TIMEOUT)
-        writer.transport.abort()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import msgspec
 
@@ -13,7 +12,6 @@ from introspect.protocol import framing
 from introspect.protocol import messages as m
 
 QUIET_SEND_TIMEOUT = 1.0  # a last word (busy, refused) is not worth waiting longer for
-STREAM_READ_LIMIT = 64 * 1024  # asyncio's default: bytes read ahead of the request loop
 
 
 async def send(writer: asyncio.StreamWriter, message: m.Message) -> None:
@@ -35,14 +33,3 @@ async def read_handshake_message(reader: asyncio.StreamReader) -> m.Message | No
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
-
-class ActivityReader(asyncio.StreamReader):
-    """A StreamReader that remembers when the peer last sent anything (for the idle timeout)."""
-
-    def __init__(self, limit: int = STREAM_READ_LIMIT) -> None:
-        super().__init__(limit=limit)
-        self.last_received = time.monotonic()
-
-    def feed_data(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
-        super().feed_data(data)
