@@ -65,11 +65,16 @@ def configured_runtime_dir() -> Path:
 
 
 def _system_temp_dir() -> str:
-    """Imported here: tempfile with shutil, bz2 and lzma is ~900 objects in the host's heap,
-    which an agent given INTROSPECT_RUNTIME_DIR or XDG_RUNTIME_DIR does not need."""
-    import tempfile
-
-    return tempfile.gettempdir()
+    """`tempfile.gettempdir()`'s choice, without importing tempfile (with shutil, bz2 and lzma
+    it is ~900 objects in the host's heap for every full collection to walk): $TMPDIR, $TEMP,
+    $TMP, then /tmp, /var/tmp, /usr/tmp, the first writable directory, else the working one.
+    Not an app's own `tempfile.tempdir`: the agent and the CLI must find the same place."""
+    names = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    for candidate in [*names, "/tmp", "/var/tmp", "/usr/tmp"]:
+        if candidate and os.path.isdir(candidate) and \
+                os.access(candidate, os.W_OK | os.X_OK):
+            return os.path.abspath(candidate)
+    return os.getcwd()
 
 
 def _make_private_dir(path: Path) -> None:

@@ -15,7 +15,7 @@ from tests.support.procs import AgentProcess, wait_until
 DEFERRED = ("prometheus_client", "http.server", "email", "wsgiref", "socketserver",
             "multiprocessing", "concurrent.futures.process", "ctypes", "psutil", "codeop",
             "introspect.metrics.prometheus", "introspect.agent.console.session",
-            "tempfile")  # tempfile: given a runtime dir (tests/conftest.py sets one)
+            "tempfile")
 
 
 def run_python(source: str, env: dict[str, str] | None = None) -> dict:
@@ -41,6 +41,41 @@ def test_start_at_defaults_imports_no_optional_feature() -> None:
         asyncio.run(main())
     """)
     assert found == []
+
+
+def test_without_a_runtime_dir_setting_start_finds_the_temp_dir_tempfile_would() -> None:
+    """A service user has no XDG_RUNTIME_DIR: the agent falls back to the system temp dir,
+    chosen as tempfile.gettempdir() chooses it, without importing tempfile."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for tmpdir in (tmp, "/nonexistent-introspect-tmp", ""):
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("INTROSPECT_RUNTIME_DIR", "XDG_RUNTIME_DIR", "TEMP", "TMP")}
+            env["TMPDIR"] = tmpdir
+            done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+                import asyncio, json, sys
+                import introspect
+                from introspect.protocol import discovery
+
+                async def main():
+                    introspect.start()
+                    await asyncio.sleep(0)
+                    loaded = "tempfile" in sys.modules
+                    socket = str(discovery.socket_path(__import__("os").getpid()))
+                    import tempfile
+                    print(json.dumps({"loaded": loaded, "ours": discovery._system_temp_dir(),
+                                      "tempfile": tempfile.gettempdir(), "socket": socket}))
+                    introspect.stop()
+
+                asyncio.run(main())
+            """)], capture_output=True, text=True, timeout=60, env=env)
+            assert done.returncode == 0, done.stderr[-3000:]
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            assert found["loaded"] is False
+            assert found["ours"] == found["tempfile"], (tmpdir, found)
+            assert found["socket"].startswith(os.path.join(found["tempfile"], "introspect-"))
 
 
 APP_IMPORTS_PROMETHEUS_LATE = """
