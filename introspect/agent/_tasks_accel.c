@@ -21,6 +21,20 @@
 #include <structmember.h>
 #include <time.h>
 
+/* The interpreter's frame records, for `creation_site` only: walking them makes no frame
+ * object, where PyEval_GetFrame and PyFrame_GetBack make one for each frame they pass (a GC
+ * allocation, freed when its function returns; under task churn that was ~2/3 of the
+ * factory's own cost). Internal headers: the fields used (the thread's current frame, each
+ * record's code, previous record and instruction) are the ones CPython's own PyFrame_GetBack
+ * and PyFrame_GetLasti read, on 3.11-3.14. */
+#define Py_BUILD_CORE 1
+#if PY_VERSION_HEX >= 0x030E0000
+#include <internal/pycore_interpframe.h>
+#else
+#include <internal/pycore_frame.h>
+#endif
+#undef Py_BUILD_CORE
+
 /* 3.13 renamed `_PyObject_LookupAttr` to the public `PyObject_GetOptionalAttr`. */
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
@@ -1043,6 +1057,25 @@ parent_seq(Factory *self, PyObject *loop)
     return Py_NewRef(meta->seq);
 }
 
+/* The calling thread's innermost complete frame record, or NULL. */
+static inline _PyInterpreterFrame *
+first_complete(_PyInterpreterFrame *frame)
+{
+    while (frame != NULL && _PyFrame_IsIncomplete(frame))
+        frame = frame->previous;
+    return frame;
+}
+
+static inline PyCodeObject *
+code_of(_PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(frame);
+#else
+    return frame->f_code;
+#endif
+}
+
 /* The innermost frame of the caller outside asyncio and the stdlib (its code, new
  * reference, and line), or NULL with no error when there is none within a few frames. */
 static PyObject *
@@ -1050,12 +1083,17 @@ creation_site(Factory *self, int *line)
 {
     if (self->is_library == Py_None)
         return NULL;
-    PyFrameObject *frame = PyEval_GetFrame();
-    Py_XINCREF(frame);
+    PyThreadState *tstate = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *frame = first_complete(tstate->current_frame);
+#else
+    _PyInterpreterFrame *frame = first_complete(tstate->cframe->current_frame);
+#endif
     for (int depth = 0; frame != NULL && depth < 12; depth++) {
-        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyCodeObject *code = code_of(frame);
         Verdict *known = &self->verdict_cache[code_hash((PyObject *)code, 0)];
         if (known->code != (PyObject *)code) {
+            Py_INCREF(code); /* is_library may run any code */
             PyObject *verdict = PyDict_GetItemWithError(self->verdicts, code->co_filename);
             if (verdict == NULL && !PyErr_Occurred()) {
                 verdict = PyObject_CallOneArg(self->is_library, code->co_filename);
@@ -1068,29 +1106,25 @@ creation_site(Factory *self, int *line)
             if (verdict == NULL) {
                 PyErr_Clear();
                 Py_DECREF(code);
-                break;
+                return NULL;
             }
-            Py_XSETREF(known->code, Py_NewRef((PyObject *)code));
+            Py_XSETREF(known->code, (PyObject *)code); /* the reference taken above */
             known->library = verdict != Py_False;
         }
         if (!known->library) {
-            int lasti = PyFrame_GetLasti(frame);
+            /* the instruction's offset in bytes, as PyFrame_GetLasti gives it */
+            int lasti = _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
             Line *seen = &self->line_cache[code_hash((PyObject *)code, lasti)];
             if (seen->code != (PyObject *)code || seen->lasti != lasti) {
                 Py_XSETREF(seen->code, Py_NewRef((PyObject *)code));
                 seen->lasti = lasti;
-                seen->line = PyFrame_GetLineNumber(frame);
+                seen->line = PyCode_Addr2Line(code, lasti);
             }
             *line = seen->line;
-            Py_DECREF(frame);
-            return (PyObject *)code;
+            return Py_NewRef((PyObject *)code);
         }
-        Py_DECREF(code);
-        PyFrameObject *back = PyFrame_GetBack(frame);
-        Py_DECREF(frame);
-        frame = back;
+        frame = first_complete(frame->previous);
     }
-    Py_XDECREF(frame);
     return NULL;
 }
 
