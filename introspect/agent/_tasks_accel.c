@@ -79,7 +79,6 @@ typedef struct {
 } Meta;
 
 static PyTypeObject MetaType;
-static PyObject *coro_code; /* the coroutine type's `cr_code` descriptor */
 static PyObject *str_done, *str_cr_code, *str_add_done_callback, *str_cancelled, *str_exception,
     *str_tasks, *str_loop, *str_outcome[OUTCOMES], *names_loop;
 /* the weak reference type's own vectorcall (static in CPython), copied from the first TaskMeta
@@ -92,6 +91,36 @@ monotonic(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The innermost complete frame record from `frame` outwards, or NULL. */
+static inline _PyInterpreterFrame *
+first_complete(_PyInterpreterFrame *frame)
+{
+    while (frame != NULL && _PyFrame_IsIncomplete(frame))
+        frame = frame->previous;
+    return frame;
+}
+
+static inline PyCodeObject *
+code_of(_PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(frame);
+#else
+    return frame->f_code;
+#endif
+}
+
+/* A coroutine's code object (borrowed). */
+static inline PyObject *
+coroutine_code(PyObject *coro)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return (PyObject *)code_of((_PyInterpreterFrame *)&((PyGenObject *)coro)->gi_iframe);
+#else
+    return (PyObject *)((PyCoroObject *)coro)->cr_code;
+#endif
 }
 
 /* Where `obj`'s list of weak references starts, or NULL when it takes none. As CPython's own
@@ -358,10 +387,13 @@ report(PyObject *on_error)
 /* ---- the done accounting --------------------------------------------------------------- */
 
 /* A method of the task class, called on an instance of exactly that class through its
- * descriptor (no attribute lookup by name); any other task by name. */
+ * descriptor (no attribute lookup by name), or straight through its C function when it is a
+ * C method taking no argument (done(), cancelled() of the C Task: no argument checks); any
+ * other task by name. */
 typedef struct {
     PyObject *name;
     PyObject *descr;
+    PyCFunction noargs; /* descr's C function when it is a METH_NOARGS method, else NULL */
 } Method;
 
 /* A task waiting for its done accounting (see `step`): held, with the seq it joined at. */
@@ -389,6 +421,8 @@ static inline PyObject *
 call_method(Done *self, PyObject *task, Method *method, PyObject *arg)
 {
     if (method->descr != NULL && Py_TYPE(task) == self->task_type) {
+        if (method->noargs != NULL && arg == NULL)
+            return method->noargs(task, NULL);
         PyObject *args[2] = {task, arg};
         return PyObject_Vectorcall(method->descr, args, arg == NULL ? 1 : 2, NULL);
     }
@@ -816,7 +850,16 @@ read_method(Method *method, PyObject *task_class, PyObject *name)
     if (task_class == Py_None)
         return 0;
     method->descr = PyObject_GetAttr(task_class, name);
-    return method->descr == NULL ? -1 : 0;
+    if (method->descr == NULL)
+        return -1;
+    if (Py_IS_TYPE(method->descr, &PyMethodDescr_Type)) {
+        PyMethodDef *def = ((PyMethodDescrObject *)method->descr)->d_method;
+        int kind = def->ml_flags & (METH_VARARGS | METH_FASTCALL | METH_NOARGS | METH_O |
+                                    METH_KEYWORDS | METH_METHOD);
+        if (kind == METH_NOARGS)
+            method->noargs = def->ml_meth;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -993,11 +1036,10 @@ static Counter *
 counter_for(Factory *self, PyObject *coro)
 {
     PyObject *code = NULL, *kind = NULL;
-    if (PyCoro_CheckExact(coro) && Py_TYPE(coro_code)->tp_descr_get != NULL) {
-        /* the descriptor itself: no attribute lookup by name */
-        code = Py_TYPE(coro_code)->tp_descr_get(coro_code, coro, (PyObject *)&PyCoro_Type);
-        if (code == NULL)
-            return NULL;
+    if (PyCoro_CheckExact(coro)) {
+        /* its field: no attribute lookup, and no "object.__getattr__" audit event per task
+         * (the cr_code getter raises one) */
+        code = Py_NewRef(coroutine_code(coro));
     }
     else if (PyObject_GetOptionalAttr(coro, str_cr_code, &code) < 0) {
         return NULL;
@@ -1055,25 +1097,6 @@ parent_seq(Factory *self, PyObject *loop)
     if (meta == NULL || meta->seq == NULL)
         Py_RETURN_NONE;
     return Py_NewRef(meta->seq);
-}
-
-/* The calling thread's innermost complete frame record, or NULL. */
-static inline _PyInterpreterFrame *
-first_complete(_PyInterpreterFrame *frame)
-{
-    while (frame != NULL && _PyFrame_IsIncomplete(frame))
-        frame = frame->previous;
-    return frame;
-}
-
-static inline PyCodeObject *
-code_of(_PyInterpreterFrame *frame)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return _PyFrame_GetCode(frame);
-#else
-    return frame->f_code;
-#endif
 }
 
 /* The innermost frame of the caller outside asyncio and the stdlib (its code, new
@@ -1323,8 +1346,7 @@ PyInit__tasks_accel(void)
     INTERN(str_outcome[ERROR], "error");
     INTERN(str_outcome[CANCELLED], "cancelled");
 #undef INTERN
-    if ((names_loop = PyTuple_Pack(1, str_loop)) == NULL ||
-        (coro_code = PyObject_GetAttr((PyObject *)&PyCoro_Type, str_cr_code)) == NULL)
+    if ((names_loop = PyTuple_Pack(1, str_loop)) == NULL)
         return NULL;
     MetaType.tp_base = &_PyWeakref_RefType;
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MetaType) < 0 ||
