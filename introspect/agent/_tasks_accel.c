@@ -306,9 +306,16 @@ new_meta(PyObject *task)
         }
         return meta;
     }
-    Meta *meta = (Meta *)MetaType.tp_alloc(&MetaType, 0);
+    /* as tp_alloc (PyType_GenericAlloc: not a GC type here), with no memset: every field is
+     * set here */
+    Meta *meta = PyObject_Malloc(sizeof(Meta));
     if (meta == NULL)
-        return NULL;
+        return (Meta *)PyErr_NoMemory();
+    PyObject_Init((PyObject *)meta, &MetaType);
+    meta->seq = meta->kind = meta->parent = meta->where_code = NULL;
+    meta->counter = NULL;
+    meta->where_line = 0;
+    meta->created = 0.0;
     PyWeakReference *wr = &meta->ref;
     wr->wr_object = task; /* a weak reference: no incref */
     wr->wr_callback = NULL;
