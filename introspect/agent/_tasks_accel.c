@@ -611,9 +611,9 @@ Done_vectorcall(Done *self, PyObject *const *args, size_t nargsf, PyObject *kwna
  * newer ones, or at a second flush (each lag-probe beat), or when the ring is full, gets the
  * done callback and leaves the ring. */
 
-/* Per new task: look at up to this many pending young tasks (each look ~200 instructions: one
- * is what a batch created at once, all pending, costs per task), and account up to this many
- * done ones (a batch that just finished is released within ~batch/LOOK_DONE new tasks). */
+/* Per new task: look at up to this many pending young tasks (each look ~100-150 instructions:
+ * one is what a batch created at once, all pending, costs per task), and account up to this
+ * many done ones (a batch that just finished is released within ~batch/LOOK_DONE new tasks). */
 #define LOOK_PENDING 1
 #define LOOK_DONE 16
 /* A pending task older than OLD_AGE_FACTOR times the ring's length (and OLD_AGE_MIN) in
