@@ -21,6 +21,20 @@
 #include <structmember.h>
 #include <time.h>
 
+/* The interpreter's frame records, for `creation_site` only: walking them makes no frame
+ * object, where PyEval_GetFrame and PyFrame_GetBack make one for each frame they pass (a GC
+ * allocation, freed when its function returns; under task churn that was ~2/3 of the
+ * factory's own cost). Internal headers: the fields used (the thread's current frame, each
+ * record's code, previous record and instruction) are the ones CPython's own PyFrame_GetBack
+ * and PyFrame_GetLasti read, on 3.11-3.14. */
+#define Py_BUILD_CORE 1
+#if PY_VERSION_HEX >= 0x030E0000
+#include <internal/pycore_interpframe.h>
+#else
+#include <internal/pycore_frame.h>
+#endif
+#undef Py_BUILD_CORE
+
 /* 3.13 renamed `_PyObject_LookupAttr` to the public `PyObject_GetOptionalAttr`. */
 #if PY_VERSION_HEX < 0x030D0000
 #define PyObject_GetOptionalAttr _PyObject_LookupAttr
@@ -65,7 +79,6 @@ typedef struct {
 } Meta;
 
 static PyTypeObject MetaType;
-static PyObject *coro_code; /* the coroutine type's `cr_code` descriptor */
 static PyObject *str_done, *str_cr_code, *str_add_done_callback, *str_cancelled, *str_exception,
     *str_tasks, *str_loop, *str_outcome[OUTCOMES], *names_loop;
 /* the weak reference type's own vectorcall (static in CPython), copied from the first TaskMeta
@@ -78,6 +91,36 @@ monotonic(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The innermost complete frame record from `frame` outwards, or NULL. */
+static inline _PyInterpreterFrame *
+first_complete(_PyInterpreterFrame *frame)
+{
+    while (frame != NULL && _PyFrame_IsIncomplete(frame))
+        frame = frame->previous;
+    return frame;
+}
+
+static inline PyCodeObject *
+code_of(_PyInterpreterFrame *frame)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return _PyFrame_GetCode(frame);
+#else
+    return frame->f_code;
+#endif
+}
+
+/* A coroutine's code object (borrowed). */
+static inline PyObject *
+coroutine_code(PyObject *coro)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return (PyObject *)code_of((_PyInterpreterFrame *)&((PyGenObject *)coro)->gi_iframe);
+#else
+    return (PyObject *)((PyCoroObject *)coro)->cr_code;
+#endif
 }
 
 /* Where `obj`'s list of weak references starts, or NULL when it takes none. As CPython's own
@@ -263,9 +306,16 @@ new_meta(PyObject *task)
         }
         return meta;
     }
-    Meta *meta = (Meta *)MetaType.tp_alloc(&MetaType, 0);
+    /* as tp_alloc (PyType_GenericAlloc: not a GC type here), with no memset: every field is
+     * set here */
+    Meta *meta = PyObject_Malloc(sizeof(Meta));
     if (meta == NULL)
-        return NULL;
+        return (Meta *)PyErr_NoMemory();
+    PyObject_Init((PyObject *)meta, &MetaType);
+    meta->seq = meta->kind = meta->parent = meta->where_code = NULL;
+    meta->counter = NULL;
+    meta->where_line = 0;
+    meta->created = 0.0;
     PyWeakReference *wr = &meta->ref;
     wr->wr_object = task; /* a weak reference: no incref */
     wr->wr_callback = NULL;
@@ -344,10 +394,13 @@ report(PyObject *on_error)
 /* ---- the done accounting --------------------------------------------------------------- */
 
 /* A method of the task class, called on an instance of exactly that class through its
- * descriptor (no attribute lookup by name); any other task by name. */
+ * descriptor (no attribute lookup by name), or straight through its C function when it is a
+ * C method taking no argument (done(), cancelled() of the C Task: no argument checks); any
+ * other task by name. */
 typedef struct {
     PyObject *name;
     PyObject *descr;
+    PyCFunction noargs; /* descr's C function when it is a METH_NOARGS method, else NULL */
 } Method;
 
 /* A task waiting for its done accounting (see `step`): held, with the seq it joined at. */
@@ -375,6 +428,8 @@ static inline PyObject *
 call_method(Done *self, PyObject *task, Method *method, PyObject *arg)
 {
     if (method->descr != NULL && Py_TYPE(task) == self->task_type) {
+        if (method->noargs != NULL && arg == NULL)
+            return method->noargs(task, NULL);
         PyObject *args[2] = {task, arg};
         return PyObject_Vectorcall(method->descr, args, arg == NULL ? 1 : 2, NULL);
     }
@@ -556,9 +611,9 @@ Done_vectorcall(Done *self, PyObject *const *args, size_t nargsf, PyObject *kwna
  * newer ones, or at a second flush (each lag-probe beat), or when the ring is full, gets the
  * done callback and leaves the ring. */
 
-/* Per new task: look at up to this many pending young tasks (each look ~200 instructions: one
- * is what a batch created at once, all pending, costs per task), and account up to this many
- * done ones (a batch that just finished is released within ~batch/LOOK_DONE new tasks). */
+/* Per new task: look at up to this many pending young tasks (each look ~100-150 instructions:
+ * one is what a batch created at once, all pending, costs per task), and account up to this
+ * many done ones (a batch that just finished is released within ~batch/LOOK_DONE new tasks). */
 #define LOOK_PENDING 1
 #define LOOK_DONE 16
 /* A pending task older than OLD_AGE_FACTOR times the ring's length (and OLD_AGE_MIN) in
@@ -802,7 +857,16 @@ read_method(Method *method, PyObject *task_class, PyObject *name)
     if (task_class == Py_None)
         return 0;
     method->descr = PyObject_GetAttr(task_class, name);
-    return method->descr == NULL ? -1 : 0;
+    if (method->descr == NULL)
+        return -1;
+    if (Py_IS_TYPE(method->descr, &PyMethodDescr_Type)) {
+        PyMethodDef *def = ((PyMethodDescrObject *)method->descr)->d_method;
+        int kind = def->ml_flags & (METH_VARARGS | METH_FASTCALL | METH_NOARGS | METH_O |
+                                    METH_KEYWORDS | METH_METHOD);
+        if (kind == METH_NOARGS)
+            method->noargs = def->ml_meth;
+    }
+    return 0;
 }
 
 static PyObject *
@@ -979,11 +1043,10 @@ static Counter *
 counter_for(Factory *self, PyObject *coro)
 {
     PyObject *code = NULL, *kind = NULL;
-    if (PyCoro_CheckExact(coro) && Py_TYPE(coro_code)->tp_descr_get != NULL) {
-        /* the descriptor itself: no attribute lookup by name */
-        code = Py_TYPE(coro_code)->tp_descr_get(coro_code, coro, (PyObject *)&PyCoro_Type);
-        if (code == NULL)
-            return NULL;
+    if (PyCoro_CheckExact(coro)) {
+        /* its field: no attribute lookup, and no "object.__getattr__" audit event per task
+         * (the cr_code getter raises one) */
+        code = Py_NewRef(coroutine_code(coro));
     }
     else if (PyObject_GetOptionalAttr(coro, str_cr_code, &code) < 0) {
         return NULL;
@@ -1050,12 +1113,17 @@ creation_site(Factory *self, int *line)
 {
     if (self->is_library == Py_None)
         return NULL;
-    PyFrameObject *frame = PyEval_GetFrame();
-    Py_XINCREF(frame);
+    PyThreadState *tstate = PyThreadState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+    _PyInterpreterFrame *frame = first_complete(tstate->current_frame);
+#else
+    _PyInterpreterFrame *frame = first_complete(tstate->cframe->current_frame);
+#endif
     for (int depth = 0; frame != NULL && depth < 12; depth++) {
-        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyCodeObject *code = code_of(frame);
         Verdict *known = &self->verdict_cache[code_hash((PyObject *)code, 0)];
         if (known->code != (PyObject *)code) {
+            Py_INCREF(code); /* is_library may run any code */
             PyObject *verdict = PyDict_GetItemWithError(self->verdicts, code->co_filename);
             if (verdict == NULL && !PyErr_Occurred()) {
                 verdict = PyObject_CallOneArg(self->is_library, code->co_filename);
@@ -1068,29 +1136,25 @@ creation_site(Factory *self, int *line)
             if (verdict == NULL) {
                 PyErr_Clear();
                 Py_DECREF(code);
-                break;
+                return NULL;
             }
-            Py_XSETREF(known->code, Py_NewRef((PyObject *)code));
+            Py_XSETREF(known->code, (PyObject *)code); /* the reference taken above */
             known->library = verdict != Py_False;
         }
         if (!known->library) {
-            int lasti = PyFrame_GetLasti(frame);
+            /* the instruction's offset in bytes, as PyFrame_GetLasti gives it */
+            int lasti = _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT);
             Line *seen = &self->line_cache[code_hash((PyObject *)code, lasti)];
             if (seen->code != (PyObject *)code || seen->lasti != lasti) {
                 Py_XSETREF(seen->code, Py_NewRef((PyObject *)code));
                 seen->lasti = lasti;
-                seen->line = PyFrame_GetLineNumber(frame);
+                seen->line = PyCode_Addr2Line(code, lasti);
             }
             *line = seen->line;
-            Py_DECREF(frame);
-            return (PyObject *)code;
+            return Py_NewRef((PyObject *)code);
         }
-        Py_DECREF(code);
-        PyFrameObject *back = PyFrame_GetBack(frame);
-        Py_DECREF(frame);
-        frame = back;
+        frame = first_complete(frame->previous);
     }
-    Py_XDECREF(frame);
     return NULL;
 }
 
@@ -1289,8 +1353,7 @@ PyInit__tasks_accel(void)
     INTERN(str_outcome[ERROR], "error");
     INTERN(str_outcome[CANCELLED], "cancelled");
 #undef INTERN
-    if ((names_loop = PyTuple_Pack(1, str_loop)) == NULL ||
-        (coro_code = PyObject_GetAttr((PyObject *)&PyCoro_Type, str_cr_code)) == NULL)
+    if ((names_loop = PyTuple_Pack(1, str_loop)) == NULL)
         return NULL;
     MetaType.tp_base = &_PyWeakref_RefType;
     if (PyType_Ready(&CounterType) < 0 || PyType_Ready(&MetaType) < 0 ||

@@ -2,7 +2,8 @@
 pure-Python fallback) against ground truth: exact under churn with the default and the eager
 task factory and under uvloop, tasks made by `asyncio.Task(...)` left out, tasks that existed
 before the agent adopted, every reading taken from another thread consistent (created = live +
-finished, kind by kind) and a finished task seen from another thread, and across fork.
+finished, kind by kind) and a finished task seen from another thread, across fork, and a
+coroutine finished or closed before its task was made still counted under its kind.
 Crossversion (tests/conftest.py)."""
 
 from __future__ import annotations
@@ -182,3 +183,45 @@ def test_counts_carry_over_a_fork_exactly_once(pure: bool) -> None:
     # The child inherits the counts so far and adds its own; each task accounted once.
     assert lines["child"] == [{"ok": 0}, {"ok": 800}, {"ok/ok": 800}]
     assert lines["parent"] == [{"ok": 0}, {"ok": 700}, {"ok/ok": 700}]
+
+
+SPENT = r'''
+import asyncio, json, sys
+if {pure}:
+    sys.modules["introspect.agent._tasks_accel"] = None
+import introspect
+
+async def quick():
+    return None
+
+async def main():
+    agent = introspect.start()
+    loop = asyncio.get_running_loop()
+    finished, closed = quick(), quick()
+    try:
+        finished.send(None)
+    except StopIteration:
+        pass
+    closed.close()
+    results = await asyncio.gather(loop.create_task(finished), loop.create_task(closed),
+                                   loop.create_task(quick()), return_exceptions=True)
+    live, created, finished = agent.tasks.counts()
+    name = lambda kind: kind.rsplit(".", 1)[-1]
+    print(json.dumps({{
+        "results": [type(r).__name__ for r in results],
+        "created": {{name(k): v for k, v in created.items()}},
+        "finished": {{name(k) + "/" + o: v for (k, o), v in finished.items()}},
+    }}), flush=True)
+    introspect.stop()
+
+asyncio.run(main())
+'''
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "pure-python"])
+def test_a_spent_coroutine_handed_to_create_task_is_counted_under_its_kind(pure: bool) -> None:
+    # Finished or closed before its task exists: its kind still comes from its code object.
+    truth = json.loads(_run(SPENT.format(pure=pure))[-1])
+    assert truth["results"] == ["RuntimeError", "RuntimeError", "NoneType"]
+    assert truth["created"] == {"quick": 3, "main": 1}
+    assert truth["finished"] == {"quick/error": 2, "quick/ok": 1}

@@ -346,8 +346,18 @@ async def main():
         gathered = asyncio.gather(idle(stop))  # gather
         child = gathered._children[0]
         seen["gather"] = task_detail(agent, task_mod.meta_of(child).seq).created_at
+        made = []  # from a function the loop calls back: the loop's own code is its caller
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: made.append(asyncio.ensure_future(idle(stop))))  # callback
+        while not made:
+            await asyncio.sleep(0)
+        seen["callback"] = task_detail(agent, task_mod.meta_of(made[0]).seq).created_at
+        if sys.version_info >= (3, 12):  # the app's eager factory: ours chains to it
+            loop.set_task_factory(asyncio.eager_task_factory)
+        eager = asyncio.create_task(idle(stop))  # eager
+        seen["eager"] = task_detail(agent, task_mod.meta_of(eager).seq).created_at
         stop.set()
-    await asyncio.gather(plain, gathered)
+    await asyncio.gather(plain, gathered, made[0], eager)
     truth = lambda k: f"{{__file__}}:{{line_of(k if {created_at} else 'def')}}"
     print(json.dumps({{k: [v, truth(k)] for k, v in seen.items()}}))
 
@@ -366,6 +376,6 @@ def test_created_at_is_the_user_line_that_created_the_task(pure: bool, created_a
                          timeout=120)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(seen) == {"plain", "group", "gather"}
+    assert set(seen) == {"plain", "group", "gather", "callback", "eager"}
     for shown, truth in seen.values():
         assert shown == truth
