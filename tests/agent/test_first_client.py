@@ -68,7 +68,10 @@ def test_start_imports_no_client_only_module() -> None:
 
         async def main():
             introspect.start()
-            await asyncio.sleep(0.3)  # the watchdog and the lag probe have run
+            agent = introspect.get_agent()
+            # the lag probe has beaten twice and the watchdog has run its duties (polled)
+            while agent.loop_probe.beats < 2 or agent.blocking._watch.returns < 1:
+                await asyncio.sleep(0.01)
             print(json.dumps([m for m in {CLIENT_ONLY!r} if m in sys.modules]))
 
         asyncio.run(main())
