@@ -3,8 +3,8 @@ loop is blocked (the GIL is released to it every switch interval). It accepts co
 the listeners, refuses Unix-socket peers of other uids, caps logins and sessions, runs the
 login and hands each session to the request handlers; a sweeper ends stalled and idle
 connections. Announced in the runtime dir; forgotten in a forked child. What only a connected
-client needs (`clients.py`: login, requests, the protocol) is imported by this thread at the
-first connection."""
+client needs (`clients.py`: login, requests, the protocol) is imported by this thread once it
+listens, not by `start()`."""
 
 from __future__ import annotations
 
@@ -138,6 +138,15 @@ class AgentServer:
             servers.append(srv)
         self._stop_event = asyncio.Event()
         self._ready.set()
+        # Then, off start()'s path, this thread imports what the first client needs. Waiting
+        # for that first client cost it ~1 s against a saturated loop (each of the imports'
+        # file reads lets the GIL go, and each re-take waits a switch interval): the answer
+        # must not depend on how busy the app is.
+        for module in ("introspect.agent.server.clients", "introspect.agent.snapshot_builder"):
+            try:
+                late_import(module)
+            except Exception as exc:  # pragma: no cover - a broken install: first use says so
+                self.agent.collector_errors.record("server", exc)
         await self._stop_event.wait()
         if self.sweeper is not None:
             self.sweeper.cancel()
