@@ -75,11 +75,16 @@ def start(
         if _agent is not None and _agent.running:
             _check_same_options(_agent, options)
             return _agent
-        from introspect.agent.core import Agent
-        from introspect.config import from_env
+        from introspect.agent import permanent
 
-        agent = Agent(from_env(**options))
-        agent.start()
+        # The modules start() brings into the host, noted so the server thread can move
+        # their definitions out of the collector's way (agent/permanent.py).
+        with permanent.note_imports():
+            from introspect.agent.core import Agent
+            from introspect.config import from_env
+
+            agent = Agent(from_env(**options))
+            agent.start()
         _agent = agent
         if not _fork_hook_installed:
             os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -20,6 +20,8 @@ import sys
 import threading
 from types import ModuleType
 
+from introspect.agent import permanent
+
 FORK_WAIT_SECONDS = 2.0
 LOCK_WAIT_SECONDS = 5.0
 
@@ -36,10 +38,15 @@ def late_import(name: str) -> ModuleType:
     lock = _lock
     locked = lock.acquire(timeout=LOCK_WAIT_SECONDS)
     try:
-        return importlib.import_module(name)
+        with permanent.note_imports() as added:
+            module = importlib.import_module(name)
     finally:
         if locked:
             lock.release()
+    # What this import brought is settled out of the collector's way now (small: one
+    # module and what it needs); the bulk from start() is the server thread's (lifecycle).
+    permanent.settle_imported(only=added)
+    return module
 
 
 def _before_fork() -> None:
