@@ -2,21 +2,26 @@
 defaults, in alternating fresh processes (issue 17: within 10 % of plain).
 
     .venv/bin/python benchmarks/gc_churn.py [--pairs 6] [--tasks 200000]
-        [--against defaults|factory|imports] [--host bare|fastapi]
+        [--against defaults|at-start|unsettled|factory|imports] [--host bare|fastapi]
 
 Each process measures its own pauses with a `gc.callbacks` pair (start/stop, perf_counter), by
-generation, and counts collections per generation. What the agent could feed the collector
-per task: a TaskMeta (not a GC object, so not counted towards a young-generation collection),
-and the finished tasks its young ring holds until a new task looks at them (a few new tasks
-later; BENCHMARKS.md "GC under churn"). The rest is the larger heap a full (generation 2)
-collection examines. `--against` separates the two: `factory` is the counting task factory
-alone (the per-task path, no agent started), `imports` the agent imported as `start()` imports
-it but not started (its heap only), `defaults` the agent started.
+generation, and counts collections per generation and the objects in the generations before
+the run. What the agent could feed the collector per task: a TaskMeta (not a GC object, so not
+counted towards a young-generation collection), and the finished tasks its young ring holds
+until a new task looks at them (a few new tasks later; BENCHMARKS.md "GC under churn"). The
+rest is the larger heap a full (generation 2) collection examines. `--against`:
+- `defaults`: the agent started, measured once it has settled (its server thread has imported
+  what a client needs and moved the agent's definitions out of the generations,
+  agent/permanent.py; ~0.2 s after start), the state a service runs in;
+- `at-start`: measured right after start(), while that is still going on (the first second);
+- `unsettled`: as `defaults` with the definitions left in the generations (before session 7);
+- `factory`: the counting task factory alone (the per-task path, no agent started);
+- `imports`: the agent imported as `start()` imports it, not started (its heap only).
 
 A full collection walks the whole heap, so the ratio depends on how big the host's own heap is
-next to the agent's ~6k objects: `--host bare` (default) is asyncio alone, ~20k objects, the
-worst case; `--host fastapi` imports FastAPI and uvicorn's HTTP protocol first in both
-processes (~53k objects), the smallest heap a web service has.
+next to the agent's: `--host bare` (default) is asyncio alone, ~20k objects, the worst case;
+`--host fastapi` imports FastAPI and uvicorn's HTTP protocol first in both processes (~53k
+objects), the smallest heap a web service has.
 """
 
 from __future__ import annotations
@@ -44,9 +49,16 @@ def on_gc(phase, info):
     else:
         paused[info["generation"]] += time.perf_counter() - started[0]
 async def main():
-    if {mode!r} == "defaults":
+    if {mode!r} in ("defaults", "at-start", "unsettled"):
         import introspect
+        from introspect.agent import permanent
+        if {mode!r} == "unsettled":  # as before session 7: the agent's definitions stay put
+            permanent.available = lambda: False
         introspect.start()
+        if {mode!r} != "at-start":
+            # The steady state a service runs in (~0.2 s after start; workloads.py)
+            from benchmarks.workloads import agent_settled
+            await agent_settled()
     elif {mode!r} == "factory":
         from introspect.agent.collectors.tasks import TaskCollector
         collector = TaskCollector(lambda *a: None, lambda *a: None)
@@ -54,13 +66,15 @@ async def main():
     elif {mode!r} == "imports":
         import introspect.agent.core, introspect.metrics.default_registry  # what start() imports
     await workload_b(20_000)
+    tracked = len(gc.get_objects())
     before = [g["collections"] for g in gc.get_stats()]
     gc.callbacks.append(on_gc)
     await workload_b({tasks})
     gc.callbacks.remove(on_gc)
     after = [g["collections"] for g in gc.get_stats()]
     runs = [b - a for a, b in zip(before, after)]
-    print(json.dumps({{"paused": sum(paused), "by_generation": paused, "collections": runs}}))
+    print(json.dumps({{"paused": sum(paused), "by_generation": paused, "collections": runs,
+                      "tracked": tracked}}))
 asyncio.run(main())
 '''
 
@@ -74,27 +88,31 @@ def run(mode: str, tasks: int, host: str = "bare") -> dict:
 
 def ms(result: dict) -> str:
     by_gen = "/".join(f"{p * 1e3:.0f}" for p in result["by_generation"])
-    return f"{result['paused'] * 1e3:.1f} ms (gen 0/1/2 {by_gen}) {result['collections']}"
+    return (f"{result['paused'] * 1e3:.1f} ms (gen 0/1/2 {by_gen}) {result['collections']}, "
+            f"{result['tracked']} tracked")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--tasks", type=int, default=200_000)
-    parser.add_argument("--against", choices=["defaults", "factory", "imports"],
+    parser.add_argument("--against", choices=["defaults", "at-start", "unsettled", "factory",
+                                              "imports"],
                         default="defaults")
     parser.add_argument("--host", choices=["bare", "fastapi"], default="bare",
                         help="what both processes import first (the host's own heap)")
     args = parser.parse_args()
-    ratios = []
+    ratios, tracked = [], []
     for i in range(args.pairs):
         order = ["plain", args.against] if i % 2 == 0 else [args.against, "plain"]
         results = {mode: run(mode, args.tasks, args.host) for mode in order}
         ratios.append(results[args.against]["paused"] / results["plain"]["paused"])
+        tracked.append(results[args.against]["tracked"] / results["plain"]["tracked"])
         print(f"pair {i + 1}: plain {ms(results['plain'])}, {args.against} "
               f"{ms(results[args.against])} ({ratios[-1]:.3f}x)", flush=True)
     print(f"GC pause under churn, {args.against}/plain: median {statistics.median(ratios):.3f}x "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); goal <= 1.10x")
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); goal <= 1.10x; objects in the "
+          f"generations {statistics.median(tracked):.3f}x")
     return 0
 
 

@@ -3,10 +3,12 @@ then walk under task churn (issue 17: GC pause under churn within 10 % of plain)
 
     .venv/bin/python benchmarks/start_heap.py [--root DIR] [--tasks 100000]
 
-Three fresh processes: a bare `python -c` (modules and GC-tracked objects before/after
-start()), an asyncio host (`import asyncio, logging` first: what a service pays), and workload B
-with the agent: the tracked objects after the warm-up, the collections per generation, and the
-tracked objects each gen-2 collection walked (`len(gc.get_objects())` at its start, from a
+Three fresh processes: a bare `python -c` (modules and GC-tracked objects before start(),
+when it returns, and once the server thread has imported what a client needs and settled the
+agent's definitions out of the generations, agent/permanent.py), an asyncio host (`import
+asyncio, logging` first: what a service pays), and workload B with the agent (settled first):
+the tracked objects after the warm-up, the collections per generation, and the tracked objects
+each gen-2 collection walked (`len(gc.get_objects())` at its start, from a
 `gc.callbacks` entry). Object and module counts are deterministic; the collection counts
 nearly so (the agent's threads allocate on a clock); the objects a gen-2 collection walks vary
 by ~1k with the moment it falls in the churn (how many tasks are alive then).
@@ -32,8 +34,15 @@ sys.path.insert(0, {root!r})
 import introspect
 modules, objects = len(sys.modules), len(gc.get_objects())
 introspect.start()
+returned = len(gc.get_objects())
+import time
+from introspect.agent import permanent
+deadline = time.monotonic() + 60  # the server thread's imports and settling (permanent.py)
+while time.monotonic() < deadline and not permanent.start_settled.is_set():
+    time.sleep(0.01)
 print(json.dumps({{"modules": [modules, len(sys.modules)],
-                  "objects": [objects, len(gc.get_objects())]}}))
+                  "objects": [objects, returned, len(gc.get_objects())],
+                  "settled": permanent.settled_objects}}))
 '''
 
 CHURN = r'''
@@ -48,6 +57,8 @@ async def main():
     if {agent}:
         import introspect
         introspect.start()
+        from benchmarks.workloads import agent_settled
+        await agent_settled()
     await workload_b(20_000)
     heap = len(gc.get_objects())
     before = [g["collections"] for g in gc.get_stats()]
@@ -77,9 +88,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, host in (("bare python -c", ""), ("asyncio host", "import asyncio, logging")):
             got = child(ADDED.format(root=root, host=host), tmp)
-            (m0, m1), (o0, o1) = got["modules"], got["objects"]
-            print(f"{name:15} start() imports {m1 - m0:4} modules ({m0} -> {m1}), "
-                  f"adds {o1 - o0:6,} GC-tracked objects ({o0:,} -> {o1:,})")
+            (m0, m1), (o0, o1, o2) = got["modules"], got["objects"]
+            print(f"{name:15} start() imports {m1 - m0:4} modules ({m0} -> {m1}) with its "
+                  f"server thread's; it returns with {o1 - o0:+6,} GC-tracked objects "
+                  f"({o0:,} -> {o1:,}); settled: {o2 - o0:+6,} in the generations "
+                  f"({got['settled']:,} moved out)")
         for agent in (False, True):
             got = child(CHURN.format(root=root, agent=agent, tasks=args.tasks), tmp)
             walked = got["walked"]

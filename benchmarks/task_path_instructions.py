@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ["plain", "factory-c", "factory-python", "defaults", "defaults-python",
-         "defaults-no-sampling"]
+         "defaults-no-sampling", "defaults-unsettled"]
 GC_FUNCTION = "gc_collect_main"  # the collector proper, CPython 3.11-3.13
 
 CHILD = r'''
@@ -48,7 +48,12 @@ async def main():
         asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
     elif mode.startswith("defaults"):
         import introspect
+        if mode == "defaults-unsettled":  # the agent's definitions left in the generations
+            from introspect.agent import permanent
+            permanent.available = lambda: False
         introspect.start(task_created_at=created_at, sampling="no-sampling" not in mode)
+        from benchmarks.workloads import agent_settled
+        await agent_settled()  # both runs from the same settled state: start-up cancels out
     before = [g["collections"] for g in gc.get_stats()]
     await workload_b(n)
     after = [g["collections"] for g in gc.get_stats()]

@@ -99,3 +99,15 @@ async def workload_b(n: int = 200_000, batch: int = 1000) -> float:
 if __name__ == "__main__":  # quick look: python -m benchmarks.workloads
     print(f"workload A: {asyncio.run(workload_a(1.0)):,.0f} messages/s")
     print(f"workload B: {asyncio.run(workload_b(50_000)):,.0f} tasks/s")
+
+
+async def agent_settled(timeout: float = 60.0) -> None:
+    """Wait until a just-started agent is in the state a service runs in: its server thread
+    has imported what a client needs and settled the agent's definitions out of the
+    collector's generations (introspect/agent/permanent.py). ~0.2 s after start(), longer
+    under callgrind."""
+    from introspect.agent import permanent
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not permanent.start_settled.is_set():
+        await asyncio.sleep(0.01)
