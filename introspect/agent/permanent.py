@@ -6,7 +6,7 @@ loaded them), and every full collection of the app walked them: under task churn
 40 % more time paused in generation 2 in a bare asyncio host. Most of them are definitions —
 modules, their namespaces, classes, functions, descriptors, constant tuples — that live as long
 as the process and can never be garbage. `settle_imported()` finds those of the modules the
-agent imported and hands them to `_heap_accel.settle`, which moves them out of the generation
+agent imported and hands them to `_gc_accel.settle`, which moves them out of the generation
 lists (they stay tracked; see the C file for why that is safe).
 
 What is picked, from each module the agent imported (`note_imports`), and nothing else:
@@ -37,9 +37,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 
 try:
-    from introspect.agent import _heap_accel
+    from introspect.agent import _gc_accel
 except ImportError:  # pragma: no cover - no C compiler: the heap stays as it is
-    _heap_accel = None  # type: ignore[assignment]
+    _gc_accel = None  # type: ignore[assignment]
 
 # Kinds that are parts of a definition: followed, and settled when tracked.
 _PARTS = (tuple, frozenset, types.CellType, property, staticmethod, classmethod,
@@ -101,7 +101,7 @@ def note_imports() -> Iterator[set[str]]:
 def available() -> bool:
     """Whether this interpreter lets the agent's definitions be settled (C extension built,
     a generational collector with the GIL)."""
-    return _heap_accel is not None and bool(_heap_accel.AVAILABLE)
+    return _gc_accel is not None and bool(_gc_accel.AVAILABLE)
 
 
 def settle_imported(only: Iterable[str] | None = None) -> int:
@@ -128,7 +128,7 @@ def settle_imported(only: Iterable[str] | None = None) -> int:
     if modules:
         # The walk runs unlocked (~20 ms for a whole start-up): a thread noting imports
         # meanwhile does not wait. Two threads settling one module move it twice: harmless.
-        moved = _heap_accel.settle(list(definitions(modules)))
+        moved = _gc_accel.settle(list(definitions(modules)))
         if moved < 0:
             return -1
         done = {m.__name__ for m in modules}

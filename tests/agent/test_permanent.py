@@ -20,7 +20,7 @@ from tests.agent.test_start_imports import run_python
 STARTED = """
     import asyncio, gc, json, os, sys, weakref
     import introspect
-    from introspect.agent import permanent, _heap_accel
+    from introspect.agent import permanent, _gc_accel
 
     class AppThing:
         pass
@@ -40,7 +40,7 @@ STARTED = """
         report = {
             "added": len(gens) - before,
             "moved": permanent.settled_objects,
-            "in_list": _heap_accel.settled_count(),
+            "in_list": _gc_accel.settled_count(),
             "agent_class": id(Agent) in gens,
             "agent_class_tracked": gc.is_tracked(Agent),
             "core_namespace": id(vars(sys.modules["introspect.agent.core"])) in gens,
@@ -77,7 +77,7 @@ STARTED = """
             ref = weakref.ref(c)
             del c, d
             gc.collect()
-            os._exit(0 if ref() is None and _heap_accel.settled_count() > 0 else 3)
+            os._exit(0 if ref() is None and _gc_accel.settled_count() > 0 else 3)
         report["child_status"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
         print(json.dumps(report))
 
@@ -126,7 +126,7 @@ def test_settling_takes_most_of_what_start_adds_out_of_the_generations(started: 
 def test_nothing_moves_while_a_collection_runs() -> None:
     found = run_python("""
         import gc, json
-        from introspect.agent import _heap_accel
+        from introspect.agent import _gc_accel
 
         def made_here():
             pass
@@ -134,11 +134,11 @@ def test_nothing_moves_while_a_collection_runs() -> None:
         during = []
         def on_gc(phase, info):
             if phase == "start" and not during:
-                during.append(_heap_accel.settle([made_here]))
+                during.append(_gc_accel.settle([made_here]))
         gc.callbacks.append(on_gc)
         gc.collect()
         gc.callbacks.remove(on_gc)
-        after = _heap_accel.settle([made_here, 1, "text", (1, 2)])
+        after = _gc_accel.settle([made_here, 1, "text", (1, 2)])
         print(json.dumps({"during": during[0], "after": after,
                           "listed": made_here in gc.get_objects()}))
     """)
