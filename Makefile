@@ -7,12 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: setup system-deps demo test test-host test-cross test-3.13 test-3.14 chroots lint bench bench-check clean
 
 $(STAMP): pyproject.toml setup.py introspect/agent/_exact_accel.c introspect/agent/_tasks_accel.c \
-	  introspect/agent/_watchdog_accel.c introspect/agent/_heap_accel.c
+	  introspect/agent/_watchdog_accel.c introspect/agent/_gc_accel.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "introspect needs Python 3.11+, found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@$(BIN)/python -c 'import introspect.agent._exact_accel, introspect.agent._tasks_accel, introspect.agent._watchdog_accel, introspect.agent._heap_accel' 2>/dev/null || { \
+	@$(BIN)/python -c 'import introspect.agent._exact_accel, introspect.agent._tasks_accel, introspect.agent._watchdog_accel, introspect.agent._gc_accel' 2>/dev/null || { \
 	  echo '*** the C accelerators did not build (no C compiler or Python headers?): exact' >&2; \
 	  echo '*** accounting, task counting and the blocking watchdog will run their slower' >&2; \
 	  echo '*** pure-Python paths. For the' >&2; \

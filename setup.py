@@ -13,4 +13,4 @@ from setuptools import Extension, setup
 required = os.environ.get("INTROSPECT_REQUIRE_ACCEL", "") not in ("", "0")
 setup(ext_modules=[Extension(f"introspect.agent.{name}", sources=[f"introspect/agent/{name}.c"],
                              extra_compile_args=["-O2"], optional=not required)
-                   for name in ("_exact_accel", "_tasks_accel", "_watchdog_accel", "_heap_accel")])
+                   for name in ("_exact_accel", "_tasks_accel", "_watchdog_accel", "_gc_accel")])

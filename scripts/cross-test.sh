@@ -74,7 +74,7 @@ cd "$src"
 # This checkout, editable, without touching the network; the accelerator is built for this
 # Python and required (a compiler error fails the install, with the compiler's message).
 INTROSPECT_REQUIRE_ACCEL=1 PYTHONWARNINGS=ignore "$py" -m pip install --quiet --no-deps --no-build-isolation -e .
-"$py" -c 'import introspect.agent._exact_accel, introspect.agent._tasks_accel, introspect.agent._watchdog_accel, introspect.agent._heap_accel' || {
+"$py" -c 'import introspect.agent._exact_accel, introspect.agent._tasks_accel, introspect.agent._watchdog_accel, introspect.agent._gc_accel' || {
     echo "error: a C accelerator does not import on $("$py" --version)" >&2; exit 1; }
 echo "== $("$py" --version): the crossversion subset" >&2
 exec "$py" -m pytest -q -p no:cacheprovider -m crossversion "$@"
