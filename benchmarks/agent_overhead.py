@@ -27,6 +27,8 @@ async def main():
     if {agent}:
         import introspect
         introspect.start()
+        from benchmarks.workloads import agent_settled
+        await agent_settled()  # the state a service runs in (~0.2 s after start)
     start_at = {start_at}
     if start_at:  # paired mode: both processes start measuring at the same moment
         await asyncio.sleep(max(0.0, start_at - time.time()))

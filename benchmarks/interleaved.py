@@ -50,6 +50,8 @@ async def main():
     if {agent}:
         import introspect
         introspect.start()
+        from benchmarks.workloads import agent_settled
+        await agent_settled()  # the state a service runs in (~0.2 s after start)
     gc.callbacks.append(on_gc)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
