@@ -34,7 +34,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 try:
     from introspect.agent import _gc_accel
@@ -53,7 +53,7 @@ _DEFINITION_MODULES = ("dataclasses", "msgspec", "msgspec._core", "abc", "_abc",
 _lock = threading.Lock()
 _pending: set[str] = set()  # modules imported by the agent, not settled yet
 _settled: set[str] = set()
-settled_objects = 0  # moved so far (the agent's self-report)
+settled_objects = 0  # moves so far (an object two walks found counts twice)
 # Set once the agent's start-up imports are settled (the server thread's pass, lifecycle.py),
 # or at once where nothing can be: benchmarks wait for it to measure the state a service runs in.
 start_settled = threading.Event()
@@ -61,13 +61,16 @@ start_settled = threading.Event()
 
 class _ImportRecorder:
     """A meta-path finder that finds nothing: it notes the modules a recording thread is about
-    to import (the first finder asked, before any import system finds them). Installed only
-    while some thread records; an app thread importing at the same moment is not noted."""
+    to import (the first finder asked, before any import system finds them). An app thread
+    importing at the same moment is not noted. Installed once and never removed: importlib
+    iterates `sys.meta_path` itself, unlocked, and a removal under an import running in another
+    thread would make it skip the next finder (an insertion at most asks one finder twice)."""
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        names = _recording.get(threading.get_ident())
-        if names is not None:
-            names.add(name)
+        if _recording:
+            names = _recording.get(threading.get_ident())
+            if names is not None:
+                names.add(name)
 
 
 _recorder = _ImportRecorder()
@@ -84,7 +87,7 @@ def note_imports() -> Iterator[set[str]]:
         nested = ident in _recording
         if not nested:
             _recording[ident] = added
-            if _recorder not in sys.meta_path:
+            if not any(finder is _recorder for finder in sys.meta_path):
                 sys.meta_path.insert(0, _recorder)
     try:
         yield added
@@ -92,9 +95,6 @@ def note_imports() -> Iterator[set[str]]:
         if not nested:
             with _lock:
                 del _recording[ident]
-                if not _recording:
-                    with suppress(ValueError):  # the app may have replaced sys.meta_path
-                        sys.meta_path.remove(_recorder)
                 _pending.update(added - _settled)
 
 
