@@ -4,7 +4,8 @@
 
 Runs workloads A and B plain and under the agent at defaults in pairs of long-lived processes
 driven in interleaved bursts (benchmarks/interleaved.py: the median of `rounds` × `pairs`
-pairs, with its interquartile range), then — unless --no-callgrind — callgrind instruction
+pairs, with its interquartile range), the time paused in GC under task churn in fresh process
+pairs (benchmarks/gc_churn.py), then — unless --no-callgrind — callgrind instruction
 ratios of workload B on the loop thread (benchmarks/task_path_instructions.py), which do not
 drift with a shared machine's load. Prints one line per figure: ratio, spread, goal, and
 whether it meets it. Exit status 0 either way: this reports, it does not gate (clocks on a
@@ -35,6 +36,10 @@ def main() -> int:
     ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds)
     print(f"\nagent at defaults / plain, median of {args.rounds}×{args.pairs} interleaved pairs:")
     report(ratios)
+    print("\ntime paused in GC under task churn, fresh process pairs (goal <= 1.10x):",
+          flush=True)
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gc_churn.py"), "--pairs", "6",
+                    "--tasks", "100000"], cwd=ROOT, check=False)
     if not args.no_callgrind:
         print("\nworkload B, callgrind instructions per task on the loop thread (goal >= 0.90x):",
               flush=True)
