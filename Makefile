@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps demo test test-host test-cross test-3.13 test-3.14 chroots lint bench bench-check clean
+.PHONY: setup system-deps demo test test-host test-cross test-3.12 test-3.12-if-found test-3.13 \
+	test-3.14 chroots lint bench bench-check clean
 
 $(STAMP): pyproject.toml setup.py introspect/agent/_exact_accel.c introspect/agent/_tasks_accel.c \
 	  introspect/agent/_watchdog_accel.c introspect/agent/_gc_accel.c
@@ -30,14 +31,22 @@ demo: setup
 	$(BIN)/introspect demo
 
 # The whole suite on this machine's Python, then the crossversion subset (tests/conftest.py)
-# on CPython 3.13 and 3.14 in Debian chroots (built once, cached; needs root).
+# on CPython 3.13 and 3.14 in Debian chroots (built once, cached; needs root) and on 3.12 from
+# pyenv (INTROSPECT_PY312 to choose another): without a 3.12, one loud line and the run goes on.
 test: test-host test-cross
 
 test-host: setup system-deps
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
-test-cross: test-3.13 test-3.14
+test-cross: test-3.13 test-3.14 test-3.12-if-found
+
+# Alone, a machine without 3.12 is an error.
+test-3.12:
+	bash scripts/pyenv-test.sh 3.12
+
+test-3.12-if-found:
+	bash scripts/pyenv-test.sh --if-found 3.12
 
 test-3.13:
 	bash scripts/cross-test.sh trixie

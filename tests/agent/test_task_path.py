@@ -352,12 +352,16 @@ async def main():
         while not made:
             await asyncio.sleep(0)
         seen["callback"] = task_detail(agent, task_mod.meta_of(made[0]).seq).created_at
+        # asyncio called back from C: the walk crosses the interpreter's entry frame (3.12+:
+        # a record of its own, owned by the C stack)
+        mapped = list(map(asyncio.ensure_future, [idle(stop)]))  # through C
+        seen["through C"] = task_detail(agent, task_mod.meta_of(mapped[0]).seq).created_at
         if sys.version_info >= (3, 12):  # the app's eager factory: ours chains to it
             loop.set_task_factory(asyncio.eager_task_factory)
         eager = asyncio.create_task(idle(stop))  # eager
         seen["eager"] = task_detail(agent, task_mod.meta_of(eager).seq).created_at
         stop.set()
-    await asyncio.gather(plain, gathered, made[0], eager)
+    await asyncio.gather(plain, gathered, made[0], mapped[0], eager)
     truth = lambda k: f"{{__file__}}:{{line_of(k if {created_at} else 'def')}}"
     print(json.dumps({{k: [v, truth(k)] for k, v in seen.items()}}))
 
@@ -376,6 +380,6 @@ def test_created_at_is_the_user_line_that_created_the_task(pure: bool, created_a
                          timeout=120)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(seen) == {"plain", "group", "gather", "callback", "eager"}
+    assert set(seen) == {"plain", "group", "gather", "callback", "through C", "eager"}
     for shown, truth in seen.values():
         assert shown == truth
