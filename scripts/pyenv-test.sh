@@ -68,7 +68,7 @@ cd "$here"
 INTROSPECT_REQUIRE_ACCEL=1 PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install --quiet \
     --no-deps --no-build-isolation -e .
 "$venv/bin/python" -c 'import introspect.agent._exact_accel, introspect.agent._tasks_accel
-import introspect.agent._watchdog_accel' || {
+import introspect.agent._watchdog_accel, introspect.agent._gc_accel' || {
     echo "error: a C accelerator does not import on $("$venv/bin/python" --version)" >&2; exit 1; }
 echo "== $("$venv/bin/python" --version) ($py): the crossversion subset" >&2
 "$venv/bin/python" -m pytest -q -p no:cacheprovider -m crossversion "$@"
