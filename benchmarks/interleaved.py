@@ -2,6 +2,7 @@
 interleaved bursts (issue 17: ratios that hold on a shared VM).
 
     .venv/bin/python benchmarks/interleaved.py [--rounds 6] [--pairs 10] [--burst 0.5]
+        [--matched-seeds] [--control]
 
 Back-to-back fresh processes of two seconds each drifted by ±10-30 % per pair on the 2-core VM
 (other work, steal time, frequency): more than the few per cent to measure. Here both processes
@@ -110,19 +111,22 @@ class Worker:
 
 
 def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
-               progress: bool = True, matched_seeds: bool = False) -> dict[str, list[float]]:
+               progress: bool = True, matched_seeds: bool = False,
+               control: bool = False) -> dict[str, list[float]]:
     """Ratios agent/plain per pair for every figure in FIGURES, keyed by label; `rounds`
-    fresh process pairs of `pairs` pairs each."""
+    fresh process pairs of `pairs` pairs each. `control`: the "agent" process runs plain too
+    (an A/A run: the method's own spread and bias)."""
     ratios: dict[str, list[float]] = {label: [] for label, *_ in FIGURES}
     ratios["idle CPU, plain"], ratios["idle CPU, agent"] = [], []
     for number in range(rounds):
-        _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None)
+        _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None,
+                   control)
     return ratios
 
 
 def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: int,
-               progress: bool, hash_seed: int | None) -> None:
-    workers = {flag: Worker(flag, hash_seed) for flag in (False, True)}
+               progress: bool, hash_seed: int | None, control: bool = False) -> None:
+    workers = {flag: Worker(flag and not control, hash_seed) for flag in (False, True)}
     amounts = {"A": burst, "B": tasks}
     try:
         for worker in workers.values():  # warm-up: imports, caches, the agent's start-up
@@ -171,10 +175,13 @@ def main() -> int:
                         help="both processes of round N run with PYTHONHASHSEED=N")
     parser.add_argument("--burst", type=float, default=0.5, help="seconds of workload A")
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks of workload B")
+    parser.add_argument("--control", action="store_true",
+                        help="A/A: both processes plain (the method's own spread and bias)")
     args = parser.parse_args()
     ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds,
-                        matched_seeds=args.matched_seeds)
-    print(f"agent at defaults / plain, interleaved bursts ({args.burst} s of A, "
+                        matched_seeds=args.matched_seeds, control=args.control)
+    print(f"{'A/A control: plain / plain' if args.control else 'agent at defaults / plain'}, "
+          f"interleaved bursts ({args.burst} s of A, "
           f"{args.tasks} tasks of B; {args.rounds} process pairs × {args.pairs} burst pairs):")
     report(ratios)
     return 0
