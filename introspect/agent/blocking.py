@@ -319,8 +319,8 @@ class BlockingDetector:
         """Since when the loop has been running callbacks without polling I/O; None = idle."""
         clock = self._clock
         if clock is not None:
-            _entered, returned, in_select = clock.stamps()
-            if returned:
+            entered, returned, in_select = clock.stamps()
+            if returned or entered:  # entered, never returned: in its first select()
                 return None if in_select else returned
         # uvloop & co, or a loop not yet back in select() since the clock was installed (it
         # blocked right after `start()`): a lower bound
