@@ -41,6 +41,7 @@ from introspect.agent.watch import (
     MODE_HELD,
     MODE_IDLE,
     NONE,
+    ClockHandoff,
     SelectorClock,
     new_watch,
 )
@@ -142,7 +143,11 @@ class BlockingDetector:
         self._finished_seconds = 0.0
         self._clock: SelectorClock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clocks = ClockHandoff()  # clocks installed by the thread that attached a loop
         self._current: _Block | None = None
+        # Loop attached by `start()` from one of its callbacks: when the app's part of that
+        # busy stretch began (the first look after start() returned), None before.
+        self._app_since: float | None = None
         # Sleeps between looks and makes those that need no Python (`_watchdog_accel`). It
         # holds the state looks share: the last sample's wall time and loop-thread CPU
         # (`last_tick`, `held_cpu`), and the last busy look's (`seen_wall`, `seen_cpu`).
@@ -161,8 +166,17 @@ class BlockingDetector:
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> BlockingDetector:
         self.lints.install()
+        self.agent.loop_probe.on_attach.append(self._prepare)
+        self._prepare(self.agent.loop)  # attached before we existed: `start()` in the loop
         self.start_thread()
         return self
+
+    def _prepare(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        try:
+            if loop is not None and not self._stopped and loop is not self._loop:
+                self._clocks.prepare(loop)
+        except Exception as exc:
+            self.agent.collector_errors.record("blocking", exc)
 
     def after_fork_in_child(self) -> None:
         """Threads do not survive fork(2): a forked worker (gunicorn) gets a watchdog of its
@@ -171,6 +185,7 @@ class BlockingDetector:
             return  # stopped, or never started
         # A new wait: the parent's may have been inside it, its lock held, at the fork.
         self._watch = new_watch(self.poll, self.threshold)
+        self._clocks.after_fork_in_child()
         self._current = None
         self._cpu_clock = None  # the parent's main thread clock id is not this process's
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
@@ -184,9 +199,14 @@ class BlockingDetector:
 
     def stop(self) -> None:
         self._stopped = True
+        try:
+            self.agent.loop_probe.on_attach.remove(self._prepare)
+        except ValueError:
+            pass
         self._watch.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2.0)
+        self._clocks.discard()
         if self._clock is not None:
             self._clock.uninstall()
             self._clock = None
@@ -240,10 +260,10 @@ class BlockingDetector:
 
     def _wait_mode(self) -> int:
         """Which looks the C wait may make without Python: none while a block goes on (each
-        look updates the event); idle ones only when held time needs every busy sample (no
-        busy sampler counting the CPU part)."""
-        if self._current is not None:
-            return MODE_EVERY
+        look updates the event) or start() runs on the loop; idle ones only when held time
+        needs every busy sample (no busy sampler counting the CPU part)."""
+        if self._current is not None or self.agent.loop_probe.due_at_attach:
+            return MODE_EVERY  # (the latter: see `busy_since`, a short while at start-up)
         sampler = self.agent.sampler
         return MODE_HELD if sampler is not None and sampler.active else MODE_IDLE
 
@@ -287,24 +307,39 @@ class BlockingDetector:
         if loop is not self._loop:
             if self._clock is not None:
                 self._clock.uninstall()
-            self._loop, self._clock, self._current = loop, None, None
+            self._loop, self._clock, self._current, self._app_since = loop, None, None, None
             self._cpu_clock = None
             self._watch.set_cpu_clock(None)
             self._watch.seen_wall = self._watch.seen_cpu = NONE
             if loop is not None:
-                clock = SelectorClock(loop)
-                if clock.install():
-                    self._clock = clock
+                self._clock = self._clocks.adopt(loop)
         return loop
 
     def busy_since(self, now: float) -> float | None:
         """Since when the loop has been running callbacks without polling I/O; None = idle."""
         clock = self._clock
         if clock is not None:
-            _entered, returned, in_select = clock.stamps()
-            if returned:
+            entered, returned, in_select = clock.stamps()
+            if returned or entered:  # entered, never returned: in its first select()
                 return None if in_select else returned
-        return self.agent.loop_probe.overdue_since()  # uvloop & co: a lower bound
+        # uvloop & co, or a loop not yet back in select() since the clock was installed (it
+        # blocked right after `start()`): a lower bound
+        probe = self.agent.loop_probe
+        since = probe.overdue_since()
+        if since is not None and probe.due_at_attach:
+            # busy since `start()` attached it from one of its callbacks: start() itself is the
+            # agent's time, not a block of the app's
+            if self._app_since is None and not self._in_agent_start():
+                self._app_since = now
+            return self._app_since
+        return since
+
+    def _in_agent_start(self) -> bool:
+        frame = sys._current_frames().get(self.agent.loop_probe.thread_id)  # type: ignore[arg-type]
+        start = getattr(type(self.agent).start, "__code__", None)
+        while frame is not None and frame.f_code is not start:
+            frame = frame.f_back
+        return frame is not None
 
     def _tick(self, now: float, sample: bool = True) -> float | None:
         """One look at the loop; `sample`: a random wake-up, where held time is sampled (a
@@ -343,8 +378,8 @@ class BlockingDetector:
                 self._update(block, loop, now)
                 return now + self.block_poll * (0.5 + random.random())
             self._finish(block, now)
-        if since is None:
-            return None
+        if since is None:  # idle; or in start(), which we see end from soon after
+            return now + self.block_poll if self.agent.loop_probe.due_at_attach else None
         if now - since >= self.threshold:
             self._begin(loop, since, now, _cpu_share(previous_cpu, cpu))
             return now + self.block_poll * (0.5 + random.random())
@@ -373,11 +408,13 @@ class BlockingDetector:
         in_call = cpu_share is None or cpu_share < 0.05  # ~0 in a sleep or read
         stack, culprit, location, callback = capture_stack(frame, in_call)
         task = running_task(loop)
+        clock = self._clock  # exact: `since` is a return from select() it stamped
         event = BlockingEvent(
             time=time.time(), duration=round(now - since, 6), ongoing=True,
-            task=_task_info(task), callback=None if task is not None else (callback or location),
+            task=_task_info(task, self.agent.tasks.kind_of),
+            callback=None if task is not None else (callback or location),
             stack=stack, location=location, culprit=culprit, single_step=task is not None,
-            threshold=self.threshold, exact=self._clock is not None,
+            threshold=self.threshold, exact=clock is not None and clock.stamps()[1] == since,
             loop_thread_cpu_share=None if cpu_share is None else round(cpu_share, 2))
         self.agent.events.add(event)
         self._current = _Block(since, task, event)
@@ -431,7 +468,7 @@ def _cpu_share(before: tuple[float, float] | None, after: tuple[float, float] | 
     return (after[1] - before[1]) / (after[0] - before[0])
 
 
-def _task_info(task: Any) -> TaskRef | None:
+def _task_info(task: Any, kind_of: Any) -> TaskRef | None:
     if task is None:
         return None
     meta = meta_of(task)
@@ -439,8 +476,8 @@ def _task_info(task: Any) -> TaskRef | None:
         name = str(task.get_name())
     except Exception:
         name = "?"
-    if meta is None:
-        return TaskRef(id=-id(task), name=name, kind=fr.qualname_of(task.get_coro()))
+    if meta is None:  # not adopted yet (the loop blocked right after start()): same kind
+        return TaskRef(id=-id(task), name=name, kind=kind_of(task.get_coro()))
     return TaskRef(id=meta.seq, name=name, kind=meta.kind)
 
 

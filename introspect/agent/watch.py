@@ -92,6 +92,51 @@ class SelectorClock:
         return self.entered_at, self.returned_at, self.in_select
 
 
+class ClockHandoff:
+    """Clocks installed by the thread that attaches a loop, for the watchdog to adopt.
+
+    The watchdog installs a clock only at its next look: by then a loop that blocked at once
+    (a sync migration at start-up) has passed its last select(), and the clock never sees it
+    return. So it is installed at attach where no select() can be under way: a loop not
+    running yet, or from its own thread (`start()` in one of its callbacks). The lock keeps
+    that thread and the watchdog from both wrapping one selector."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._prepared: tuple[asyncio.AbstractEventLoop, SelectorClock] | None = None
+
+    def prepare(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop.is_running() and asyncio._get_running_loop() is not loop:
+            return  # another thread's loop, maybe in select(): the watchdog's to install
+        clock = SelectorClock(loop)
+        with self._lock:
+            if not clock.install():
+                return
+            stale, self._prepared = self._prepared, (loop, clock)
+        if stale is not None:
+            stale[1].uninstall()
+
+    def adopt(self, loop: asyncio.AbstractEventLoop) -> SelectorClock | None:
+        """The clock prepared for `loop`, else one installed now (None: no selector)."""
+        with self._lock:
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None and prepared[0] is loop:
+                return prepared[1]
+            if prepared is not None:
+                prepared[1].uninstall()  # its loop was replaced before the watchdog looked
+            clock = SelectorClock(loop)
+            return clock if clock.install() else None
+
+    def discard(self) -> None:
+        with self._lock:
+            prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared[1].uninstall()
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's may have been held at the fork
+
+
 class PyWatch:
     """The watchdog's wait without the C module: every look is made in Python. Same
     interface and state as `_watchdog_accel.Watch`."""

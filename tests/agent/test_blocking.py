@@ -19,7 +19,9 @@ SYNC_DB = """
         sync_db_query()
 
     async def main():
-        sys.stdin.readline()            # the test says go once it is attached
+        # the test says go once it is attached (read off the loop: blocking on it would
+        # be a block of its own, reported since the agent sees blocks right after start)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         await asyncio.create_task(report_handler(), name="report-7")
         print("done", flush=True)
         await asyncio.sleep(3600)

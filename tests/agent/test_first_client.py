@@ -116,8 +116,7 @@ import introspect
 
 async def main():
     introspect.start()
-    await asyncio.sleep(0.2)
-    print("blocking", flush=True)
+    print("blocking", flush=True)  # at once: the loop never gets back to select()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # pure Python: holds the loop, not the GIL for long
         sum(range(1000))

@@ -53,6 +53,7 @@ class LoopCollector:
         self.histogram = Histogram(LAG_BUCKETS)
         self._window: collections.deque[tuple[float, float]] = collections.deque(maxlen=4096)
         self._expected = 0.0
+        self.due_at_attach = False  # `_expected` is the attach's, not the probe timer's
         # `_expected` where the blocking watchdog reads it without the GIL (a loop with no
         # Python selector to time-stamp, uvloop: blocks are "overdue since" this)
         self.due = _accel.DueStamp() if _accel is not None else None
@@ -60,19 +61,39 @@ class LoopCollector:
         self.beats = 0
         self._handle: asyncio.TimerHandle | None = None
         self.on_beat: list = []  # callables run on the loop thread each beat (cheap only)
+        # callables(loop) run by `attach`, on the attaching thread, before the loop runs
+        # anything of ours (the watchdog time-stamps a loop's select() from its first run)
+        self.on_attach: list = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._set_expected(0.0)
+        # `start()` from one of the loop's own callbacks: the loop is busy now and stays so
+        # until it runs `_start`. Due now, so an app that blocks right after `start()` is
+        # seen overdue (the watchdog's fallback, blocking.py), its stack can be taken.
+        on_loop = asyncio._get_running_loop() is loop
+        if on_loop:
+            self._on_loop_thread()
+        self._set_expected(time.monotonic() if on_loop else 0.0)
+        self.due_at_attach = on_loop
+        for callback in list(self.on_attach):
+            try:
+                callback(loop)
+            except Exception:
+                pass
+        # threadsafe also from the loop's thread: it wakes a loop that is in select()
         loop.call_soon_threadsafe(self._start) if loop.is_running() else loop.call_soon(
             self._start)
+
+    def _on_loop_thread(self) -> None:
+        self.thread_id = threading.get_ident()
+        self.thread_name = threading.current_thread().name
 
     def _start(self) -> None:
         if self.loop is None:  # detached before the loop ran us
             return
-        self.thread_id = threading.get_ident()
-        self.thread_name = threading.current_thread().name
+        self._on_loop_thread()
         self._set_expected(time.monotonic() + self.interval)
+        self.due_at_attach = False
         self._arm()
 
     def _set_expected(self, when: float) -> None:
@@ -112,6 +133,7 @@ class LoopCollector:
             except RuntimeError:
                 pass
         self.loop = None
+        self.due_at_attach = False
 
     # --- reads (any thread) ----------------------------------------------------------------
     @property
