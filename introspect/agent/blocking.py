@@ -329,17 +329,10 @@ class BlockingDetector:
         if since is not None and probe.due_at_attach:
             # busy since `start()` attached it from one of its callbacks: start() itself is the
             # agent's time, not a block of the app's
-            if self._app_since is None and not self._in_agent_start():
-                self._app_since = now
+            if self._app_since is None:
+                self._app_since = self.agent.start_returned_at  # None while start() runs
             return self._app_since
         return since
-
-    def _in_agent_start(self) -> bool:
-        frame = sys._current_frames().get(self.agent.loop_probe.thread_id)  # type: ignore[arg-type]
-        start = getattr(type(self.agent).start, "__code__", None)
-        while frame is not None and frame.f_code is not start:
-            frame = frame.f_back
-        return frame is not None
 
     def _tick(self, now: float, sample: bool = True) -> float | None:
         """One look at the loop; `sample`: a random wake-up, where held time is sampled (a

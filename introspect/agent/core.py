@@ -66,6 +66,7 @@ class Agent:
         self.extensions: dict[str, Any] = {}  # optional parts: metrics, otlp, console
         self.server: Any = None
         self.running = False
+        self.start_returned_at: float | None = None  # monotonic; set as start() returns
         self._lock = threading.RLock()
         self.collect_seconds_last = 0.0
 
@@ -74,6 +75,7 @@ class Agent:
         with self._lock:
             if self.running:
                 return self
+            self.start_returned_at = None
             self.gc.install()
             self.errors.install_thread_hook()
             self._hooks.install()
@@ -98,6 +100,9 @@ class Agent:
                 self.stop()  # a misconfigured part: leave nothing of the agent behind
                 raise
             self.server.announce()  # again: the announcement now names the exporters
+            # A loop attached from one of its own callbacks has been busy with start() until
+            # now: a block of the app's can only begin here (blocking.py `busy_since`).
+            self.start_returned_at = time.monotonic()
             return self
 
     def stop(self) -> None:
