@@ -2,7 +2,7 @@
 defaults, in alternating fresh processes (issue 17: within 10 % of plain).
 
     .venv/bin/python benchmarks/gc_churn.py [--pairs 6] [--tasks 200000]
-        [--against defaults|at-start|unsettled|factory|imports] [--host bare|fastapi]
+        [--against defaults|at-start|unsettled|factory|imports|plain] [--host bare|fastapi]
 
 Each process measures its own pauses with a `gc.callbacks` pair (start/stop, perf_counter), by
 generation, and counts collections per generation and the objects in the generations before
@@ -16,7 +16,8 @@ rest is the larger heap a full (generation 2) collection examines. `--against`:
 - `at-start`: measured right after start(), while that is still going on (the first second);
 - `unsettled`: as `defaults` with the definitions left in the generations (before session 7);
 - `factory`: the counting task factory alone (the per-task path, no agent started);
-- `imports`: the agent imported as `start()` imports it, not started (its heap only).
+- `imports`: the agent imported as `start()` imports it, not started (its heap only);
+- `plain`: the A/A control, plain against plain (the method's own spread).
 
 A full collection walks the whole heap, so the ratio depends on how big the host's own heap is
 next to the agent's: `--host bare` (default) is asyncio alone, ~20k objects, the worst case;
@@ -97,22 +98,26 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--against", choices=["defaults", "at-start", "unsettled", "factory",
-                                              "imports"],
+                                              "imports", "plain"],
                         default="defaults")
     parser.add_argument("--host", choices=["bare", "fastapi"], default="bare",
                         help="what both processes import first (the host's own heap)")
     args = parser.parse_args()
     ratios, tracked = [], []
     for i in range(args.pairs):
-        order = ["plain", args.against] if i % 2 == 0 else [args.against, "plain"]
-        results = {mode: run(mode, args.tasks, args.host) for mode in order}
-        ratios.append(results[args.against]["paused"] / results["plain"]["paused"])
-        tracked.append(results[args.against]["tracked"] / results["plain"]["tracked"])
-        print(f"pair {i + 1}: plain {ms(results['plain'])}, {args.against} "
-              f"{ms(results[args.against])} ({ratios[-1]:.3f}x)", flush=True)
+        # "plain" against "plain" is the A/A control: the method's own spread
+        order = [("base", "plain"), ("other", args.against)]
+        results = {key: run(mode, args.tasks, args.host)
+                   for key, mode in (order if i % 2 == 0 else order[::-1])}
+        ratios.append(results["other"]["paused"] / results["base"]["paused"])
+        tracked.append(results["other"]["tracked"] / results["base"]["tracked"])
+        print(f"pair {i + 1}: plain {ms(results['base'])}, {args.against} "
+              f"{ms(results['other'])} ({ratios[-1]:.3f}x)", flush=True)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     print(f"GC pause under churn, {args.against}/plain: median {statistics.median(ratios):.3f}x "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); goal <= 1.10x; objects in the "
-          f"generations {statistics.median(tracked):.3f}x")
+          f"(IQR {quartiles[0]:.3f}-{quartiles[2]:.3f}, min {min(ratios):.3f}, max "
+          f"{max(ratios):.3f}, {len(ratios)} pairs); goal <= 1.10x; objects in the generations "
+          f"{statistics.median(tracked):.3f}x")
     return 0
 
 
