@@ -15,7 +15,10 @@ What is picked, from each module the agent imported (`note_imports`), and nothin
   namespaces, bases and MRO, defaults, closures, descriptors, properties and constant tuples;
   the definitional objects a class carries (dataclass fields, msgspec struct info, enum
   members);
-- containers the module or a class binds (the container, not what it holds).
+- containers the module or a class binds (the container, not what it holds), and the module's
+  own bound-method aliases (`seed = _inst.seed`, not `_inst`);
+- the weak references to those classes (their entries in their bases' subclass registries and
+  in ABC caches), which die with the class.
 Never an instance the agent creates at run time (its state changes; a replaced one could be
 garbage), never the app's objects. The module set is what the agent's own imports brought in:
 those of the thread running start() while it runs, and those of `late_import` (a meta-path
@@ -33,6 +36,7 @@ import gc
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -165,6 +169,8 @@ def definitions(modules: Iterable[types.ModuleType]) -> Iterator[object]:
             owner = obj.__self__
             return LEAF if isinstance(owner, types.ModuleType) and owner.__name__ in names \
                 else SKIP
+        if isinstance(obj, types.MethodType) and not in_class:
+            return LEAF  # a module's own alias, `seed = _inst.seed`: not the instance itself
         if in_class and (type(obj).__module__ in _DEFINITION_MODULES
                          or (isinstance(obj, enum.Enum) and ours(type(obj)))):
             return FOLLOW
@@ -207,6 +213,12 @@ def definitions(modules: Iterable[types.ModuleType]) -> Iterator[object]:
                 continue
             inside = in_class or isinstance(obj, (type, types.FunctionType))
             if isinstance(obj, type):
+                # The weak references to a class: its entry in each base's subclass registry
+                # and in ABC caches. They die with it, and never before.
+                for ref in weakref.getweakrefs(obj):
+                    if id(ref) not in seen and gc.is_tracked(ref):
+                        seen.add(id(ref))
+                        yield ref
                 # A static type's namespace is reached only through a mapping proxy, made
                 # anew each time (so never kept in `seen`: its id is soon another's).
                 stack.extend((ns, True) for ns in gc.get_referents(vars(obj)))
