@@ -43,6 +43,7 @@ STARTED = """
             "in_list": _gc_accel.settled_count(),
             "agent_class": id(Agent) in gens,
             "agent_class_tracked": gc.is_tracked(Agent),
+            "class_weakrefs": [id(r) in gens for r in weakref.getweakrefs(Agent)],
             "core_namespace": id(vars(sys.modules["introspect.agent.core"])) in gens,
             "client_function": id(clients.ActivityReader.__init__) in gens,
             "msgspec_function": id(msgspec._utils.get_class_annotations) in gens,
@@ -94,6 +95,8 @@ def test_the_agents_definitions_leave_the_generations(started: dict) -> None:
     assert started["moved"] > 1000 and started["in_list"] > 1000
     # Its classes, module namespaces, and what its server thread imported for clients.
     assert started["agent_class"] is False and started["agent_class_tracked"] is True
+    # its entry in object's subclass registry (a weak reference) went with it
+    assert started["class_weakrefs"] and not any(started["class_weakrefs"])
     assert started["core_namespace"] is False
     assert started["client_function"] is False
     assert started["msgspec_function"] is False
