@@ -1,0 +1,33 @@
+"""The lag window keeps the last `size` readings in fixed arrays (no object per reading for the
+collector to walk) and answers "the lags since t" exactly as the deque it replaced did."""
+
+from __future__ import annotations
+
+import gc
+
+from introspect.agent.collectors.loop import LagWindow
+
+
+def test_before_it_fills_it_holds_every_reading() -> None:
+    window = LagWindow(size=8)
+    for i in range(5):
+        window.append(100.0 + i, i / 10)
+    assert window.lags_since(0.0) == [0.0, 0.1, 0.2, 0.3, 0.4]
+    assert window.lags_since(102.0) == [0.2, 0.3, 0.4]
+
+
+def test_once_full_the_oldest_readings_give_way() -> None:
+    window = LagWindow(size=8)
+    for i in range(20):
+        window.append(100.0 + i, float(i))
+    assert sorted(window.lags_since(0.0)) == [float(i) for i in range(12, 20)]
+    assert sorted(window.lags_since(117.0)) == [17.0, 18.0, 19.0]
+    assert window.lags_since(200.0) == []
+
+
+def test_readings_are_not_objects_the_collector_tracks() -> None:
+    window = LagWindow(size=4096)
+    before = len(gc.get_objects())
+    for i in range(10_000):
+        window.append(float(i), 0.001)
+    assert len(gc.get_objects()) - before < 10  # a deque of tuples added ~4,096
