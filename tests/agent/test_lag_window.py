@@ -31,3 +31,24 @@ def test_readings_are_not_objects_the_collector_tracks() -> None:
     for i in range(10_000):
         window.append(float(i), 0.001)
     assert len(gc.get_objects()) - before < 10  # a deque of tuples added ~4,096
+
+
+def test_the_probe_fills_the_window_on_a_real_loop() -> None:
+    import asyncio
+
+    from introspect.agent.collectors.loop import LoopCollector
+
+    async def main() -> tuple[int, int, tuple[float, float, float]]:
+        probe = LoopCollector(0.01)
+        probe.attach(asyncio.get_running_loop())
+        for _ in range(500):  # poll with a deadline: 5 s
+            if probe.beats >= 5:
+                break
+            await asyncio.sleep(0.01)
+        stats = probe.window_stats(60.0)
+        probe.detach()
+        return probe.beats, len(probe._window.lags_since(0.0)), stats
+
+    beats, kept, (p50, p99, worst) = asyncio.run(main())
+    assert beats >= 5 and kept == beats
+    assert 0.0 <= p50 <= p99 <= worst

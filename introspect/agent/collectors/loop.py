@@ -141,7 +141,7 @@ class LoopCollector:
         lag = max(0.0, now - self._expected)
         self.last_lag = lag
         self.histogram.observe(lag)
-        self._window.append((now, lag))
+        self._window.append(now, lag)
         self.beats += 1
         self._set_expected(now + self.interval)
         for callback in self.on_beat:
