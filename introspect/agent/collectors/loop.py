@@ -87,6 +87,7 @@ class LoopCollector:
         self.due = _accel.DueStamp() if _accel is not None else None
         self.last_lag = 0.0
         self.beats = 0
+        self.probe_errors = 0  # beats that raised (contained: the probe always re-arms)
         self._handle: asyncio.TimerHandle | None = None
         self.on_beat: list = []  # callables run on the loop thread each beat (cheap only)
         # callables(loop) run by `attach`, on the attaching thread, before the loop runs
@@ -137,13 +138,16 @@ class LoopCollector:
         self._handle = loop.call_at(loop.time() + self.interval, self._probe)
 
     def _probe(self) -> None:
-        now = time.monotonic()
-        lag = max(0.0, now - self._expected)
-        self.last_lag = lag
-        self.histogram.observe(lag)
-        self._window.append(now, lag)
-        self.beats += 1
-        self._set_expected(now + self.interval)
+        try:
+            now = time.monotonic()
+            lag = max(0.0, now - self._expected)
+            self.last_lag = lag
+            self.histogram.observe(lag)
+            self._window.append(now, lag)
+            self.beats += 1
+            self._set_expected(now + self.interval)
+        except Exception:  # never the app's loop's problem; the next beat tries again
+            self.probe_errors += 1
         for callback in self.on_beat:
             try:
                 callback()
