@@ -20,6 +20,18 @@ pytestmark = pytest.mark.crossversion  # (tests/conftest.py registers the marker
 THRESHOLD = 0.1  # INTROSPECT_BLOCK_THRESHOLD's default
 PYTHON_WAIT = 'import sys\nsys.modules["introspect.agent._watchdog_accel"] = None\n'
 
+# How both programs run main(): the agent started before the loop or inside it, on asyncio or
+# on uvloop.
+RUN_MAIN = """
+if os.environ["START"] == "before":
+    introspect.start()
+if os.environ["LOOP"] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
 # Holds the loop for at least a second, and until the test writes a line: long enough to be
 # seen while it goes on, however loaded the machine. `cpu`: pure Python; `sleep`: time.sleep.
 TARGET = """
@@ -50,14 +62,6 @@ async def main():
     end = time.monotonic()
     print(f"RELEASED {end - start:.6f} {end - before:.6f}", flush=True)
     await asyncio.sleep(3600)
-
-if os.environ["START"] == "before":
-    introspect.start()
-if os.environ["LOOP"] == "uvloop":
-    import uvloop
-    uvloop.run(main())
-else:
-    asyncio.run(main())
 """
 
 
@@ -91,7 +95,7 @@ CASES = [
                          ids=["-".join(c[:4]) for c in CASES])
 def test_a_block_right_after_start_is_one_event_seen_while_it_goes_on(
         start: str, loop: str, wait: str, kind: str, exact: bool) -> None:
-    source = (PYTHON_WAIT if wait == "python" else "") + TARGET
+    source = (PYTHON_WAIT if wait == "python" else "") + TARGET + RUN_MAIN
     env = {"START": start, "LOOP": loop, "KIND": kind, "INTROSPECT_METRICS_PORT": "0"}
     with AgentProcess.script(source, under_run=start == "run", env=env) as proc:
         url = proc.wait_for_line("metrics ").split(" ", 1)[1].strip()
@@ -145,14 +149,6 @@ async def main():
     print("metrics " + introspect.get_agent().extensions["metrics"].url, flush=True)
     print("DONE", flush=True)
     await asyncio.sleep(3600)
-
-if os.environ["START"] == "before":
-    introspect.start()
-if os.environ["LOOP"] == "uvloop":
-    import uvloop
-    uvloop.run(main())
-else:
-    asyncio.run(main())
 """
 
 QUIET_CASES = [("inside", "asyncio", "c"), ("inside", "asyncio", "python"),
@@ -164,7 +160,7 @@ QUIET_CASES = [("inside", "asyncio", "c"), ("inside", "asyncio", "python"),
                          ids=["-".join(c) for c in QUIET_CASES])
 def test_a_loop_that_starts_idles_and_does_short_work_reports_no_block(
         start: str, loop: str, wait: str) -> None:
-    source = (PYTHON_WAIT if wait == "python" else "") + textwrap.dedent(QUIET_START)
+    source = (PYTHON_WAIT if wait == "python" else "") + textwrap.dedent(QUIET_START) + RUN_MAIN
     env = {"START": start, "LOOP": loop, "INTROSPECT_METRICS_PORT": "0"}
     with AgentProcess.script(source, under_run=False, env=env) as proc:
         proc.wait_for_line("DONE")
