@@ -64,7 +64,7 @@ def _listed(proc: AgentProcess, prefix: str) -> list[str]:
 def test_the_server_thread_imports_what_a_client_needs_once_it_listens() -> None:
     """Not the first client: it would wait ~1 s for the imports against a saturated loop."""
     found = run_python("""
-        import asyncio, json, sys
+        import asyncio, json, sys, time
         import introspect
 
         async def main():
@@ -73,7 +73,10 @@ def test_the_server_thread_imports_what_a_client_needs_once_it_listens() -> None
                       "introspect.protocol.messages", "msgspec"}
             # polled (no client ever connects): the server thread imports them; a module is
             # in sys.modules from the start of its import, so the deepest ones are waited for
+            deadline = time.monotonic() + 30
             while not wanted <= set(sys.modules):
+                if time.monotonic() > deadline:
+                    sys.exit(f"never imported: {sorted(wanted - set(sys.modules))}")
                 await asyncio.sleep(0.01)
             print(json.dumps(sorted(wanted)))
 

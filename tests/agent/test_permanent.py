@@ -18,7 +18,7 @@ from introspect.agent import permanent
 from tests.agent.test_start_imports import run_python
 
 STARTED = """
-    import asyncio, gc, json, os, sys, weakref
+    import asyncio, gc, json, os, sys, time, weakref
     import introspect
     from introspect.agent import permanent, _gc_accel
 
@@ -31,7 +31,10 @@ STARTED = """
     async def main():
         before = len(gc.get_objects())
         introspect.start()
+        deadline = time.monotonic() + 30
         while not permanent.start_settled.wait(0):  # the server thread's pass
+            if time.monotonic() > deadline:
+                sys.exit("the agent's definitions were never settled")
             await asyncio.sleep(0.01)
         gens = {id(o) for o in gc.get_objects()}
         from introspect.agent.core import Agent
