@@ -59,6 +59,8 @@ class BusySampler:
     # --- the signal handler: keep it tiny --------------------------------------------------
     def _on_sigprof(self, signum: int, frame: Any) -> None:
         try:
+            if not self.active:
+                return  # a tick already on its way when the timer was cancelled: no re-arming
             now = time.thread_time()
             # Each tick stands for `interval` of process CPU, scaled by the main thread's
             # share of it since the previous tick (other threads' CPU also fires the timer).
@@ -117,22 +119,28 @@ class BusySampler:
         if not self._atexit_registered:
             atexit.register(self._cancel_at_exit)
             self._atexit_registered = True
-        signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
-        self.active = True
+        self.active = True  # before the first tick, which would otherwise return at once
         self.reason = "sampling"
+        signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
 
     def _cancel_timer(self, at_exit: bool = False) -> None:
         """Stop the timer and drop a SIGPROF already on its way: once the handler is back to
         the default, a late one would kill the process ("Profiling timer expired"), and
         pending signals even survive exec. Setting SIG_IGN discards pending ones (POSIX). At
-        exit it stays ignored: seen under valgrind, whose queued signals arrive late."""
-        if signal.getsignal(signal.SIGPROF) == self._on_sigprof:
-            signal.setitimer(signal.ITIMER_PROF, 0, 0)
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGPROF, signal.SIG_IGN)
-                if not at_exit:
-                    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+        exit it stays ignored: seen under valgrind, whose queued signals arrive late.
+
+        The handler re-arms the timer at every tick, and Python runs it between any two
+        bytecodes of the main thread, this method's too: `active` goes False first, so a
+        tick that lands while we cancel cannot re-arm a timer whose handler is then the
+        default (which would kill the host: "Profiling timer expired")."""
         self.active = False
+        if signal.getsignal(signal.SIGPROF) == self._on_sigprof:
+            on_main = threading.current_thread() is threading.main_thread()
+            if on_main:
+                signal.signal(signal.SIGPROF, signal.SIG_IGN)
+            signal.setitimer(signal.ITIMER_PROF, 0, 0)
+            if on_main and not at_exit:
+                signal.signal(signal.SIGPROF, signal.SIG_DFL)
 
     def _cancel_at_exit(self) -> None:
         self._cancel_timer(at_exit=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import os
 import signal
+import sys
 
 import introspect
 from introspect.client.connection import Client
@@ -212,3 +213,46 @@ def test_a_policy_installed_by_the_app_later_is_still_observed():
                           message="the loop observed")
         kinds = {k.kind: k.count for k in snap.tasks.by_kind}
         assert kinds.get("__main__.observed_worker") == 1
+
+
+TICK_DURING_STOP = r'''
+import asyncio, signal, sys, time
+import introspect
+
+async def main():
+    agent = introspect.start()
+    deadline = time.monotonic() + 30
+    while not agent.sampler.active:  # armed at the loop's first beats
+        assert time.monotonic() < deadline, agent.sampler.reason
+        await asyncio.sleep(0.01)
+    real = signal.setitimer
+
+    def tick_lands_while_cancelling(which, seconds, interval=0.0):
+        result = real(which, seconds, interval)
+        if seconds == 0:  # the worst moment: a tick right after the timer is disarmed
+            signal.raise_signal(signal.SIGPROF)
+        return result
+
+    signal.setitimer = tick_lands_while_cancelling
+    introspect.stop()
+    signal.setitimer = real
+    spent = time.process_time() + 0.3  # ~30 ticks' worth of CPU if a timer were still armed
+    while time.process_time() < spent:
+        pass
+    default = int(signal.getsignal(signal.SIGPROF)) == signal.SIG_DFL
+    print("timer", signal.getitimer(signal.ITIMER_PROF), "handler", default, flush=True)
+
+asyncio.run(main())
+'''
+
+
+def test_a_tick_during_stop_neither_rearms_the_timer_nor_kills_the_host(tmp_path):
+    # The sampler's handler re-arms its timer at each tick; Python may run a pending tick
+    # between any two bytecodes of stop(). Re-armed with the default action restored, the next
+    # tick killed the host ("Profiling timer expired", exit -SIGPROF).
+    script = tmp_path / "tick_during_stop.py"
+    script.write_text(TICK_DURING_STOP)
+    with AgentProcess([sys.executable, str(script)]) as proc:
+        line = proc.wait_for_line("timer ")
+        assert proc.proc.wait(30) == 0, "".join(proc.stderr)
+    assert "timer (0.0, 0.0) handler True" in line
