@@ -2,7 +2,7 @@
 interleaved bursts (issue 17: ratios that hold on a shared VM).
 
     .venv/bin/python benchmarks/interleaved.py [--rounds 6] [--pairs 10] [--burst 0.5]
-        [--matched-seeds] [--control]
+        [--matched-seeds] [--control | --imports-only]
 
 Back-to-back fresh processes of two seconds each drifted by ±10-30 % per pair on the 2-core VM
 (other work, steal time, frequency): more than the few per cent to measure. Here both processes
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -48,7 +49,10 @@ def on_gc(phase, info):
     else:
         paused[0] += time.perf_counter() - paused[1]
 async def main():
-    if {agent}:
+    if {imports_only}:  # the modules a settled agent has imported, not started
+        import introspect.agent.core, introspect.metrics.default_registry
+        import introspect.agent.server.clients, introspect.agent.snapshot_builder
+    elif {agent}:
         import introspect
         introspect.start()
         from benchmarks.workloads import agent_settled
@@ -87,8 +91,9 @@ FIGURES = [
 
 
 class Worker:
-    def __init__(self, agent: bool, hash_seed: int | None = None) -> None:
-        code = WORKER.format(root=str(ROOT), agent=agent)
+    def __init__(self, agent: bool, hash_seed: int | None = None,
+                 imports_only: bool = False) -> None:
+        code = WORKER.format(root=str(ROOT), agent=agent, imports_only=imports_only)
         env = dict(os.environ)
         if hash_seed is not None:
             env["PYTHONHASHSEED"] = str(hash_seed)
@@ -112,21 +117,41 @@ class Worker:
 
 def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
                progress: bool = True, matched_seeds: bool = False,
-               control: bool = False) -> dict[str, list[float]]:
+               control: bool = False, imports_only: bool = False) -> dict[str, list[float]]:
     """Ratios agent/plain per pair for every figure in FIGURES, keyed by label; `rounds`
     fresh process pairs of `pairs` pairs each. `control`: the "agent" process runs plain too
-    (an A/A run: the method's own spread and bias)."""
+    (an A/A run: the method's own spread and bias); `imports_only`: it imports what the agent
+    imports and does not start it (what its modules alone cost: heap, layout)."""
     ratios: dict[str, list[float]] = {label: [] for label, *_ in FIGURES}
     ratios["idle CPU, plain"], ratios["idle CPU, agent"] = [], []
     for number in range(rounds):
         _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None,
-                   control)
+                   control, imports_only)
+    ratios["pairs per round"] = [float(pairs)]
     return ratios
 
 
+def round_medians(values: list[float], pairs: int) -> list[float]:
+    """Each process pair's own median: the unit that carries its luck (layout, seeds)."""
+    return [statistics.median(values[start:start + pairs])
+            for start in range(0, len(values), pairs)]
+
+
+def resampled_interval(medians: list[float], trials: int = 4000,
+                       seed: int = 17) -> tuple[float, float]:
+    """5th-95th percentile of the median of round medians when the rounds are resampled with
+    replacement: how far the headline could move with other process pairs' luck."""
+    rng = random.Random(seed)
+    picks = sorted(statistics.median(rng.choices(medians, k=len(medians)))
+                   for _ in range(trials))
+    return picks[int(0.05 * trials)], picks[int(0.95 * trials) - 1]
+
+
 def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: int,
-               progress: bool, hash_seed: int | None, control: bool = False) -> None:
-    workers = {flag: Worker(flag and not control, hash_seed) for flag in (False, True)}
+               progress: bool, hash_seed: int | None, control: bool = False,
+               imports_only: bool = False) -> None:
+    workers = {flag: Worker(flag and not control and not imports_only, hash_seed,
+                            flag and imports_only) for flag in (False, True)}
     amounts = {"A": burst, "B": tasks}
     try:
         for worker in workers.values():  # warm-up: imports, caches, the agent's start-up
@@ -150,6 +175,7 @@ def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: 
 
 
 def report(ratios: dict[str, list[float]]) -> None:
+    pairs = int(ratios["pairs per round"][0])
     for label, _workload, _key, goal in FIGURES:
         values = ratios[label]
         q1, median, q3 = statistics.quantiles(values, n=4)
@@ -158,6 +184,14 @@ def report(ratios: dict[str, list[float]]) -> None:
         print(f"  {label:46} {median:.3f}x (IQR {q1:.3f}-{q3:.3f}, {len(values)} pairs)"
               f"   goal {'<=' if at_most else '>='} {goal:.2f}x   "
               f"{'meets' if meets else 'MISSES'}")
+    rounds = len(ratios[FIGURES[0][0]]) // pairs
+    if rounds >= 4:
+        print(f"  per process pair (median of the {rounds} rounds' medians, 90 % interval when "
+              "the rounds are resampled):")
+        for label, *_ in FIGURES:
+            medians = round_medians(ratios[label], pairs)
+            low, high = resampled_interval(medians)
+            print(f"    {label:44} {statistics.median(medians):.3f}x ({low:.3f}-{high:.3f})")
     idle = {name: statistics.median(ratios[f"idle CPU, {name}"]) for name in ("plain", "agent")}
     print(f"  CPU while waiting between bursts (median): plain {idle['plain'] * 1e3:.2f} ms/s, "
           f"agent {idle['agent'] * 1e3:.2f} ms/s — the agent's clock-driven work the bursts "
@@ -175,12 +209,19 @@ def main() -> int:
                         help="both processes of round N run with PYTHONHASHSEED=N")
     parser.add_argument("--burst", type=float, default=0.5, help="seconds of workload A")
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks of workload B")
-    parser.add_argument("--control", action="store_true",
-                        help="A/A: both processes plain (the method's own spread and bias)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--control", action="store_true",
+                       help="A/A: both processes plain (the method's own spread and bias)")
+    which.add_argument("--imports-only", action="store_true",
+                       help="the second process imports the agent's modules, never starts it")
     args = parser.parse_args()
     ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds,
-                        matched_seeds=args.matched_seeds, control=args.control)
-    print(f"{'A/A control: plain / plain' if args.control else 'agent at defaults / plain'}, "
+                        matched_seeds=args.matched_seeds, control=args.control,
+                        imports_only=args.imports_only)
+    title = "A/A control: plain / plain" if args.control else \
+        "agent's modules imported, not started / plain" if args.imports_only else \
+        "agent at defaults / plain"
+    print(f"{title}, "
           f"interleaved bursts ({args.burst} s of A, "
           f"{args.tasks} tasks of B; {args.rounds} process pairs × {args.pairs} burst pairs):")
     report(ratios)
