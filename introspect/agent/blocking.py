@@ -159,7 +159,7 @@ class BlockingDetector:
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
         self.waits = WaitTracker()  # first-seen times of waiting tasks (see waits.py)
         self.history = History()  # the recent past for clients that attach later
-        self.held = HeldTime(lambda: agent.sampler)  # loop wall time per task, see busy.py
+        self.held = HeldTime(lambda: agent.tasks.registry, lambda: agent.sampler)  # see busy.py
         self._thread = threading.Thread(target=self._run, name="introspect-watchdog",
                                         daemon=True)
 

@@ -20,7 +20,8 @@ import random
 import signal
 import threading
 import time
-import weakref
+from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from introspect.agent.asyncio_facts import running_task
@@ -47,7 +48,7 @@ class BusySampler:
         self.samples = 0
         self.unattributed_seconds = 0.0  # main-thread CPU outside any task (loop, callbacks)
         self._by_kind: dict[str, float] = {}
-        self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
+        self._by_task = TaskSeconds(lambda: agent.tasks.registry)
         self._last_cpu = 0.0
         self._gap = interval  # process CPU the timer waits before the next tick
         self._next_prune = 0.0
@@ -80,11 +81,7 @@ class BusySampler:
                 return
             kind = meta.kind
             self._by_kind[kind] = self._by_kind.get(kind, 0.0) + delta
-            entry = self._by_task.get(meta.seq)
-            if entry is not None:
-                entry[0] += delta
-            elif len(self._by_task) < MAX_TASKS:
-                self._by_task[meta.seq] = [delta, weakref.ref(task)]
+            self._by_task.add(meta.seq, delta)
         except Exception:
             pass  # never raise into whatever task the signal interrupted
 
@@ -163,10 +160,7 @@ class BusySampler:
             setattr(os, name, exec_without_timer)
 
     def _prune(self) -> None:
-        for seq, entry in list(self._by_task.items()):
-            task = entry[1]()
-            if task is None or task.done():
-                self._by_task.pop(seq, None)
+        self._by_task.prune()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def after_fork_in_child(self) -> None:
@@ -175,7 +169,7 @@ class BusySampler:
         self.samples = 0
         self.unattributed_seconds = 0.0
         self._by_kind = {}
-        self._by_task = {}
+        self._by_task.clear()
         if self.active:
             self.active = False
             self.reason = "waiting for an event loop on the main thread"
@@ -199,11 +193,11 @@ class BusySampler:
 
     def task_busy(self) -> dict[int, float]:
         """Seconds per live task id (`TaskMeta.seq`), statistical; finished tasks drop out."""
-        return {seq: entry[0] for seq, entry in list(self._by_task.items())}
+        return self._by_task.seconds()
 
     def most_busy(self, count: int) -> list[Any]:
         """The `count` live tasks with the most CPU, most first."""
-        return _leading_tasks(self._by_task, count)
+        return self._by_task.leading(count)
 
     def limitations(self) -> list[str]:
         """Why sampling is off, if it is, in words a user reads."""
@@ -224,11 +218,12 @@ class HeldTime:
     time itself. Fed from the watchdog thread only; read from any thread.
     """
 
-    def __init__(self, sampler_of: Any = lambda: None) -> None:
+    def __init__(self, registry_of: Callable[[], dict[int, Any]],
+                 sampler_of: Any = lambda: None) -> None:
         self._sampler_of = sampler_of  # () -> BusySampler | None, for the CPU part
         self.unattributed_seconds = 0.0  # loop busy outside any task (callbacks, the loop)
         self._by_kind: dict[str, float] = {}
-        self._by_task: dict[int, list[Any]] = {}  # seq -> [seconds, weakref(task)]
+        self._by_task = TaskSeconds(registry_of)
         self._next_prune = 0.0
 
     def add(self, task: Any, seconds: float, now: float) -> None:
@@ -237,17 +232,10 @@ class HeldTime:
             self.unattributed_seconds += seconds
         else:
             self._by_kind[meta.kind] = self._by_kind.get(meta.kind, 0.0) + seconds
-            entry = self._by_task.get(meta.seq)
-            if entry is not None:
-                entry[0] += seconds
-            elif len(self._by_task) < MAX_TASKS:
-                self._by_task[meta.seq] = [seconds, weakref.ref(task)]
+            self._by_task.add(meta.seq, seconds)
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
-            for seq, entry in list(self._by_task.items()):
-                live = entry[1]()
-                if live is None or live.done():
-                    self._by_task.pop(seq, None)
+            self._by_task.prune()
 
     def held_by_kind(self) -> dict[str, float]:
         """Seconds of loop wall time per task kind since start."""
@@ -260,7 +248,7 @@ class HeldTime:
 
     def task_held(self) -> dict[int, float]:
         """Seconds per live task id (`TaskMeta.seq`); finished tasks drop out."""
-        out = {seq: entry[0] for seq, entry in list(self._by_task.items())}
+        out = self._by_task.seconds()
         sampler = self._sampler_of()
         if sampler is not None:
             for seq, seconds in sampler.task_busy().items():
@@ -270,16 +258,53 @@ class HeldTime:
     def most_held(self, count: int) -> list[Any]:
         """The `count` live tasks that held the loop longest off-CPU (blocking calls),
         longest first: the CPU-heavy ones are the busy sampler's (`most_busy`)."""
-        return _leading_tasks(self._by_task, count)
+        return self._by_task.leading(count)
 
 
-def _leading_tasks(by_task: dict[int, list[Any]], count: int) -> list[Any]:
-    """The live tasks with the most seconds in a `seq -> [seconds, weakref]` map."""
-    out = []  # nlargest: O(n), not a sort; finished tasks are pruned every PRUNE_EVERY anyway
-    for _seconds, ref in heapq.nlargest(count * 2, list(by_task.values()), key=lambda e: e[0]):
-        task = ref()
-        if task is not None and not task.done():
-            out.append(task)
-            if len(out) >= count:
-                break
-    return out
+class TaskSeconds:
+    """Seconds per task, keyed by its `TaskMeta.seq`, for the tasks still alive.
+
+    Only ints and floats: the collector untracks such a dict, so a table of ~1,000 entries
+    (100 samples a second, each often a different task under churn, pruned every
+    PRUNE_EVERY) adds nothing to the objects every collection walks. (A `[seconds,
+    weakref]` pair per entry did: ~2,000 objects in the generations of a churning service.)
+    The tasks themselves are found again through the task collector's registry of live
+    tasks (seq -> TaskMeta, a weak reference)."""
+
+    def __init__(self, registry_of: Callable[[], dict[int, Any]]) -> None:
+        self._registry_of = registry_of
+        self._seconds: dict[int, float] = {}
+
+    def add(self, seq: int, seconds: float) -> None:
+        table = self._seconds
+        if seq in table:
+            table[seq] += seconds
+        elif len(table) < MAX_TASKS:
+            table[seq] = seconds
+
+    def prune(self) -> None:
+        """Drop the tasks that are over (no longer in the registry)."""
+        registry = self._registry_of()
+        for seq in list(self._seconds):
+            if seq not in registry:
+                self._seconds.pop(seq, None)
+
+    def clear(self) -> None:
+        self._seconds = {}
+
+    def seconds(self) -> dict[int, float]:
+        return dict(self._seconds)
+
+    def leading(self, count: int) -> list[Any]:
+        """The live tasks with the most seconds, most first."""
+        registry = self._registry_of()
+        out = []  # nlargest: O(n), not a sort; finished tasks are pruned every PRUNE_EVERY
+        for seq, _seconds in heapq.nlargest(count * 2, list(self._seconds.items()),
+                                            key=itemgetter(1)):
+            meta = registry.get(seq)
+            task = meta() if meta is not None else None
+            if task is not None and not task.done():
+                out.append(task)
+                if len(out) >= count:
+                    break
+        return out

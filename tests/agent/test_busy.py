@@ -178,3 +178,54 @@ def test_exact_mode_counts_every_step() -> None:
     assert {t["kind"] for t in report["tasks"]} >= {"__main__.heavy_spinner",
                                                    "__main__.light_spinner"}
     assert report["running"] is False
+
+
+MANY_SAMPLED = """
+    import asyncio, gc, json, time
+    import introspect
+    from introspect.agent.collectors.tasks import meta_of
+
+    def spin(seconds):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    async def worker(share, stop):
+        while not stop.is_set():
+            spin(0.002 * share)
+            await asyncio.sleep(0)
+
+    async def main():
+        sampler = introspect.get_agent().sampler
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(worker(1, stop), name=f"w{i}") for i in range(300)]
+        workers.append(asyncio.create_task(worker(40, stop), name="heavy"))
+        deadline = time.monotonic() + 60
+        while len(sampler.task_busy()) < 100 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sampled = len(sampler.task_busy())
+        gc.collect()
+        table_tracked = gc.is_tracked(sampler._by_task._seconds)
+        leading = [t.get_name() for t in sampler.most_busy(1)]
+        seqs = set(sampler.task_busy()) - {meta_of(asyncio.current_task()).seq}  # main lives on
+        stop.set()
+        await asyncio.gather(*workers)
+        sampler._prune()
+        print("result " + json.dumps({"sampled": sampled, "table_tracked": table_tracked,
+              "leading": leading, "left_after_prune": len(seqs & set(sampler.task_busy()))}),
+              flush=True)
+
+    asyncio.run(main())
+"""
+
+
+def test_per_task_busy_time_adds_no_objects_for_the_collector_to_walk() -> None:
+    # Under churn nearly every sample lands on another task: the table holds up to
+    # ~1,000 entries between prunes. It keeps only ints and floats, which the collector
+    # untracks, and finds the tasks again through the registry of live tasks.
+    with AgentProcess.script(MANY_SAMPLED) as proc:
+        result = json.loads(proc.wait_for_line("result ", timeout=90).split("result ", 1)[1])
+    assert result["sampled"] >= 100, result
+    assert result["table_tracked"] is False, result
+    assert result["leading"] == ["heavy"], result  # 40x the CPU of each other task
+    assert result["left_after_prune"] == 0, result  # finished tasks drop out
