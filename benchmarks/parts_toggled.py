@@ -1,0 +1,128 @@
+"""What the started agent's clock-driven parts cost on workload A, natively: one process, the
+parts switched off and on between short bursts (issue 17).
+
+    .venv/bin/python benchmarks/parts_toggled.py [--pairs 300] [--burst 0.2] [--control]
+
+Across processes, workload A's ratio carries each process's own luck (memory layout, hash
+seeds: ±3 % between rounds of interleaved.py, its A/A control included), more than the parts
+cost. Here a single agent process runs A in pairs of bursts, the order flipped every pair: one
+with the parts on, one with them off. Same process, same heap, adjacent seconds: the pair's
+ratio is the parts' cost. Switched together:
+- the SIGPROF busy-time sampler (its timer stopped; a tick on its way does nothing);
+- the watchdog's select() time-stamps (the selector clock uninstalled);
+- the queue-owner sampling windows (no new window opens);
+- the GC pause timer (`gc.callbacks` entry removed);
+- the watchdog's held-time looks (its next sampling wake-up an hour away).
+What stays in both halves: the task factory (A makes no tasks while measured), the 10 Hz lag
+probe, the agent's threads asleep, its imports and heap. `--control` switches nothing (A/A:
+the method's own spread). Reported: the median of the pairs' ratios (off/on speed, per loop-
+thread CPU and wall clock) with its IQR and a 90 % interval by resampling pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.workloads import agent_settled, workload_a
+
+
+class Parts:
+    """Switches the agent's clock-driven parts off and back on (benchmark use only)."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        self.sampler = agent.sampler
+        self.blocking = agent.blocking
+        self.clock = agent.blocking._clock
+        self.calls = agent.queues.queue_calls
+        self.sample_gap = agent.blocking.sample_gap
+        if self.sampler is None or not self.sampler.active or self.clock is None:
+            raise SystemExit("error: the agent's sampler or selector clock is not running")
+
+    def set(self, on: bool) -> None:
+        sampler = self.sampler
+        sampler.active = on  # before the timer: a tick on its way returns at once
+        interval = sampler.interval if on else 0.0
+        signal.setitimer(signal.ITIMER_PROF, interval, interval)
+        if on:
+            self.clock.install()
+        else:
+            self.clock.uninstall()
+        if self.calls is not None:
+            if not on:
+                self.calls.close()
+            self.agent.queues.queue_calls = self.calls if on else None
+        if on:
+            self.agent.gc.install()
+        else:
+            self.agent.gc.uninstall()
+        self.blocking.sample_gap = self.sample_gap if on else (lambda: 3600.0)
+
+
+async def measure(pairs: int, burst: float, control: bool) -> dict[str, list[float]]:
+    import introspect
+
+    agent = introspect.start()
+    await agent_settled()
+    await asyncio.sleep(0.5)  # the sampler arms at the loop's first beats
+    parts = Parts(agent)
+    await workload_a(burst)  # warm-up
+    ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": []}
+    for number in range(pairs):
+        got = {}
+        for on in ((True, False) if number % 2 == 0 else (False, True)):
+            parts.set(on or control)
+            await asyncio.sleep(0.02)  # a window or a tick of the other half settles
+            cpu, wall = time.thread_time(), time.perf_counter()
+            rate = await workload_a(burst)
+            messages = rate * burst
+            got[on] = ((time.thread_time() - cpu) / messages,
+                       (time.perf_counter() - wall) / messages)
+        # speed with the parts on relative to off: the parts' cost is 1 - ratio
+        ratios["loop-thread CPU"].append(got[False][0] / got[True][0])
+        ratios["wall clock"].append(got[False][1] / got[True][1])
+        if number % 50 == 49:
+            print(f"pair {number + 1}/{pairs}", file=sys.stderr, flush=True)
+    parts.set(True)
+    introspect.stop()
+    return ratios
+
+
+def resampled_interval(values: list[float], trials: int = 4000) -> tuple[float, float]:
+    rng = random.Random(17)
+    picks = sorted(statistics.median(rng.choices(values, k=len(values)))
+                   for _ in range(trials))
+    return picks[int(0.05 * trials)], picks[int(0.95 * trials) - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=300, help="burst pairs (default 300)")
+    parser.add_argument("--burst", type=float, default=0.2, help="seconds of workload A")
+    parser.add_argument("--control", action="store_true",
+                        help="A/A: switch nothing (the method's own spread and bias)")
+    args = parser.parse_args()
+    ratios = asyncio.run(measure(args.pairs, args.burst, args.control))
+    title = "A/A control (parts on in both halves)" if args.control else \
+        "workload A with the agent's clock-driven parts on / off"
+    print(f"{title}, one process, {args.pairs} pairs of {args.burst} s bursts:")
+    for label, values in ratios.items():
+        q1, median, q3 = statistics.quantiles(values, n=4)
+        low, high = resampled_interval(values)
+        print(f"  {label:16} {median:.4f}x (IQR {q1:.3f}-{q3:.3f}; 90 % interval "
+              f"{low:.4f}-{high:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
