@@ -149,3 +149,91 @@ def test_a_window_past_its_time_closes_at_its_next_sampled_call() -> None:
         sampler.stop()
         asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]
     assert sampler.next_due() == float("inf")  # stopped: never due again
+
+
+def _specialised(function: object, attribute: str) -> bool:
+    """Whether the attribute load of `attribute` in `function` has been specialised."""
+    import dis
+
+    for instruction in dis.get_instructions(function, adaptive=True):  # type: ignore[arg-type]
+        if (instruction.argval == attribute and "ATTR" in instruction.opname) or \
+                (instruction.argval == attribute and "METHOD" in instruction.opname):
+            return instruction.opname not in ("LOAD_ATTR", "LOAD_METHOD")
+    raise AssertionError(f"no load of {attribute!r} in {function}")
+
+
+def test_windows_back_off_while_they_find_nothing_new_and_reset_when_they_do() -> None:
+    import asyncio
+
+    from introspect.agent.collectors import queue_owners as qo
+    from introspect.agent.collectors import tasks as task_mod
+
+    owners = qo.QueueOwners()
+    sampler = qo.QueueCallSampler(lambda: owners)
+    now, gaps = 1000.0, []
+    try:
+        patience = qo.WINDOW_PATIENCE
+        for _ in range(patience + 12):  # windows in which nothing is called
+            sampler.tick(now)
+            sampler.tick(now + qo.WINDOW_SECONDS)  # time shuts it
+            gaps.append(sampler.next_due() - now)
+            now = sampler.next_due()
+        period = qo.WINDOW_PERIOD
+        assert gaps[:patience] == [period] * patience, gaps  # a slow consumer is still caught
+        assert gaps[patience:patience + 3] == [2 * period, 4 * period, 8 * period], gaps
+        assert gaps[-1] == qo.WINDOW_PERIOD_MAX, gaps
+
+        async def consumer(queue: asyncio.Queue) -> None:
+            queue.get_nowait()  # inside the window: this task's kind is a new owner
+
+        async def main() -> None:
+            collector = task_mod.TaskCollector(lambda *a: None, lambda *a: None)
+            asyncio.get_running_loop().set_task_factory(collector.make_factory(None))
+            queue: asyncio.Queue = asyncio.Queue()
+            queue.put_nowait(1)
+            sampler.tick(now)
+            await asyncio.create_task(consumer(queue))
+
+        asyncio.run(main())
+        assert sampler.windows == patience + 13 and not sampler._open  # its call shut it
+        now = sampler.next_due()
+        sampler.tick(now)  # the window after one that noted an owner: the short gap again
+        assert sampler.next_due() - now == qo.WINDOW_PERIOD
+    finally:
+        sampler.stop()
+
+
+def test_windows_leave_asyncio_queue_specialisable_on_every_version(monkeypatch) -> None:
+    # CPython 3.13+ caps the type versions of a class: each window swaps two methods of
+    # asyncio.Queue in and out, and past the cap code using queues ran unspecialised for good.
+    import asyncio
+
+    from introspect.agent.collectors import queue_owners as qo
+
+    originals = (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait)
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def use() -> None:
+        queue.put_nowait(1)
+        queue.get_nowait()
+
+    sampler = qo.QueueCallSampler(lambda: None)
+    now = 1000.0
+    try:
+        for _ in range(600):  # ~10 minutes of windows at the short gap, each one re-learnt
+            sampler.tick(now)
+            for _ in range(70):
+                use()  # inside the window, then (its first call shuts it) asyncio's own
+            now = max(sampler.next_due(), now + qo.WINDOW_SECONDS)
+            sampler._idle_windows = 0  # as if every window noted a new owner
+        assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
+        for _ in range(200):
+            use()
+        assert _specialised(use, "put_nowait") and _specialised(use, "get_nowait")
+        if qo.MAX_WINDOWS is not None:
+            assert sampler.windows == qo.MAX_WINDOWS and sampler.exhausted
+        else:
+            assert sampler.windows == 600 and not sampler.exhausted
+    finally:
+        sampler.stop()
+        asyncio.Queue.get_nowait, asyncio.Queue.put_nowait = originals  # type: ignore[method-assign]

@@ -2,10 +2,12 @@
 the code binds it to.
 
 Owners are observed two ways, both cheap:
-- in short sampling windows (`QueueCallSampler`: up to 256 calls or 0.25 s, once a second),
-  the running task's kind is noted at each `get_nowait` / `put_nowait` (which `Queue.get` /
-  `Queue.put` end in) — a busy consumer that never waits is still seen as it takes items.
-  Outside the windows asyncio's methods run unwrapped, at no cost;
+- in short sampling windows (`QueueCallSampler`: up to 256 calls or 0.25 s, once a second
+  while they find new owners, backing off to once every 5 minutes after ten that found none; on
+  CPython 3.13+ at most `MAX_WINDOWS` per process, see there), the running task's kind is noted
+  at each `get_nowait` / `put_nowait` (which `Queue.get` / `Queue.put` end in) — a busy
+  consumer that never waits is still seen as it takes items. Outside the windows asyncio's
+  methods run unwrapped, at no cost;
 - every few seconds the watchdog maps the futures in each queue's `_getters` / `_putters` back
   to the tasks awaiting them (`Task._fut_waiter`), so a consumer that only waits is seen too.
 Kinds per queue are bounded (`MAX_KINDS`).
@@ -39,10 +41,21 @@ _current_task = asyncio.current_task
 _monotonic = time.monotonic
 MAX_KINDS = 8  # consumer (and producer) kinds kept per queue
 # get_nowait/put_nowait are sampled in windows (QueueCallSampler): one every WINDOW_PERIOD,
-# open until WINDOW_CALLS calls were sampled or WINDOW_SECONDS passed.
+# open until WINDOW_CALLS calls were sampled or WINDOW_SECONDS passed. After WINDOW_PATIENCE
+# windows in a row that noted no new owner, the gap doubles with each further one, up to
+# WINDOW_PERIOD_MAX; a window that notes one brings it back to WINDOW_PERIOD.
 WINDOW_PERIOD = 1.0
+WINDOW_PATIENCE = 10
+WINDOW_PERIOD_MAX = 300.0
 WINDOW_CALLS = 256
 WINDOW_SECONDS = 0.25
+# CPython 3.13+ gives a class at most 1000 type versions (MAX_VERSIONS_PER_CLASS in
+# Objects/typeobject.c): once they are spent, code using the class is never specialised again.
+# A window spends about two of asyncio.Queue's (the swap in, the swap out) and of each
+# subclass's; measured, 600 swaps left `queue.get_nowait()` unspecialised for good on 3.13.5
+# and 3.14.10 (3.11 and 3.12.1 have no such cap). There the windows stop after MAX_WINDOWS,
+# two fifths of the budget; consumers that wait are still seen by `sample_waiters`.
+MAX_WINDOWS: int | None = 200 if sys.version_info >= (3, 13) else None
 SAMPLE_PERIOD = 2.0  # seconds between scans of waiting getters/putters
 SAMPLE_MAX_TASKS = 10_000  # above this many live tasks, waiters are not scanned
 NAME_PERIOD = 30.0  # seconds between naming passes (each walks the heap once or twice)
@@ -215,9 +228,12 @@ class QueueCallSampler:
         self._open = False
         self._closes_at = 0.0
         self._next_open = 0.0  # the first window opens at the first tick
+        self._idle_windows = 0  # windows in a row that noted no new owner
+        self._learned = False  # the window open (or last open) noted a new owner
         self._left = 0
         self._stopped = False
         self.windows = 0  # windows opened so far (tests, diagnostics)
+        self.exhausted = False  # MAX_WINDOWS reached: no more windows in this process
 
     def tick(self, now: float) -> None:
         """Close a window whose time is up, open the next when due (the watchdog thread)."""
@@ -225,6 +241,12 @@ class QueueCallSampler:
             self.close()
         if not self._open and now >= self._next_open and not self._stopped:
             self._open_window(now)
+
+    def period(self) -> float:
+        """Seconds from this window to the next (see WINDOW_PATIENCE)."""
+        beyond = self._idle_windows - WINDOW_PATIENCE
+        return WINDOW_PERIOD if beyond < 0 else min(WINDOW_PERIOD * 2.0 ** (beyond + 1),
+                                                    WINDOW_PERIOD_MAX)
 
     def next_due(self) -> float:
         """When the watchdog must call `tick`: at the next opening only. A window past its
@@ -242,9 +264,14 @@ class QueueCallSampler:
         if any(asyncio.Queue.__dict__.get(m) is not f for m, f in self._originals.items()):
             self._stopped = True  # the app (or a tool) replaced them: theirs stay
             return
+        if MAX_WINDOWS is not None and self.windows >= MAX_WINDOWS:
+            self._stopped = self.exhausted = True  # asyncio.Queue's type versions: see above
+            return
+        self._idle_windows = 0 if self._learned or not self.windows else self._idle_windows + 1
+        self._learned = False
         self._left = WINDOW_CALLS
         self._closes_at = now + WINDOW_SECONDS
-        self._next_open = now + WINDOW_PERIOD
+        self._next_open = now + self.period()
         self._open = True
         for method, wrapper in self._wrappers.items():
             setattr(asyncio.Queue, method, wrapper)
@@ -270,6 +297,7 @@ class QueueCallSampler:
             owners = self._owners_of() if meta is not None else None
             if owners is not None and not owners.knows(queue, meta.kind, consumer):
                 owners.note(queue, meta.kind, consumer)
+                self._learned = True
         except Exception:
             pass  # no running loop (a put from a thread), or anything else: not ours
 
