@@ -87,6 +87,9 @@ class LoopCollector:
         # Python selector to time-stamp, uvloop: blocks are "overdue since" this)
         self.due = _accel.DueStamp() if _accel is not None else None
         self.last_lag = 0.0
+        # (due, ran) of the probe's last beat: where a block timed from `due` ended (a loop
+        # with no Python selector, blocking.py `_finish`)
+        self.last_run = (0.0, 0.0)
         self.beats = 0
         self.probe_errors = 0  # beats that raised (contained: the probe always re-arms)
         self._handle: asyncio.TimerHandle | None = None
@@ -132,7 +135,10 @@ class LoopCollector:
             self._first_beat = False
             self._probe()  # lateness since the attach; arms the timer
             return
-        self._set_expected(time.monotonic() + self.interval)
+        now = time.monotonic()
+        if self.due_at_attach:  # the loop is back from the start() that attached it
+            self.last_run = (self._expected, now)
+        self._set_expected(now + self.interval)
         self.due_at_attach = False
         self._arm()
 
@@ -156,6 +162,7 @@ class LoopCollector:
             self.histogram.observe(lag)
             self._window.append(now, lag)
             self.beats += 1
+            self.last_run = (self._expected, now)
             self._set_expected(now + self.interval)
         except Exception:  # never the app's loop's problem; the next beat tries again
             self.probe_errors += 1
