@@ -5,11 +5,12 @@ is still going on (the event is updated in place until the loop comes back).
 How a block is measured: the loop's selector is wrapped on the loop instance so each return
 from `select()` is time-stamped; the loop is "busy" from that moment until it enters `select()`
 again. Busy longer than the threshold = blocked, with an exact duration. Under uvloop (no
-Python selector) the lag probe's "overdue" time is used instead: events still fire, durations
-are lower bounds. Why a thread works at all (FINDINGS.md): while the loop thread runs Python
-code or sleeps in C, the watchdog gets the GIL within ~5 ms; a C call that holds the GIL
-(a long regex, a huge `sorted`) can't be seen from inside until it returns — use
-`introspect dump` (py-spy) for those.
+Python selector) the lag probe's "overdue" time is used instead: events still fire, a block is
+timed from the probe's due time to its next run, short by up to the probe's interval.
+Why a thread works at all (FINDINGS.md): while the loop thread runs Python code or sleeps in
+C, the watchdog gets the GIL within ~5 ms; a C call that holds the GIL (a long regex, a huge
+`sorted`) can't be seen from inside until it returns — use `introspect dump` (py-spy) for
+those.
 """
 
 from __future__ import annotations
@@ -217,8 +218,11 @@ class BlockingDetector:
         no_selector = getattr(loop, "_selector", None) is None  # uvloop & co: nothing to wrap
         if no_selector or (self._loop is loop and self._clock is None):
             name = f"{type(loop).__module__}.{type(loop).__qualname__}"
-            return [f"blocking: durations are lower bounds from the lag probe ({name} has no "
-                    "Python selector to time-stamp); the culprit's stack is still captured"]
+            interval = self.agent.loop_probe.interval
+            return [f"blocking: durations are lower bounds, short by up to the lag probe's "
+                    f"interval ({interval:g}s): {name} has no Python selector to time-stamp, "
+                    "so a block is timed from when the probe was due, not from when it began; "
+                    "the culprit's stack is still captured"]
         return []
 
     @property
@@ -437,7 +441,11 @@ class BlockingDetector:
 
     def _finish(self, block: _Block, now: float) -> None:
         entered = self._clock.stamps()[0] if self._clock is not None else 0.0
-        end = entered if entered >= block.since else now
+        if entered >= block.since:
+            end = entered  # the loop's next select()
+        else:  # no selector clock: the lag probe's first run after the block, else this look
+            due, ran = self.agent.loop_probe.last_run
+            end = ran if due <= block.since <= ran <= now else now
         duration = round(max(end - block.since, 0.0), 6)
         self._replace(block, duration=duration, ongoing=False)
         event = block.event

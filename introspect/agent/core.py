@@ -56,7 +56,7 @@ class Agent:
         self.queues = Registry()
         self.executors = Registry()
         self._hooks = DiscoveryHooks(self.queues, self.executors, self.collector_errors.record)
-        self._watcher = LoopWatcher(self.attach_loop)
+        self._watcher = LoopWatcher(self.attach_loop, self._loop_runs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.agent_thread_ids: set[int] = set()
         # Detectors: None when they could not start (counted in collector_errors).
@@ -186,7 +186,15 @@ class Agent:
                 self.server = None
 
     # --- the observed loop -------------------------------------------------------------------
-    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _loop_runs(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A loop starts running on the main thread (from its own `run_forever`, before its
+        first iteration): one made before `start()` is attached here."""
+        if loop is not self.loop:
+            self.attach_loop(loop, starting=True)
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop, starting: bool = False) -> None:
+        """`starting`: called on the loop's thread as it starts running, before it has run
+        anything (`_loop_runs`)."""
         with self._lock:
             current = self.loop
             if current is loop:
@@ -198,7 +206,7 @@ class Agent:
             self.loop = loop
             try:
                 instrument_loop(loop, self.tasks, self.errors.loop_error)
-                self.loop_probe.attach(loop)
+                self.loop_probe.attach(loop, starting=starting)
                 if loop.is_running():
                     loop.call_soon_threadsafe(self._adopt, loop)
             except Exception as exc:

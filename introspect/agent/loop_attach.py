@@ -7,6 +7,13 @@
   `asyncio.new_event_loop` (what `asyncio.run` and `Runner` call when given no loop factory)
   is wrapped instead, and `Runner`'s own loop factory as on every version. For 3.16 that is the
   whole path: nothing here touches a policy once `POLICIES_DEPRECATED` holds.
+- Loops made before `start()` (`loop = asyncio.new_event_loop()` in module code, then
+  `loop.run_until_complete(...)` or `run_forever()`): learnt of as they start running.
+  `BaseEventLoop.run_forever` calls `asyncio.events._set_running_loop(loop)` on its own thread
+  before its first iteration (looked up in the module at each run, 3.11 to 3.14), so that
+  function is wrapped: two calls per `run_forever`, none per iteration. Also as
+  `asyncio._set_running_loop`, which uvloop binds when imported: a uvloop loop is found
+  this way only if uvloop was imported after `start()`.
 - The counting task factory and a chained exception handler are installed with the loop's own
   setters. `BaseEventLoop`'s four accessors (`get/set_task_factory`,
   `get/set_exception_handler`) are wrapped once at class level so that, for an instrumented
@@ -163,10 +170,16 @@ class LoopWatcher:
     keeps doing so when the app installs another policy later (`uvloop.install()`,
     `asyncio.set_event_loop_policy(...)`): that function is wrapped to hook the new policy.
     Loops made by an `asyncio.Runner`'s own `loop_factory` (`uvloop.run()`, 3.12's
-    `asyncio.run(loop_factory=...)`) bypass the policy: `Runner._lazy_init` is wrapped too."""
+    `asyncio.run(loop_factory=...)`) bypass the policy: `Runner._lazy_init` is wrapped too.
+    `on_loop_runs(loop)` is called when an asyncio loop starts running on the main thread,
+    on that thread, before its first iteration: how a loop made before `start()` is found."""
 
-    def __init__(self, on_new_loop: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+    def __init__(self, on_new_loop: Callable[[asyncio.AbstractEventLoop], None],
+                 on_loop_runs: Callable[[asyncio.AbstractEventLoop], None] | None = None
+                 ) -> None:
         self._on_new_loop = on_new_loop
+        self._on_loop_runs = on_loop_runs
+        self._original_set_running: Any = None
         self._policies: list[Any] = []
         self._original_set_policy: Any = None
         self._original_lazy_init: Any = None
@@ -174,6 +187,7 @@ class LoopWatcher:
 
     def install(self) -> None:
         self._hook_runner()
+        self._hook_set_running_loop()
         if POLICIES_DEPRECATED:
             self._hook_new_event_loop()
             return
@@ -236,6 +250,32 @@ class LoopWatcher:
         if asyncio.new_event_loop is original:
             asyncio.new_event_loop = new_event_loop
 
+    def _hook_set_running_loop(self) -> None:
+        on_loop_runs = self._on_loop_runs
+        original = asyncio.events._set_running_loop
+        if on_loop_runs is None or self._original_set_running is not None or \
+                getattr(original, "_introspect_original", None) is not None:
+            return
+
+        watcher = self
+
+        @functools.wraps(original)
+        def _set_running_loop(loop: Any) -> None:
+            original(loop)
+            # (inert once uninstalled: a loop class imported meanwhile may have bound it)
+            if loop is not None and watcher._original_set_running is original and \
+                    threading.current_thread() is threading.main_thread():
+                try:
+                    on_loop_runs(loop)
+                except Exception:
+                    pass
+
+        _set_running_loop._introspect_original = original  # type: ignore[attr-defined]
+        self._original_set_running = original
+        asyncio.events._set_running_loop = _set_running_loop
+        if asyncio._set_running_loop is original:  # what other loop classes bind at import
+            asyncio._set_running_loop = _set_running_loop
+
     def _hook_runner(self) -> None:
         runner = getattr(asyncio, "Runner", None)
         original = getattr(runner, "_lazy_init", None)
@@ -261,6 +301,11 @@ class LoopWatcher:
         runner._lazy_init = _lazy_init  # type: ignore[union-attr]
 
     def uninstall(self) -> None:
+        original_running, self._original_set_running = self._original_set_running, None
+        for module in (asyncio, asyncio.events) if original_running is not None else ():
+            if getattr(module._set_running_loop, "_introspect_original", None) \
+                    is original_running:
+                module._set_running_loop = original_running
         original_lazy, self._original_lazy_init = self._original_lazy_init, None
         runner = getattr(asyncio, "Runner", None)
         if original_lazy is not None and runner is not None and \

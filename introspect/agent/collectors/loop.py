@@ -82,10 +82,14 @@ class LoopCollector:
         self._window = LagWindow()
         self._expected = 0.0
         self.due_at_attach = False  # `_expected` is the attach's, not the probe timer's
+        self._first_beat = False  # `_start` is a beat: attached as the loop starts running
         # `_expected` where the blocking watchdog reads it without the GIL (a loop with no
         # Python selector to time-stamp, uvloop: blocks are "overdue since" this)
         self.due = _accel.DueStamp() if _accel is not None else None
         self.last_lag = 0.0
+        # (due, ran) of the probe's last beat: where a block timed from `due` ended (a loop
+        # with no Python selector, blocking.py `_finish`)
+        self.last_run = (0.0, 0.0)
         self.beats = 0
         self.probe_errors = 0  # beats that raised (contained: the probe always re-arms)
         self._handle: asyncio.TimerHandle | None = None
@@ -94,7 +98,9 @@ class LoopCollector:
         # anything of ours (the watchdog time-stamps a loop's select() from its first run)
         self.on_attach: list = []
 
-    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+    def attach(self, loop: asyncio.AbstractEventLoop, starting: bool = False) -> None:
+        """`starting`: on the loop's thread as it starts running, before its first iteration
+        (core.py `_loop_runs`): like a loop not running yet, nothing of the app's is under way."""
         self.loop = loop
         # `start()` from one of the loop's own callbacks: the loop is busy now and stays so
         # until it runs `_start`. Due now, so an app that blocks right after `start()` is
@@ -102,8 +108,12 @@ class LoopCollector:
         on_loop = asyncio._get_running_loop() is loop
         if on_loop:
             self._on_loop_thread()
+        # `starting`: due now too, and `_start` is the probe's first beat. The app's first
+        # steps may run before it (`run_until_complete` queued its task first): a block
+        # there is lag as well. No `due_at_attach`: the agent's work is done.
         self._set_expected(time.monotonic() if on_loop else 0.0)
-        self.due_at_attach = on_loop
+        self.due_at_attach = on_loop and not starting
+        self._first_beat = starting
         for callback in list(self.on_attach):
             try:
                 callback(loop)
@@ -121,7 +131,14 @@ class LoopCollector:
         if self.loop is None:  # detached before the loop ran us
             return
         self._on_loop_thread()
-        self._set_expected(time.monotonic() + self.interval)
+        if self._first_beat:
+            self._first_beat = False
+            self._probe()  # lateness since the attach; arms the timer
+            return
+        now = time.monotonic()
+        if self.due_at_attach:  # the loop is back from the start() that attached it
+            self.last_run = (self._expected, now)
+        self._set_expected(now + self.interval)
         self.due_at_attach = False
         self._arm()
 
@@ -145,6 +162,7 @@ class LoopCollector:
             self.histogram.observe(lag)
             self._window.append(now, lag)
             self.beats += 1
+            self.last_run = (self._expected, now)
             self._set_expected(now + self.interval)
         except Exception:  # never the app's loop's problem; the next beat tries again
             self.probe_errors += 1
@@ -165,7 +183,7 @@ class LoopCollector:
             except RuntimeError:
                 pass
         self.loop = None
-        self.due_at_attach = False
+        self.due_at_attach = self._first_beat = False
 
     # --- reads (any thread) ----------------------------------------------------------------
     @property
