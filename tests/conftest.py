@@ -9,6 +9,7 @@ import os
 import signal
 import tempfile
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -60,6 +61,9 @@ CROSS_VERSION = (
 )
 
 
+_sigterm_before: Any = signal.SIG_DFL
+
+
 def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # A second SIGTERM (like a second Ctrl-C) kills at once; the lifeline still cleans up.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -69,7 +73,12 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "crossversion: run on every supported CPython "
                             "(tests/conftest.py CROSS_VERSION)")
-    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    global _sigterm_before
+    _sigterm_before = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _sigterm_before)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

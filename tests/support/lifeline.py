@@ -38,14 +38,14 @@ def hold() -> str:
     watcher_env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
     # The watcher forks and its parent exits at once (see _main): waiting for that leaves no
     # child of ours running, and means the watcher already holds a pidfd on this process.
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), str(os.getpid()), token],
+    subprocess.run([sys.executable, "-I", str(Path(__file__).resolve()), str(os.getpid()), token],
                    env=watcher_env, start_new_session=True, check=True, timeout=60,
                    stdin=subprocess.DEVNULL)
     return token
 
 
 def marked_processes(token: str) -> list[int]:
-    """PIDs of this user's processes whose environment carries `token` (zombies have none)."""
+    """PIDs of the processes whose environment carries `token` (zombies have none)."""
     needle = f"\0{TOKEN_VARIABLE}={token}\0".encode()
     found = []
     for entry in os.listdir("/proc"):
