@@ -1,16 +1,24 @@
 """Suite-wide: every test run gets its own agent runtime dir, so `ps` and sockets of one run
-never mix with another's (or with agents the developer has running)."""
+never mix with another's (or with agents the developer has running); every process the run
+starts dies with it (tests/support/lifeline.py); SIGTERM stops the run as Ctrl-C does, so the
+fixtures' teardown runs."""
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+from types import FrameType
+from typing import Any
 
 import pytest
+
+from tests.support import lifeline
 
 _RUNTIME = tempfile.mkdtemp(prefix="introspect-test-rt-")
 os.chmod(_RUNTIME, 0o700)
 os.environ["INTROSPECT_RUNTIME_DIR"] = _RUNTIME
+lifeline.hold()  # before any fixture or test module can start a process
 
 
 @pytest.fixture
@@ -53,9 +61,24 @@ CROSS_VERSION = (
 )
 
 
+_sigterm_before: Any = signal.SIG_DFL
+
+
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # A second SIGTERM (like a second Ctrl-C) kills at once; the lifeline still cleans up.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "crossversion: run on every supported CPython "
                             "(tests/conftest.py CROSS_VERSION)")
+    global _sigterm_before
+    _sigterm_before = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _sigterm_before)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

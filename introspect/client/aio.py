@@ -20,7 +20,6 @@ from introspect.client.handshake import (
 )
 from introspect.client.requests import AsyncRequests, Call
 from introspect.client.target import Target, resolve_target
-from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 from introspect.protocol.peercheck import verify_unix_peer
@@ -68,14 +67,8 @@ class AsyncClient(AsyncRequests):
                 await self.close()
                 raise
         try:
-            handshake = Handshake(t, self.token, self.name)
-            try:  # a TLS agent refusing our certificate may close before the Challenge
-                await self._send(handshake.hello())
-                challenge = await self._recv()
-            except ConnectError as exc:
-                raise handshake.lost(exc) from None
-            await self._send(handshake.answer(challenge))
-            self.role, self.agent_pid = handshake.welcome(await self._recv())
+            self.role, self.agent_pid = await Handshake(t, self.token, self.name).run(
+                self._exchange)
         except BaseException:
             await self.close()
             raise
@@ -109,6 +102,10 @@ class AsyncClient(AsyncRequests):
             return m.decode_agent_message(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise errors.unreadable(self.target, exc) from None
+
+    async def _exchange(self, message: m.Message) -> m.Message:
+        await self._send(message)
+        return await self._recv()
 
     # --- requests ----------------------------------------------------------------------------
     async def _send_request(self, req: m.Request) -> int:

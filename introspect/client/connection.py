@@ -23,7 +23,6 @@ from introspect.client.handshake import (
 )
 from introspect.client.requests import Call, SyncRequests
 from introspect.client.target import Target, resolve_target
-from introspect.errors import ConnectError
 from introspect.protocol import framing
 from introspect.protocol import messages as m
 from introspect.protocol.peercheck import verify_unix_peer
@@ -74,14 +73,8 @@ class Client(SyncRequests):
             raise errors.connect_failure(t, exc, self.timeout) from None
         self.sock = sock
         try:
-            handshake = Handshake(t, self.token, self.name)
-            try:  # a TLS agent refusing our certificate may close before the Challenge
-                self._send(handshake.hello())
-                challenge = self._recv()
-            except ConnectError as exc:
-                raise handshake.lost(exc) from None
-            self._send(handshake.answer(challenge))
-            self.role, self.agent_pid = handshake.welcome(self._recv())
+            self.role, self.agent_pid = Handshake(t, self.token, self.name).run_blocking(
+                self._exchange)
         except BaseException:
             self.close()
             raise
@@ -113,6 +106,10 @@ class Client(SyncRequests):
             return m.decode_agent_message(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise errors.unreadable(self.target, exc) from None
+
+    def _exchange(self, message: m.Message) -> m.Message:
+        self._send(message)
+        return self._recv()
 
     # --- requests ----------------------------------------------------------------------------
     def request(self, req: m.Request, expect: type[R], timeout: float | None = None) -> R:

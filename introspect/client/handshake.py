@@ -1,4 +1,4 @@
-"""The handshake without I/O, and the credentials it uses.
+"""The handshake, and the credentials it uses. Its steps need no I/O:
 
     hs = Handshake(target, token, name)
     send(hs.hello())                       # offer our protocol versions and a nonce
@@ -6,14 +6,16 @@
                                            #   the token); hs.lost(error) if recv() failed
     role, pid = hs.welcome(recv())         # Welcome -> role and agent pid
 
-Every refusal is a one-line error from `introspect.client.errors`; the sync and the async
-front only move the bytes.
+and `run` / `run_blocking` take them in that order over the async or the blocking front's
+`exchange` (send one message, return the agent's reply), so the order lives here alone.
+Every refusal is a one-line error from `introspect.client.errors`; the fronts only move bytes.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Awaitable, Callable
 
 from introspect.client import errors
 from introspect.client.target import Target
@@ -85,4 +87,26 @@ class Handshake:
         """The agent's Welcome (or refusal) -> (role, agent pid)."""
         welcome = errors.expect(reply, m.Welcome, self.target)
         return welcome.role, welcome.pid
+
+    async def run(self, exchange: Callable[[m.Message], Awaitable[m.Message]]
+                  ) -> tuple[str, int]:
+        """Hello -> Challenge, Authenticate -> Welcome over `exchange`; (role, agent pid)."""
+        try:  # a TLS agent refusing our certificate may close before the Challenge
+            challenge = await exchange(self.hello())
+        except ConnectError as exc:
+            raise self.lost(exc) from None
+        return self.welcome(await exchange(self.answer(challenge)))
+
+    def run_blocking(self, exchange: Callable[[m.Message], m.Message]) -> tuple[str, int]:
+        """`run` over blocking I/O, without an event loop: nothing in it ever suspends."""
+        async def exchange_now(message: m.Message) -> m.Message:
+            return exchange(message)
+
+        steps = self.run(exchange_now)
+        try:
+            steps.send(None)
+        except StopIteration as done:
+            return done.value
+        steps.close()
+        raise RuntimeError("the blocking handshake suspended")  # only an async exchange could
 

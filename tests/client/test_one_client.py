@@ -145,6 +145,37 @@ def test_the_handshake_without_io() -> None:
         handshake.welcome(m.ErrorReply(code="auth_failed", message="wrong token"))
 
 
+def test_both_fronts_run_one_handshake_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` (async) and `run_blocking` (sync) send the same messages in the same order and
+    turn a close before the Challenge into the same hint."""
+    monkeypatch.delenv("INTROSPECT_TLS_CLIENT_CERT", raising=False)
+    agent = {m.Hello: m.Challenge(version=SUPPORTED_VERSIONS[-1], agent_nonce=b"n" * 16,
+                                  auth="none"),
+             m.Authenticate: m.Welcome(role="read", pid=42, version=1)}
+
+    def scripted(sent: list[type]) -> Callable[[m.Message], m.Message]:
+        def exchange(message: m.Message) -> m.Message:
+            sent.append(type(message))
+            return agent[type(message)]
+        return exchange
+
+    def run_async(handshake: Handshake, exchange: Callable[[m.Message], m.Message]) -> Any:
+        async def exchange_async(message: m.Message) -> m.Message:
+            return exchange(message)
+        return asyncio.run(handshake.run(exchange_async))
+
+    def closes(message: m.Message) -> m.Message:
+        raise ConnectError("connection closed")
+
+    for run in (Handshake.run_blocking, run_async):
+        sent: list[type] = []
+        assert run(Handshake(resolve_target("127.0.0.1:1"), None, "test"),
+                   scripted(sent)) == ("read", 42)
+        assert sent == [m.Hello, m.Authenticate]
+        with pytest.raises(ConnectError, match="requires a client certificate"):
+            run(Handshake(resolve_target("tls://127.0.0.1:1"), None, "test"), closes)
+
+
 def test_the_fronts_share_one_request_table() -> None:
     names = {"snapshot", "tasks", "task", "thread_stacks", "queues", "dump", "cancel",
              "gc_collect", "exact_accounting", "exact_report", "stuck", "profile", "ping"}
