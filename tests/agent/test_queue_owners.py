@@ -109,18 +109,20 @@ def test_get_put_are_sampled_in_windows_and_asyncio_methods_run_unwrapped_betwee
                              "methods_run_unwrapped_between.<locals>.consumer"]
         assert producers and producers[0].endswith("<locals>.producer")
         assert sampler.windows == 1
-        sampler.tick(t0 + 0.5)  # before WINDOW_PERIOD: no new window
+        due = sampler.next_due()  # WINDOW_PERIOD later, give or take its jitter
+        assert t0 + 0.5 * qo.WINDOW_PERIOD <= due < t0 + 1.5 * qo.WINDOW_PERIOD
+        sampler.tick(due - 0.01)  # not yet: no new window
         assert sampler.windows == 1 and asyncio.Queue.get_nowait is originals[0]
-        sampler.tick(t0 + qo.WINDOW_PERIOD)  # the next window; time alone closes it too
+        sampler.tick(due)  # the next window; time alone closes it too
         assert sampler.windows == 2 and asyncio.Queue.get_nowait is not originals[0]
-        sampler.tick(t0 + qo.WINDOW_PERIOD + qo.WINDOW_SECONDS)
+        sampler.tick(due + qo.WINDOW_SECONDS)
         assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
 
         def apps_own(self: asyncio.Queue) -> object:  # an app patching the method itself
             return originals[0](self)
 
         asyncio.Queue.get_nowait = apps_own  # type: ignore[method-assign]
-        sampler.tick(t0 + 3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
+        sampler.tick(due + 3 * qo.WINDOW_PERIOD)  # never overwritten: sampling stops instead
         assert asyncio.Queue.get_nowait is apps_own and sampler.windows == 2
     finally:
         sampler.stop()
@@ -142,7 +144,8 @@ def test_a_window_past_its_time_closes_at_its_next_sampled_call() -> None:
         assert sampler.next_due() <= now  # the first window opens at the first tick
         sampler.tick(now - qo.WINDOW_SECONDS)  # a window whose time is already up
         assert asyncio.Queue.put_nowait is not originals[1]
-        assert sampler.next_due() == now - qo.WINDOW_SECONDS + qo.WINDOW_PERIOD
+        due = sampler.next_due() - (now - qo.WINDOW_SECONDS)  # the gap, jittered ±50 %
+        assert 0.5 * qo.WINDOW_PERIOD <= due < 1.5 * qo.WINDOW_PERIOD
         asyncio.Queue().put_nowait(1)
         assert (asyncio.Queue.get_nowait, asyncio.Queue.put_nowait) == originals
     finally:
@@ -178,10 +181,10 @@ def test_windows_back_off_while_they_find_nothing_new_and_reset_when_they_do() -
             sampler.tick(now + qo.WINDOW_SECONDS)  # time shuts it
             gaps.append(sampler.next_due() - now)
             now = sampler.next_due()
-        period = qo.WINDOW_PERIOD
-        assert gaps[:patience] == [period] * patience, gaps  # a slow consumer is still caught
-        assert gaps[patience:patience + 3] == [2 * period, 4 * period, 8 * period], gaps
-        assert gaps[-1] == qo.WINDOW_PERIOD_MAX, gaps
+        means = [qo.WINDOW_PERIOD] * patience + [2 ** n * qo.WINDOW_PERIOD for n in (1, 2, 3)]
+        for gap, mean in zip(gaps, means, strict=False):  # each gap jittered ±50 % of its mean
+            assert 0.5 * mean <= gap < 1.5 * mean, (gaps, means)
+        assert 0.5 * qo.WINDOW_PERIOD_MAX <= gaps[-1] < 1.5 * qo.WINDOW_PERIOD_MAX, gaps
 
         async def consumer(queue: asyncio.Queue) -> None:
             queue.get_nowait()  # inside the window: this task's kind is a new owner
@@ -198,7 +201,7 @@ def test_windows_back_off_while_they_find_nothing_new_and_reset_when_they_do() -
         assert sampler.windows == patience + 13 and not sampler._open  # its call shut it
         now = sampler.next_due()
         sampler.tick(now)  # the window after one that noted an owner: the short gap again
-        assert sampler.next_due() - now == qo.WINDOW_PERIOD
+        assert 0.5 * qo.WINDOW_PERIOD <= sampler.next_due() - now < 1.5 * qo.WINDOW_PERIOD
     finally:
         sampler.stop()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import random
 import sys
 import threading
 import time
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 _current_task = asyncio.current_task
 _monotonic = time.monotonic
 MAX_KINDS = 8  # consumer (and producer) kinds kept per queue
-# get_nowait/put_nowait are sampled in windows (QueueCallSampler): one every WINDOW_PERIOD,
+# get_nowait/put_nowait are sampled in windows (QueueCallSampler): one every WINDOW_PERIOD (on
+# average: each gap is jittered by ±50 %),
 # open until WINDOW_CALLS calls were sampled or WINDOW_SECONDS passed. After WINDOW_PATIENCE
 # windows in a row that noted no new owner, the gap doubles with each further one, up to
 # WINDOW_PERIOD_MAX; a window that notes one brings it back to WINDOW_PERIOD.
@@ -243,7 +245,7 @@ class QueueCallSampler:
             self._open_window(now)
 
     def period(self) -> float:
-        """Seconds from this window to the next (see WINDOW_PATIENCE)."""
+        """Mean seconds from this window to the next (see WINDOW_PATIENCE)."""
         beyond = self._idle_windows - WINDOW_PATIENCE
         return WINDOW_PERIOD if beyond < 0 else min(WINDOW_PERIOD * 2.0 ** (beyond + 1),
                                                     WINDOW_PERIOD_MAX)
@@ -271,7 +273,9 @@ class QueueCallSampler:
         self._learned = False
         self._left = WINDOW_CALLS
         self._closes_at = now + WINDOW_SECONDS
-        self._next_open = now + self.period()
+        # Jittered: a gap in step with a consumer's own period (1 s against a step every
+        # 0.25 s) would open every window at the same moment of its cycle, and miss it each time.
+        self._next_open = now + self.period() * (0.5 + random.random())
         self._open = True
         for method, wrapper in self._wrappers.items():
             setattr(asyncio.Queue, method, wrapper)
