@@ -128,7 +128,8 @@ def test_a_block_right_after_start_is_one_event_seen_while_it_goes_on(
     # block), or, under uvloop with the agent started before the loop, from when the lag
     # probe was due: short by up to its interval, as limitations() says.
     assert duration <= held + 0.15, (duration, held, since_main)
-    short_by = PROBE_INTERVAL if loop == "uvloop" and start != "inside" else 0.02
+    # (the probe's due time itself comes from its timer: a few ms of scheduling slop)
+    short_by = PROBE_INTERVAL + 0.02 if loop == "uvloop" and start != "inside" else 0.02
     assert duration >= max(THRESHOLD, held - short_by - 1e-6), (duration, held)
 
 
