@@ -2,7 +2,7 @@
 interleaved bursts (issue 17: ratios that hold on a shared VM).
 
     .venv/bin/python benchmarks/interleaved.py [--rounds 6] [--pairs 10] [--burst 0.5]
-        [--matched-seeds] [--control | --imports-only]
+        [--matched-seeds] [--control | --imports-only | --core-only]
 
 Back-to-back fresh processes of two seconds each drifted by ±10-30 % per pair on the 2-core VM
 (other work, steal time, frequency): more than the few per cent to measure. Here both processes
@@ -57,6 +57,10 @@ async def main():
         introspect.start()
         from benchmarks.workloads import agent_settled
         await agent_settled()  # the state a service runs in (~0.2 s after start)
+        if {core_only}:  # what stays: the task factory, the lag probe, the server thread
+            agent = introspect.get_agent()
+            agent.sampler.stop(); agent.blocking.stop(); agent.gc.uninstall()
+            agent._hooks.uninstall()
     gc.callbacks.append(on_gc)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -92,8 +96,9 @@ FIGURES = [
 
 class Worker:
     def __init__(self, agent: bool, hash_seed: int | None = None,
-                 imports_only: bool = False) -> None:
-        code = WORKER.format(root=str(ROOT), agent=agent, imports_only=imports_only)
+                 imports_only: bool = False, core_only: bool = False) -> None:
+        code = WORKER.format(root=str(ROOT), agent=agent, imports_only=imports_only,
+                             core_only=core_only)
         env = dict(os.environ)
         if hash_seed is not None:
             env["PYTHONHASHSEED"] = str(hash_seed)
@@ -117,16 +122,18 @@ class Worker:
 
 def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
                progress: bool = True, matched_seeds: bool = False,
-               control: bool = False, imports_only: bool = False) -> dict[str, list[float]]:
+               control: bool = False, imports_only: bool = False,
+               core_only: bool = False) -> dict[str, list[float]]:
     """Ratios agent/plain per pair for every figure in FIGURES, keyed by label; `rounds`
     fresh process pairs of `pairs` pairs each. `control`: the "agent" process runs plain too
     (an A/A run: the method's own spread and bias); `imports_only`: it imports what the agent
-    imports and does not start it (what its modules alone cost: heap, layout)."""
+    imports and does not start it (what its modules alone cost: heap, layout); `core_only`: it
+    starts the agent, then stops its sampler, watchdog, GC pause timer and discovery hooks."""
     ratios: dict[str, list[float]] = {label: [] for label, *_ in FIGURES}
     ratios["idle CPU, plain"], ratios["idle CPU, agent"] = [], []
     for number in range(rounds):
         _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None,
-                   control, imports_only)
+                   control, imports_only, core_only)
     ratios["pairs per round"] = [float(pairs)]
     return ratios
 
@@ -149,9 +156,9 @@ def resampled_interval(medians: list[float], trials: int = 4000,
 
 def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: int,
                progress: bool, hash_seed: int | None, control: bool = False,
-               imports_only: bool = False) -> None:
+               imports_only: bool = False, core_only: bool = False) -> None:
     workers = {flag: Worker(flag and not control and not imports_only, hash_seed,
-                            flag and imports_only) for flag in (False, True)}
+                            flag and imports_only, flag and core_only) for flag in (False, True)}
     amounts = {"A": burst, "B": tasks}
     try:
         for worker in workers.values():  # warm-up: imports, caches, the agent's start-up
@@ -214,12 +221,18 @@ def main() -> int:
                        help="A/A: both processes plain (the method's own spread and bias)")
     which.add_argument("--imports-only", action="store_true",
                        help="the second process imports the agent's modules, never starts it")
+    which.add_argument("--core-only", action="store_true",
+                       help="the agent started, then its sampler, watchdog, GC pause timer and "
+                            "discovery hooks stopped (what the task factory, lag probe and "
+                            "server thread cost)")
     args = parser.parse_args()
     ratios = interleave(args.pairs, args.burst, args.tasks, args.rounds,
                         matched_seeds=args.matched_seeds, control=args.control,
-                        imports_only=args.imports_only)
+                        imports_only=args.imports_only, core_only=args.core_only)
     title = "A/A control: plain / plain" if args.control else \
         "agent's modules imported, not started / plain" if args.imports_only else \
+        "agent's core only (sampler, watchdog, GC timer, hooks stopped) / plain" \
+        if args.core_only else \
         "agent at defaults / plain"
     print(f"{title}, "
           f"interleaved bursts ({args.burst} s of A, "
