@@ -93,6 +93,7 @@ class LoopCollector:
         self.beats = 0
         self.probe_errors = 0  # beats that raised (contained: the probe always re-arms)
         self._handle: asyncio.TimerHandle | None = None
+        self._attachment = 0  # counts attaches and detaches: see `attach`
         self.on_beat: list = []  # callables run on the loop thread each beat (cheap only)
         # callables(loop) run by `attach`, on the attaching thread, before the loop runs
         # anything of ours (the watchdog time-stamps a loop's select() from its first run)
@@ -119,42 +120,56 @@ class LoopCollector:
                 callback(loop)
             except Exception:
                 pass
+        # Each callback of ours carries the attachment it was scheduled for and does nothing
+        # once that is over: a `_start` or `_probe` still queued on a loop we left would
+        # otherwise run on that loop's thread and arm the probe on the newly observed loop,
+        # from the wrong thread (call_at is not thread-safe) and as a second timer chain.
+        attachment = self._attachment = self._attachment + 1
         # threadsafe also from the loop's thread: it wakes a loop that is in select()
-        loop.call_soon_threadsafe(self._start) if loop.is_running() else loop.call_soon(
-            self._start)
+        if loop.is_running():
+            loop.call_soon_threadsafe(self._start, loop, attachment)
+        else:
+            loop.call_soon(self._start, loop, attachment)
 
     def _on_loop_thread(self) -> None:
         self.thread_id = threading.get_ident()
         self.thread_name = threading.current_thread().name
 
-    def _start(self) -> None:
-        if self.loop is None:  # detached before the loop ran us
+    def _start(self, loop: asyncio.AbstractEventLoop, attachment: int) -> None:
+        if attachment != self._attachment:  # detached (maybe attached elsewhere) meanwhile
             return
         self._on_loop_thread()
         if self._first_beat:
             self._first_beat = False
-            self._probe()  # lateness since the attach; arms the timer
+            self._probe(loop, attachment)  # lateness since the attach; arms the timer
             return
         now = time.monotonic()
         if self.due_at_attach:  # the loop is back from the start() that attached it
             self.last_run = (self._expected, now)
         self._set_expected(now + self.interval)
         self.due_at_attach = False
-        self._arm()
+        self._arm(loop, attachment)
 
     def _set_expected(self, when: float) -> None:
         self._expected = when
         if self.due is not None:
             self.due.set(when)
 
-    def _arm(self) -> None:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            self._handle = None
+    def _arm(self, loop: asyncio.AbstractEventLoop, attachment: int) -> None:
+        """On `loop`'s thread, for the attachment that is current (checked by the caller)."""
+        if loop.is_closed():
+            if attachment == self._attachment:
+                self._handle = None
             return
-        self._handle = loop.call_at(loop.time() + self.interval, self._probe)
+        handle = loop.call_at(loop.time() + self.interval, self._probe, loop, attachment)
+        if attachment == self._attachment:
+            self._handle = handle
+        else:  # detached while this beat ran: `detach` could not cancel this one
+            handle.cancel()
 
-    def _probe(self) -> None:
+    def _probe(self, loop: asyncio.AbstractEventLoop, attachment: int) -> None:
+        if attachment != self._attachment:  # a timer of a loop we left (see `attach`)
+            return
         try:
             now = time.monotonic()
             lag = max(0.0, now - self._expected)
@@ -171,19 +186,25 @@ class LoopCollector:
                 callback()
             except Exception:
                 pass
-        self._arm()
+        self._arm(loop, attachment)
 
     def detach(self) -> None:
+        self._attachment += 1  # what is still queued or armed on the loop does nothing now
         handle, self._handle = self._handle, None
-        if handle is not None:
-            loop = self.loop
-            try:
-                if loop is not None and not loop.is_closed():
-                    loop.call_soon_threadsafe(handle.cancel)
-            except RuntimeError:
-                pass
+        loop = self.loop
         self.loop = None
         self.due_at_attach = self._first_beat = False
+        if handle is None or loop is None:
+            return
+        try:
+            if loop.is_closed():
+                return
+            if loop.is_running() and asyncio._get_running_loop() is not loop:
+                loop.call_soon_threadsafe(handle.cancel)  # its thread may be in the timer heap
+            else:  # a loop at rest (or this is its thread): no timer of ours left on it now
+                handle.cancel()
+        except RuntimeError:
+            pass
 
     # --- reads (any thread) ----------------------------------------------------------------
     @property
