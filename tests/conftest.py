@@ -1,7 +1,7 @@
 """Suite-wide: every test run gets its own agent runtime dir, so `ps` and sockets of one run
-never mix with another's (or with agents the developer has running); every process the run
-starts dies with it (tests/support/lifeline.py); SIGTERM stops the run as Ctrl-C does, so the
-fixtures' teardown runs."""
+never mix with another's (or with agents the developer has running), removed after the run;
+every process the run starts dies with it (tests/support/lifeline.py); SIGTERM stops the run
+as Ctrl-C does, so the fixtures' teardown runs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from tests.support import lifeline
 _RUNTIME = tempfile.mkdtemp(prefix="introspect-test-rt-")
 os.chmod(_RUNTIME, 0o700)
 os.environ["INTROSPECT_RUNTIME_DIR"] = _RUNTIME
-lifeline.hold()  # before any fixture or test module can start a process
+# before any fixture or test module can start a process; the directory goes when the run and
+# its processes are gone (parallel runs each have and remove their own)
+lifeline.hold(_RUNTIME)
 
 
 @pytest.fixture
