@@ -25,6 +25,19 @@ def test_once_full_the_oldest_readings_give_way() -> None:
     assert window.lags_since(200.0) == []
 
 
+def test_every_cutoff_at_every_fill_gives_the_readings_since_it_oldest_first() -> None:
+    # (the window bisects its two sorted runs; the truth here is a scan of every reading)
+    size = 8
+    for appended in range(1, 3 * size):
+        window = LagWindow(size=size)
+        readings = [(100.0 + i // 2, float(i)) for i in range(appended)]  # equal times too
+        for when, lag in readings:
+            window.append(when, lag)
+        kept = readings[-size:]
+        for cutoff in [99.0, *(when for when, _ in kept), *(when + 0.5 for when, _ in kept)]:
+            assert window.lags_since(cutoff) == [lag for when, lag in kept if when >= cutoff]
+
+
 def test_readings_are_not_objects_the_collector_tracks() -> None:
     window = LagWindow(size=4096)
     before = len(gc.get_objects())

@@ -67,9 +67,18 @@ class LagWindow:
             self._count += 1
 
     def lags_since(self, cutoff: float) -> list[float]:
-        n = self._count
+        """The lags read at or after `cutoff`, oldest first. Times only grow (the probe's
+        monotonic clock), so the ring is two sorted runs: bisected, then sliced, in C. (A
+        Python scan of the 4,096 slots, once a second for the history, was ~0.2 ms a second
+        of the watchdog thread in an idle service.)"""
+        count, start = self._count, self._next
         times, lags = self._times, self._lags
-        return [lags[i] for i in range(n) if times[i] >= cutoff]
+        if count < self.size:  # not wrapped yet: one run, 0..count
+            first = bisect.bisect_left(times, cutoff, 0, count)
+            return lags[first:count].tolist()
+        older = bisect.bisect_left(times, cutoff, start, count)  # start..size-1, then 0..start-1
+        newer = bisect.bisect_left(times, cutoff, 0, start)
+        return lags[older:count].tolist() + lags[newer:start].tolist()
 
 
 class LoopCollector:
