@@ -3,15 +3,21 @@ lag probe left queued or armed on L1 does nothing once L1 runs again: no second 
 L2, no timer armed on L2 from L1's thread (`call_at` is not thread-safe), no beat counted twice,
 the probe's loop thread stays L2's. And `detach` leaves no live probe timer on a loop at rest.
 
-Real loops in real threads; the ground truth is each loop's timer heap (`_scheduled`, read on
-the loop's own thread or while it is at rest) and the thread and time of every beat. Run on
-asyncio's loop and on uvloop (no `_scheduled` there: the beats tell). Crossversion."""
+The last test is the agent's own switch, in a program: a loop made at import time (attached
+while at rest), then `asyncio.run()` (observed from then on), then the first loop run by a
+background thread. Real loops in real threads; the ground truth is each loop's timer heap
+(`_scheduled`, read on the loop's own thread or while it is at rest) and the thread and time
+of every beat. Run on asyncio's loop and on uvloop (no `_scheduled` there: the beats tell).
+Crossversion."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import itertools
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -151,3 +157,46 @@ def test_a_timer_armed_on_the_old_loop_is_cancelled_at_detach(kind: str) -> None
         old.close()
         new.close()
     assert_one_chain(beats_seen, runner_new.ident)
+
+
+SWITCHING_PROGRAM = textwrap.dedent("""
+    import asyncio, threading, time
+    import introspect
+
+    introspect.start()
+    background = asyncio.new_event_loop()  # observed, at rest: the probe's start queued on it
+
+    async def main():
+        agent = introspect.get_agent()
+        loop = asyncio.get_running_loop()
+        probe = agent.loop_probe
+        assert agent.loop is loop  # asyncio.run's loop replaced the one at rest
+        thread = threading.Thread(target=background.run_forever, daemon=True)
+        thread.start()
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), background).result(10)
+        beats = probe.beats  # the background loop has run what was queued on it
+        deadline = time.monotonic() + 30
+        while probe.beats < beats + 10:
+            assert time.monotonic() < deadline, "no beats"
+            await asyncio.sleep(0.01)
+        timers = [h for h in loop._scheduled
+                  if not h.cancelled() and getattr(h._callback, "__self__", None) is probe]
+        elsewhere = asyncio.run_coroutine_threadsafe(asyncio.sleep(0, [
+            h for h in background._scheduled
+            if not h.cancelled() and getattr(h._callback, "__self__", None) is probe]),
+            background).result(10)
+        print("timers", len(timers), len(elsewhere))
+        print("thread", probe.thread_id == threading.get_ident())
+        background.call_soon_threadsafe(background.stop)
+        thread.join(10)
+
+    asyncio.run(main())
+""")
+
+
+def test_the_agent_switching_loops_keeps_one_probe_on_the_observed_loop() -> None:
+    out = subprocess.run([sys.executable, "-c", SWITCHING_PROGRAM], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "timers 1 0" in out.stdout, out.stdout  # one timer chain, on the observed loop
+    assert "thread True" in out.stdout, out.stdout  # blocks are read from the right thread
