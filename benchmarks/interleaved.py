@@ -160,6 +160,7 @@ def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
     as a JSON line (round, pair, order, workload, both processes' figures)."""
     ratios: dict[str, list[float]] = {label: [] for label, *_ in FIGURES}
     ratios["idle CPU, plain"], ratios["idle CPU, agent"] = [], []
+    ratios["agent leads"] = []
     for number in range(rounds):
         _one_round(ratios, pairs, burst, tasks, progress, number + 1 if matched_seeds else None,
                    control, imports_only, stop, only, raw, number)
@@ -226,6 +227,7 @@ def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: 
                     around, middle = (before * after) ** 0.5, followed[workload][pair][key]
                     agent, plain = (around, middle) if lead else (middle, around)
                     ratios[label].append(agent / plain if plain else float("nan"))
+            ratios["agent leads"].append(float(lead))
             for flag, name in ((False, "plain"), (True, "agent")):
                 bursts = led if flag == lead else followed
                 ratios[f"idle CPU, {name}"] += [bursts[w][pair]["idle_cpu"] for w in driven]
@@ -261,6 +263,19 @@ def report(ratios: dict[str, list[float]]) -> None:
             medians = round_medians(ratios[label], pairs)
             low, high = resampled_interval(medians)
             print(f"    {label:44} {statistics.median(medians):.3f}x ({low:.3f}-{high:.3f})")
+    leads = ratios["agent leads"]
+    if 0.0 in leads and 1.0 in leads:
+        print("  by which process led (a follower's burst comes after the other's burst of the "
+              "same workload, a leader's after the other workload: the two halves differ by a "
+              "few per cent even in the A/A control; their geometric mean balances it):")
+        for label, *_ in FIGURES:
+            if len(ratios[label]) < 2:
+                continue
+            pairs_led = list(zip(ratios[label], leads, strict=True))
+            halves = [statistics.median([r for r, led in pairs_led if led == flag])
+                      for flag in (1.0, 0.0)]
+            print(f"    {label:44} agent led {halves[0]:.3f}x, plain led {halves[1]:.3f}x, "
+                  f"balanced {(halves[0] * halves[1]) ** 0.5:.3f}x")
     idle = {name: statistics.median(ratios[f"idle CPU, {name}"]) for name in ("plain", "agent")}
     print(f"  CPU while waiting between bursts (median): plain {idle['plain'] * 1e3:.2f} ms/s, "
           f"agent {idle['agent'] * 1e3:.2f} ms/s — the agent's clock-driven work the bursts "
