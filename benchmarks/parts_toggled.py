@@ -20,7 +20,8 @@ instead, `introspect.start()` / `introspect.stop()` between bursts: everything i
 time, its task factory and threads included; what stays is its modules (imported once, their
 definitions settled). `--control` switches nothing (A/A: the method's own spread). Reported:
 the median of the pairs' ratios (off/on speed, per loop-thread CPU and wall clock) with its IQR
-and a 90 % interval by resampling pairs.
+and a 90 % interval by resampling pairs: over each whole burst (its 400 tasks and 200 queues
+made and torn down included) and over its measured window only ("window": the steady state).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import workloads
 from benchmarks.workloads import agent_settled, workload_a
 
 
@@ -50,6 +52,7 @@ class WholeAgent:
     async def switch(self, on: bool) -> None:
         import introspect
 
+        changed = on != (self.agent is not None)
         if on and self.agent is None:
             self.agent = introspect.start()
             await agent_settled()
@@ -61,6 +64,8 @@ class WholeAgent:
         elif not on and self.agent is not None:
             introspect.stop()
             self.agent = None
+        if changed:  # what a start or stop leaves to do (collections, threads' start-up
+            await workload_a(0.2)  # work, first queue windows) in a burst not measured
 
 
 class Parts:
@@ -108,7 +113,8 @@ async def measure(pairs: int, burst: float, control: bool,
     await asyncio.sleep(0.5)  # the sampler arms at the loop's first beats
     parts: Parts | WholeAgent = WholeAgent(agent) if whole else Parts(agent)
     await workload_a(burst)  # warm-up
-    ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": []}
+    ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": [],
+                                      "window CPU": [], "window wall": []}
     for number in range(pairs):
         got = {}
         for on in ((True, False) if number % 2 == 0 else (False, True)):
@@ -118,10 +124,11 @@ async def measure(pairs: int, burst: float, control: bool,
             rate = await workload_a(burst)
             messages = rate * burst
             got[on] = ((time.thread_time() - cpu) / messages,
-                       (time.perf_counter() - wall) / messages)
+                       (time.perf_counter() - wall) / messages,
+                       workloads.last_window_cpu / messages, 1.0 / rate)
         # speed with the parts on relative to off: the parts' cost is 1 - ratio
-        ratios["loop-thread CPU"].append(got[False][0] / got[True][0])
-        ratios["wall clock"].append(got[False][1] / got[True][1])
+        for index, label in enumerate(ratios):
+            ratios[label].append(got[False][index] / got[True][index])
         if number % 50 == 49:
             print(f"pair {number + 1}/{pairs}", file=sys.stderr, flush=True)
     await parts.switch(True)
