@@ -2,6 +2,7 @@
 parts switched off and on between short bursts (issue 17).
 
     .venv/bin/python benchmarks/parts_toggled.py [--pairs 300] [--burst 0.2] [--control]
+        [--whole]
 
 Across processes, workload A's ratio carries each process's own luck (memory layout, hash
 seeds: ±3 % between rounds of interleaved.py, its A/A control included), more than the parts
@@ -14,9 +15,13 @@ ratio is the parts' cost. Switched together:
 - the GC pause timer (`gc.callbacks` entry removed);
 - the watchdog's held-time looks (its next sampling wake-up an hour away).
 What stays in both halves: the task factory (A makes no tasks while measured), the 10 Hz lag
-probe, the agent's threads asleep, its imports and heap. `--control` switches nothing (A/A:
-the method's own spread). Reported: the median of the pairs' ratios (off/on speed, per loop-
-thread CPU and wall clock) with its IQR and a 90 % interval by resampling pairs.
+probe, the agent's threads asleep, its imports and heap. `--whole` switches the agent itself
+instead, `introspect.start()` / `introspect.stop()` between bursts: everything it does at run
+time, its task factory and threads included; what stays is its modules (imported once, their
+definitions settled). `--control` switches nothing (A/A: the method's own spread). Reported:
+the median of the pairs' ratios (off/on speed, per loop-thread CPU and wall clock) with its IQR
+and a 90 % interval by resampling pairs: over each whole burst (its 400 tasks and 200 queues
+made and torn down included) and over its measured window only ("window": the steady state).
 """
 
 from __future__ import annotations
@@ -33,7 +38,34 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import workloads
 from benchmarks.workloads import agent_settled, workload_a
+
+
+class WholeAgent:
+    """`--whole`: the agent itself started and stopped (benchmark use only). What stays in
+    both halves: its modules, imported once, and their settled definitions."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent: Any = agent
+
+    async def switch(self, on: bool) -> None:
+        import introspect
+
+        changed = on != (self.agent is not None)
+        if on and self.agent is None:
+            self.agent = introspect.start()
+            await agent_settled()
+            deadline = time.monotonic() + 5.0  # the sampler arms at the loop's first beats
+            while time.monotonic() < deadline and not (
+                    self.agent.sampler is not None and self.agent.sampler.active):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # its threads' start-up work done
+        elif not on and self.agent is not None:
+            introspect.stop()
+            self.agent = None
+        if changed:  # what a start or stop leaves to do (collections, threads' start-up
+            await workload_a(0.2)  # work, first queue windows) in a burst not measured
 
 
 class Parts:
@@ -68,32 +100,38 @@ class Parts:
             self.agent.gc.uninstall()
         self.blocking.sample_gap = self.sample_gap if on else (lambda: 3600.0)
 
+    async def switch(self, on: bool) -> None:
+        self.set(on)
 
-async def measure(pairs: int, burst: float, control: bool) -> dict[str, list[float]]:
+
+async def measure(pairs: int, burst: float, control: bool,
+                  whole: bool = False) -> dict[str, list[float]]:
     import introspect
 
     agent = introspect.start()
     await agent_settled()
     await asyncio.sleep(0.5)  # the sampler arms at the loop's first beats
-    parts = Parts(agent)
+    parts: Parts | WholeAgent = WholeAgent(agent) if whole else Parts(agent)
     await workload_a(burst)  # warm-up
-    ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": []}
+    ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": [],
+                                      "window CPU": [], "window wall": []}
     for number in range(pairs):
         got = {}
         for on in ((True, False) if number % 2 == 0 else (False, True)):
-            parts.set(on or control)
+            await parts.switch(on or control)
             await asyncio.sleep(0.02)  # a window or a tick of the other half settles
             cpu, wall = time.thread_time(), time.perf_counter()
             rate = await workload_a(burst)
             messages = rate * burst
             got[on] = ((time.thread_time() - cpu) / messages,
-                       (time.perf_counter() - wall) / messages)
+                       (time.perf_counter() - wall) / messages,
+                       workloads.last_window_cpu / messages, 1.0 / rate)
         # speed with the parts on relative to off: the parts' cost is 1 - ratio
-        ratios["loop-thread CPU"].append(got[False][0] / got[True][0])
-        ratios["wall clock"].append(got[False][1] / got[True][1])
+        for index, label in enumerate(ratios):
+            ratios[label].append(got[False][index] / got[True][index])
         if number % 50 == 49:
             print(f"pair {number + 1}/{pairs}", file=sys.stderr, flush=True)
-    parts.set(True)
+    await parts.switch(True)
     introspect.stop()
     return ratios
 
@@ -111,9 +149,13 @@ def main() -> int:
     parser.add_argument("--burst", type=float, default=0.2, help="seconds of workload A")
     parser.add_argument("--control", action="store_true",
                         help="A/A: switch nothing (the method's own spread and bias)")
+    parser.add_argument("--whole", action="store_true",
+                        help="switch the whole agent: introspect.start() / stop() between "
+                             "bursts (with --control: started in both halves)")
     args = parser.parse_args()
-    ratios = asyncio.run(measure(args.pairs, args.burst, args.control))
-    title = "A/A control (parts on in both halves)" if args.control else \
+    ratios = asyncio.run(measure(args.pairs, args.burst, args.control, args.whole))
+    title = "A/A control (on in both halves)" if args.control else \
+        "workload A with the agent started / stopped" if args.whole else \
         "workload A with the agent's clock-driven parts on / off"
     print(f"{title}, one process, {args.pairs} pairs of {args.burst} s bursts:")
     for label, values in ratios.items():

@@ -34,6 +34,21 @@ _MP_CONTEXT = os.path.join("multiprocessing", "context.py")
 AGENT_THREAD_PREFIXES = ("introspect", "OtelPeriodicExportingMetricReader", "OtelBatch")
 
 
+class _KeyedRef(weakref.ref):
+    """A weak reference that knows its registry key: one shared callback for all entries
+    instead of a closure per entry (a function, its cell and defaults: three more objects
+    for the collector per queue an app makes)."""
+
+    __slots__ = ("key",)
+
+    def __new__(cls, obj: Any, callback: Callable[[Any], None], key: int) -> _KeyedRef:
+        return super().__new__(cls, obj, callback)
+
+    def __init__(self, obj: Any, callback: Callable[[Any], None], key: int) -> None:
+        super().__init__(obj, callback)
+        self.key = key
+
+
 class Registry:
     """Weakly held objects with a name and a creation site."""
 
@@ -44,21 +59,22 @@ class Registry:
         self.dropped = 0
         self.owners: QueueOwners | None = None  # set for the queue registry by DiscoveryHooks
         self.queue_calls: QueueCallSampler | None = None  # likewise
+        self._on_gone = self._gone  # one bound method, shared by every entry's reference
+
+    def _gone(self, ref: _KeyedRef) -> None:
+        with self._lock:
+            entry = self._items.get(ref.key)
+            if entry is not None and entry[0] is ref:
+                del self._items[ref.key]
 
     def add(self, obj: Any, name: str, site: str, watched: bool = False) -> None:
         key = id(obj)
-
-        def _gone(_ref: weakref.ref, key: int = key) -> None:
-            with self._lock:
-                entry = self._items.get(key)
-                if entry is not None and entry[0] is _ref:
-                    del self._items[key]
-
         with self._lock:
             if key not in self._items and len(self._items) >= self.max_items:
                 self.dropped += 1
                 return
-            self._items[key] = (weakref.ref(obj, _gone), name, site, time.time(), watched)
+            self._items[key] = (_KeyedRef(obj, self._on_gone, key), name, site, time.time(),
+                                watched)
 
     def rename(self, obj: Any, name: str) -> bool:
         with self._lock:
@@ -90,12 +106,17 @@ def creation_site(obj: Any, depth: int = 2) -> tuple[str, bool]:
     if frame is None:
         return "?", True
     filename = frame.f_code.co_filename
-    internal = fr.is_stdlib(filename) or fr.is_agent(filename)
-    return f"{stable_path(filename)}:{frame.f_lineno}", internal
+    known = _SITE_FILES.get(filename)  # one lookup per queue an app makes, not three
+    if known is None:
+        known = (stable_path(filename), fr.is_stdlib(filename) or fr.is_agent(filename))
+        if len(_SITE_FILES) < _STABLE_PATHS_LIMIT:
+            _SITE_FILES[filename] = known
+    return f"{known[0]}:{frame.f_lineno}", known[1]
 
 
 _STABLE_PATHS: dict[str, str] = {}
 _STABLE_PATHS_LIMIT = 4096
+_SITE_FILES: dict[str, tuple[str, bool]] = {}  # filename -> (stable path, internal)
 
 
 def stable_path(filename: str) -> str:
