@@ -399,6 +399,20 @@ def release_runtime(timeout: float = 1.0) -> int:
     return -1
 
 
+def _after_fork_in_child() -> None:
+    """A lock another thread held at the fork stays held in the child: new ones. The child's
+    agent (if running) settles its run-time state again from its new server thread."""
+    global _lock, _runtime_lock, _release_pending
+    _lock = threading.Lock()
+    _runtime_lock = threading.Lock()
+    pending, _release_pending = _release_pending, False
+    if pending:  # its thread was the parent's
+        release_runtime(timeout=0.0)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _release_later() -> None:
     while _release_pending:
         if release_runtime(timeout=0.0) >= 0:
