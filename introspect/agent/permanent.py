@@ -287,6 +287,9 @@ _RUNTIME_FOLLOWED = frozenset((
     threading.Condition))
 # Settled, not followed: nothing they refer to is the agent's to settle.
 _RUNTIME_LEAVES = (socket.socket, re.Pattern)
+_RUNTIME_SKIPPED = frozenset((str, bytes, int, float, bool, type(None), type, types.ModuleType,
+                              types.CodeType))
+_CLOSURE_MODULES = ("threading", "weakref", "_weakrefset")
 _runtime_lock = threading.Lock()
 _release_pending = False
 
@@ -320,17 +323,21 @@ def runtime_objects(agent: object) -> Iterator[object]:
     stack = roots
     while stack:
         obj = stack.pop()
+        cls = type(obj)
+        if cls in _RUNTIME_SKIPPED:  # most of what is reached: the cost of one lookup
+            continue
         key = id(obj)
         if key in seen or key in module_dicts:
             continue
         seen.add(key)
-        cls = type(obj)
         if isinstance(obj, (type, types.ModuleType, types.CodeType)):
             continue
         if isinstance(obj, types.FunctionType):
-            # a closure the agent made at run time; a definition is settled for good already
-            if not (obj.__module__ or "").startswith("introspect") \
-                    or "<locals>" not in obj.__qualname__:
+            # A closure made at run time by the agent, or for one of its threads or weak
+            # containers (their `remove` callbacks); a definition is settled for good already.
+            module = obj.__module__ or ""
+            if "<locals>" not in obj.__qualname__ or not (
+                    module.startswith("introspect") or module in _CLOSURE_MODULES):
                 continue
         elif isinstance(obj, (types.MethodType, types.BuiltinMethodType)):
             # A method bound to one of the agent's objects (its function is a definition);

@@ -82,10 +82,12 @@ def test_a_settled_agent_adds_few_objects_to_the_generations() -> None:
         return
     assert found["agent"] is False and not any(found["collectors"])
     assert found["runtime"] > 200
-    # Measured on 3.11 (asyncio host, 2k-task churn): ~1,100 added before run-time state was
-    # settled, ~700 after; what stays is other libraries' caches, the agent's private loop
-    # and what asyncio holds for it, objects made since the last pass (permanent.py).
-    assert found["added"] < 900
+    # Measured on 3.11 (this host, this churn): ~1,100 added with the definitions settled
+    # alone (session 8), ~540 now, ~280 of them in the run-time list. What stays: other
+    # libraries' caches (typing, re), slot wrappers of the standard library's types, the
+    # agent's private loop and what asyncio holds for it, the wrappers it installs into
+    # asyncio, os and threading (permanent.py). The bound leaves room for other versions.
+    assert found["added"] < 750, found["added"]
 
 
 def test_stop_gives_the_agent_back_to_the_collector() -> None:
