@@ -32,9 +32,11 @@ weak dictionaries, events and conditions, sockets and patterns they hold; the Fi
 its directories and their caches. Never the app's objects: an object of any other type (the
 app's, asyncio's: loops — the agent's own private loop too —, tasks, futures, handles,
 transports, frames) is neither settled nor looked into, so what the agent refers to of the
-app's (its loop, a task, a weakly held queue) stays in the generations. Left out too, being
-other libraries': the caches the agent's imports filled (typing's generic aliases, re's
-cache), class namespaces of the standard library's types.
+app's (its loop, a task, a weakly held queue) stays in the generations. Left out too: the
+caches the agent's imports filled in other libraries (typing's generic aliases, re's cache,
+slot wrappers in the standard library's class namespaces: theirs to replace), and the
+wrappers the agent installs into asyncio, os and threading while it runs (reachable from
+those modules only: finding them would mean walking the app's modules).
 
 A settled cycle is never collected, and run-time state changes: an object the agent drops is
 freed by its reference count as usual (it unlinks itself from the list), but one that was part
