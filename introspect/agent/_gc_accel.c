@@ -9,7 +9,11 @@
  * caller names (introspect/agent/permanent.py picks them). They stay tracked: an object that
  * is deallocated later unlinks itself from our list exactly as it would from a generation, so
  * replacing or deleting one is safe; one that became part of a garbage cycle would not be
- * collected (the same contract as gc.freeze()), which is why only definitions are settled.
+ * collected (the same contract as gc.freeze()), which is why this list holds definitions only.
+ * The agent's run-time state goes to a second list, `settle_runtime(objects)`, which
+ * `release()` moves back into the oldest generation as a whole (as gc.unfreeze() does): the
+ * agent releases and settles it again every pass and releases it at stop(), so a settled
+ * object that became garbage is the collector's again, and a stopped agent is collectable.
  *
  * Generational collectors only (CPython 3.11 to 3.14 with the GIL): a collection visits the
  * objects of the generations it collects and ignores every other object it reaches, whatever
@@ -32,40 +36,81 @@
 #endif
 
 #ifdef HEAP_SETTLE
-/* A circular list like a generation's head; static storage, so it outlives the interpreter
- * state (objects freed after finalization still unlink from it safely). */
+/* Circular lists like a generation's head; static storage, so they outlive the interpreter
+ * state (objects freed after finalization still unlink from them safely). `settled_head`
+ * holds definitions, for good; `runtime_head` the agent's run-time state, until `release()`
+ * moves it back into the oldest generation (a settled object that became garbage is then
+ * collected as usual). */
 static PyGC_Head settled_head;
+static PyGC_Head runtime_head;
 
 static void
-settled_init(void)
+list_init(PyGC_Head *head)
 {
-    if (settled_head._gc_next == 0) {
-        settled_head._gc_next = (uintptr_t)&settled_head;
-        settled_head._gc_prev = (uintptr_t)&settled_head;
+    if (head->_gc_next == 0) {
+        head->_gc_next = (uintptr_t)head;
+        head->_gc_prev = (uintptr_t)head;
     }
 }
 
 static void
-move_to_settled(PyGC_Head *gc)
+move_to(PyGC_Head *gc, PyGC_Head *head)
 {
     PyGC_Head *prev = _PyGCHead_PREV(gc);
     PyGC_Head *next = _PyGCHead_NEXT(gc);
     _PyGCHead_SET_NEXT(prev, next);
     _PyGCHead_SET_PREV(next, prev);
     /* A list head's _gc_prev has no flag bits; an object's keeps its FINALIZED bit. */
-    PyGC_Head *last = (PyGC_Head *)settled_head._gc_prev;
+    PyGC_Head *last = (PyGC_Head *)head->_gc_prev;
     _PyGCHead_SET_NEXT(last, gc);
     _PyGCHead_SET_PREV(gc, last);
-    _PyGCHead_SET_NEXT(gc, &settled_head);
-    settled_head._gc_prev = (uintptr_t)gc;
+    _PyGCHead_SET_NEXT(gc, head);
+    head->_gc_prev = (uintptr_t)gc;
+}
+
+/* Marks every object of a list with the COLLECTING bit (set: 1, clear: 0). Only while no
+ * collection runs and with the GIL held: no one else reads the bit meanwhile. */
+static void
+mark_list(PyGC_Head *head, int set)
+{
+    for (PyGC_Head *gc = (PyGC_Head *)head->_gc_next; gc != head;
+         gc = (PyGC_Head *)gc->_gc_next) {
+        if (set) {
+            gc->_gc_prev |= _PyGC_PREV_MASK_COLLECTING;
+        }
+        else {
+            gc->_gc_prev &= ~(uintptr_t)_PyGC_PREV_MASK_COLLECTING;
+        }
+    }
+}
+
+static Py_ssize_t
+list_length(PyGC_Head *head)
+{
+    Py_ssize_t n = 0;
+    for (PyGC_Head *gc = (PyGC_Head *)head->_gc_next; gc != head;
+         gc = (PyGC_Head *)gc->_gc_next) {
+        n++;
+    }
+    return n;
+}
+
+/* The main interpreter, no collection running: the only state in which our lists and the
+ * generations may change (a finalizer run by a collection can let the GIL go to our thread:
+ * the collection's working lists must not change under it). */
+static int
+may_move(void)
+{
+    PyInterpreterState *interp = _PyInterpreterState_GET();
+    return interp == PyInterpreterState_Main() && !interp->gc.collecting;
 }
 #endif
 
 PyDoc_STRVAR(settle_doc,
 "settle(objects) -> int\n\n"
-"Move each tracked object of the sequence out of the collector's generations. Returns how many\n"
-"were moved, 0 where this interpreter cannot (free-threaded, incremental collector), or -1\n"
-"when a collection is in progress or this is not the main interpreter (try again later).");
+"Move each tracked object of the sequence out of the collector's generations, for good. Returns\n"
+"how many were moved, 0 where this interpreter cannot (free-threaded, incremental collector),\n"
+"or -1 when a collection is in progress or this is not the main interpreter (try again later).");
 
 static PyObject *
 settle(PyObject *module, PyObject *objects)
@@ -76,10 +121,7 @@ settle(PyObject *module, PyObject *objects)
     }
     Py_ssize_t moved = 0;
 #ifdef HEAP_SETTLE
-    PyInterpreterState *interp = _PyInterpreterState_GET();
-    if (interp != PyInterpreterState_Main() || interp->gc.collecting) {
-        /* A finalizer run by a collection can let the GIL go to our thread: the collection's
-         * working lists must not change under it. */
+    if (!may_move()) {
         Py_DECREF(fast);
         return PyLong_FromLong(-1);
     }
@@ -94,7 +136,7 @@ settle(PyObject *module, PyObject *objects)
         if (gc->_gc_prev & _PyGC_PREV_MASK_COLLECTING) {
             continue;
         }
-        move_to_settled(gc);
+        move_to(gc, &settled_head);
         moved++;
     }
 #endif
@@ -102,20 +144,107 @@ settle(PyObject *module, PyObject *objects)
     return PyLong_FromSsize_t(moved);
 }
 
+PyDoc_STRVAR(settle_runtime_doc,
+"settle_runtime(objects) -> int\n\n"
+"Move each tracked object of the sequence that is in one of the collector's generations into\n"
+"the run-time list, until release(). An object already settled (either list) stays where it\n"
+"is. Returns how many were moved; 0 and -1 as settle().");
+
+static PyObject *
+settle_runtime(PyObject *module, PyObject *objects)
+{
+    PyObject *fast = PySequence_Fast(objects, "settle_runtime() takes a sequence of objects");
+    if (fast == NULL) {
+        return NULL;
+    }
+    Py_ssize_t moved = 0;
+#ifdef HEAP_SETTLE
+    if (!may_move()) {
+        Py_DECREF(fast);
+        return PyLong_FromLong(-1);
+    }
+    /* What is settled already is marked, so that a definition never joins the run-time list
+     * (release() would hand it back to the collector) and nothing is moved twice. */
+    mark_list(&settled_head, 1);
+    mark_list(&runtime_head, 1);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *op = items[i];
+        if (!PyObject_IS_GC(op) || !_PyObject_GC_IS_TRACKED(op)) {
+            continue;
+        }
+        PyGC_Head *gc = _Py_AS_GC(op);
+        if (gc->_gc_prev & _PyGC_PREV_MASK_COLLECTING) {
+            continue;
+        }
+        move_to(gc, &runtime_head);
+        gc->_gc_prev |= _PyGC_PREV_MASK_COLLECTING;  /* listed twice: moved once */
+        moved++;
+    }
+    mark_list(&settled_head, 0);
+    mark_list(&runtime_head, 0);
+#endif
+    Py_DECREF(fast);
+    return PyLong_FromSsize_t(moved);
+}
+
+PyDoc_STRVAR(release_doc,
+"release() -> int\n\n"
+"Move every object of the run-time list back into the collector's oldest generation, where a\n"
+"full collection examines it again. Returns how many; -1 as settle() (try again later).");
+
+static PyObject *
+release(PyObject *module, PyObject *unused)
+{
+    Py_ssize_t n = 0;
+#ifdef HEAP_SETTLE
+    if (!may_move()) {
+        return PyLong_FromLong(-1);
+    }
+    n = list_length(&runtime_head);
+    if (n > 0) {
+        /* Spliced at the end of the oldest generation, as gc.unfreeze() does. */
+        PyInterpreterState *interp = _PyInterpreterState_GET();
+        PyGC_Head *old = &interp->gc.generations[NUM_GENERATIONS - 1].head;
+        PyGC_Head *first = (PyGC_Head *)runtime_head._gc_next;
+        PyGC_Head *last = (PyGC_Head *)runtime_head._gc_prev;
+        PyGC_Head *tail = (PyGC_Head *)old->_gc_prev;
+        _PyGCHead_SET_NEXT(tail, first);
+        _PyGCHead_SET_PREV(first, tail);
+        _PyGCHead_SET_NEXT(last, old);
+        old->_gc_prev = (uintptr_t)last;
+        runtime_head._gc_next = (uintptr_t)&runtime_head;
+        runtime_head._gc_prev = (uintptr_t)&runtime_head;
+    }
+#endif
+    return PyLong_FromSsize_t(n);
+}
+
 PyDoc_STRVAR(settled_count_doc,
-"settled_count() -> int\n\nHow many objects are in the settled list now.");
+"settled_count() -> int\n\nHow many objects are in the definitions' settled list now.");
 
 static PyObject *
 settled_count(PyObject *module, PyObject *unused)
 {
-    Py_ssize_t n = 0;
 #ifdef HEAP_SETTLE
-    for (PyGC_Head *gc = (PyGC_Head *)settled_head._gc_next; gc != &settled_head;
-         gc = (PyGC_Head *)gc->_gc_next) {
-        n++;
-    }
+    return PyLong_FromSsize_t(list_length(&settled_head));
+#else
+    return PyLong_FromLong(0);
 #endif
-    return PyLong_FromSsize_t(n);
+}
+
+PyDoc_STRVAR(runtime_count_doc,
+"runtime_count() -> int\n\nHow many objects are in the run-time list now.");
+
+static PyObject *
+runtime_count(PyObject *module, PyObject *unused)
+{
+#ifdef HEAP_SETTLE
+    return PyLong_FromSsize_t(list_length(&runtime_head));
+#else
+    return PyLong_FromLong(0);
+#endif
 }
 
 
@@ -287,21 +416,25 @@ static PyTypeObject PauseTimerType = {
 
 static PyMethodDef heap_methods[] = {
     {"settle", settle, METH_O, settle_doc},
+    {"settle_runtime", settle_runtime, METH_O, settle_runtime_doc},
+    {"release", release, METH_NOARGS, release_doc},
     {"settled_count", settled_count, METH_NOARGS, settled_count_doc},
+    {"runtime_count", runtime_count, METH_NOARGS, runtime_count_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef heap_module = {
     PyModuleDef_HEAD_INIT, "_gc_accel",
-    "The agent and the cyclic collector: its definitions out of the generations, its pause "
-    "timer.", -1, heap_methods,
+    "The agent and the cyclic collector: its definitions and run-time state out of the "
+    "generations, its pause timer.", -1, heap_methods,
 };
 
 PyMODINIT_FUNC
 PyInit__gc_accel(void)
 {
 #ifdef HEAP_SETTLE
-    settled_init();
+    list_init(&settled_head);
+    list_init(&runtime_head);
 #endif
     if (generation_key == NULL) {
         generation_key = PyUnicode_InternFromString("generation");

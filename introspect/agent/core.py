@@ -128,6 +128,11 @@ class Agent:
             self.loop_probe.detach()
             if loop is not None:
                 uninstrument_loop(loop)
+            # The run-time state the server thread settled is the collector's again: the
+            # agent's objects are collectable once dropped (agent/permanent.py).
+            from introspect.agent import permanent
+
+            permanent.release_runtime()
 
     def _start_detectors(self) -> None:
         """A detector that fails to start is counted and logged; the agent runs without it.

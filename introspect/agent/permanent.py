@@ -1,44 +1,74 @@
-"""The agent's definitions, moved out of the collector's way once imported (issue 17).
+"""The agent's own objects, moved out of the collector's way (issue 17).
 
 A full collection walks every object the collector tracks. A started agent brings ~6,000 of
 its own (its modules and what they import: msgspec, decimal, uuid... in a host that had not
 loaded them), and every full collection of the app walked them: under task churn that was
-40 % more time paused in generation 2 in a bare asyncio host. Most of them are definitions —
-modules, their namespaces, classes, functions, descriptors, constant tuples — that live as long
-as the process and can never be garbage. `settle_imported()` finds those of the modules the
-agent imported and hands them to `_gc_accel.settle`, which moves them out of the generation
-lists (they stay tracked; see the C file for why that is safe).
+40 % more time paused in generation 2 in a bare asyncio host. The C side (_gc_accel.c) moves
+objects out of the generation lists into lists of its own; they stay tracked (see the C file
+for why that is safe), and in two lists:
 
-What is picked, from each module the agent imported (`note_imports`), and nothing else:
-- the module, its namespace, its spec and loader;
+**Definitions, for good** (`settle_imported`, `definitions`): modules, their namespaces,
+classes, functions, descriptors, constant tuples — they live as long as the process and can
+never be garbage. From each module the agent imported (`note_imports`), and nothing else:
+- the module, its namespace, its spec and loader (and the spec's own lists);
 - the functions and classes it defines (`__module__` is one of those modules), their
   namespaces, bases and MRO, defaults, closures, descriptors, properties and constant tuples;
-  the definitional objects a class carries (dataclass fields, msgspec struct info, enum
-  members);
+  the definitional objects a class carries (dataclass fields and their metadata, msgspec
+  struct info, enum members, namedtuple field getters);
 - containers the module or a class binds (the container, not what it holds), and the module's
   own bound-method aliases (`seed = _inst.seed`, not `_inst`);
 - the weak references to those classes (their entries in their bases' subclass registries and
   in ABC caches), which die with the class.
-Never an instance the agent creates at run time (its state changes; a replaced one could be
-garbage), never the app's objects. The module set is what the agent's own imports brought in:
-those of the thread running start() while it runs, and those of `late_import` (a meta-path
-finder notes them, `note_imports`); a module the app imports from another thread at the same
-moment is not among them.
+The module set is what the agent's own imports brought in: those of the thread running start()
+while it runs, and those of `late_import` (a meta-path finder notes them, `note_imports`); a
+module the app imports from another thread at the same moment is not among them.
+
+**Run-time state, until stop()** (`settle_runtime`, `release_runtime`): what the agent made
+at run time and holds while it runs, found from the Agent instance, its modules' namespaces
+and the path-importer cache entries of its own directories (`runtime_objects`): instances of
+the agent's classes (its collectors, detectors, server, registries, the events it keeps up to
+`recent_events`), and the plain containers, cells, closures, bound methods, weak references,
+weak dictionaries, events and conditions, sockets and patterns they hold; the FileFinders of
+its directories and their caches. Never the app's objects: an object of any other type (the
+app's, asyncio's: loops — the agent's own private loop too —, tasks, futures, handles,
+transports, frames) is neither settled nor looked into, so what the agent refers to of the
+app's (its loop, a task, a weakly held queue) stays in the generations. Left out too: the
+caches the agent's imports filled in other libraries (typing's generic aliases, re's cache,
+slot wrappers in the standard library's class namespaces: theirs to replace), and the
+wrappers the agent installs into asyncio, os and threading while it runs (reachable from
+those modules only: finding them would mean walking the app's modules).
+
+A settled cycle is never collected, and run-time state changes: an object the agent drops is
+freed by its reference count as usual (it unlinks itself from the list), but one that was part
+of a reference cycle would stay. So the server thread settles the run-time state again every
+30 s (lifecycle.py): each pass first moves the whole run-time list back into the oldest
+generation, then settles what is reachable now, so what was dropped since is the collector's
+again at most one pass later (the cost: a few ms of the server thread's time per pass). stop()
+moves the list back for good (`release_runtime`): after stop() the agent is collectable.
+Definitions stay settled (a late import's too: they cannot be garbage).
 
 The effect for the app: full collections walk its own heap, as without the agent; the agent's
-definitions no longer appear in `gc.get_objects()`. With no C compiler, nothing moves.
+settled objects no longer appear in `gc.get_objects()` or `gc.get_referrers()`. With no C
+compiler, or an interpreter whose collector cannot leave objects out (free-threaded builds,
+an incremental collector: `available()` false), nothing moves.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import gc
+import os
+import re
+import socket
 import sys
 import threading
+import time
 import types
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 try:
     from introspect.agent import _gc_accel
@@ -52,14 +82,16 @@ _PARTS = (tuple, frozenset, types.CellType, property, staticmethod, classmethod,
 # Containers a definition binds: settled, and only definitions inside them are followed.
 _CONTAINERS = (dict, list, set)
 # Instances that belong to a class's definition, by their type's module.
-_DEFINITION_MODULES = ("dataclasses", "msgspec", "msgspec._core", "abc", "_abc", "enum")
+_DEFINITION_MODULES = ("dataclasses", "msgspec", "msgspec._core", "abc", "_abc", "enum",
+                       "_collections")  # a namedtuple's field getters
 
 _lock = threading.Lock()
 _pending: set[str] = set()  # modules imported by the agent, not settled yet
 _settled: set[str] = set()
 settled_objects = 0  # moves so far (an object two walks found counts twice)
-# Set once the agent's start-up imports are settled (the server thread's pass, lifecycle.py),
-# or at once where nothing can be: benchmarks wait for it to measure the state a service runs in.
+# Set once the agent's start-up imports and its run-time state are settled (the server thread's
+# pass, lifecycle.py), or tried where nothing can be: benchmarks wait for it to measure the state
+# a service runs in.
 start_settled = threading.Event()
 
 
@@ -116,7 +148,6 @@ def settle_imported(only: Iterable[str] | None = None) -> int:
     the modules stay pending). Cheap when nothing is pending."""
     global settled_objects
     if not available():
-        start_settled.set()
         return 0
     with _lock:
         if only is None:
@@ -140,8 +171,6 @@ def settle_imported(only: Iterable[str] | None = None) -> int:
             _settled.update(done)
             _pending.difference_update(done)
             settled_objects += moved
-    if only is None:
-        start_settled.set()
     return moved
 
 
@@ -167,8 +196,12 @@ def definitions(modules: Iterable[types.ModuleType]) -> Iterator[object]:
             return FOLLOW if in_class else CONTAINER
         if isinstance(obj, types.BuiltinFunctionType):
             owner = obj.__self__
+            if in_class and isinstance(owner, type):
+                return LEAF  # `_tuple_new = tuple.__new__` in a namedtuple
             return LEAF if isinstance(owner, types.ModuleType) and owner.__name__ in names \
                 else SKIP
+        if in_class and isinstance(obj, types.MappingProxyType):
+            return FOLLOW  # a dataclass field's metadata
         if isinstance(obj, types.MethodType) and not in_class:
             return LEAF  # a module's own alias, `seed = _inst.seed`: not the instance itself
         if in_class and (type(obj).__module__ in _DEFINITION_MODULES
@@ -184,6 +217,9 @@ def definitions(modules: Iterable[types.ModuleType]) -> Iterator[object]:
                 roots.append(obj)
                 if hasattr(obj, "__dict__"):
                     roots.append(obj.__dict__)
+                    # the spec's own lists (`_uninitialized_submodules`, search locations)
+                    roots.extend(value for value in list(obj.__dict__.values())
+                                 if isinstance(value, _CONTAINERS))
         for obj in roots:
             if id(obj) not in seen:
                 seen.add(id(obj))
@@ -240,3 +276,154 @@ def _items(container: object) -> list[object]:
         return list(container)  # type: ignore[call-overload]
     except RuntimeError:  # changed size while we looked (another thread): skip it
         return []
+
+
+# --- the agent's run-time state ---------------------------------------------------------------
+# Followed (settled, and what they refer to looked at): the agent's own instances, the
+# containers, cells, closures and weak references they hold, and these library types.
+# Exact types: a subclass (of dict, list...) may be the app's.
+_RUNTIME_FOLLOWED = frozenset((
+    dict, list, set, frozenset, tuple, collections.deque, collections.defaultdict,
+    collections.OrderedDict, types.CellType, weakref.ref, weakref.KeyedRef,
+    weakref.WeakKeyDictionary, weakref.WeakValueDictionary, weakref.WeakSet, threading.Event,
+    threading.Condition))
+# Settled, not followed: nothing they refer to is the agent's to settle.
+_RUNTIME_LEAVES = (socket.socket, re.Pattern)
+_RUNTIME_SKIPPED = frozenset((str, bytes, int, float, bool, type(None), type, types.ModuleType,
+                              types.CodeType))
+_CLOSURE_MODULES = ("threading", "weakref", "_weakrefset")
+_runtime_lock = threading.Lock()
+_release_pending = False
+
+
+def _ours(cls: type) -> bool:
+    module = cls.__module__
+    return module == "introspect" or module.startswith("introspect.")
+
+
+def runtime_objects(agent: object) -> Iterator[object]:
+    """The tracked objects of the agent's run-time state (see the module doc): what its
+    instance refers to, the state its modules keep, the path-importer cache entries of its
+    own directories; never a class, function definition, module, frame, or an object of a
+    type not listed above (the app's, asyncio's: its loops, tasks, futures, handles)."""
+    module_dicts = {id(vars(m)) for m in list(sys.modules.values())
+                    if isinstance(m, types.ModuleType)}
+    roots: list[object] = [agent]
+    for name, module in list(sys.modules.items()):
+        if (name == "introspect" or name.startswith("introspect.")) \
+                and isinstance(module, types.ModuleType):
+            roots.extend(value for value in list(vars(module).values())
+                         if not isinstance(value, (type, types.ModuleType, types.FunctionType)))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    finders = {id(finder) for path, finder in list(sys.path_importer_cache.items())
+               if isinstance(path, str) and (path == package or path.startswith(package + os.sep))
+               and type(finder).__name__ == "FileFinder"}
+    roots.extend(finder for finder in list(sys.path_importer_cache.values())
+                 if id(finder) in finders)
+    # What the app handed the agent is the app's: never settled, never looked into.
+    seen: set[int] = {id(getattr(getattr(agent, "config", None), "console_locals", None))}
+    stack = roots
+    while stack:
+        obj = stack.pop()
+        cls = type(obj)
+        if cls in _RUNTIME_SKIPPED:  # most of what is reached: the cost of one lookup
+            continue
+        key = id(obj)
+        if key in seen or key in module_dicts:
+            continue
+        seen.add(key)
+        if isinstance(obj, (type, types.ModuleType, types.CodeType)):
+            continue
+        if isinstance(obj, types.FunctionType):
+            # A closure made at run time by the agent, or for one of its threads or weak
+            # containers (their `remove` callbacks); a definition is settled for good already.
+            module = obj.__module__ or ""
+            if "<locals>" not in obj.__qualname__ or not (
+                    module.startswith("introspect") or module in _CLOSURE_MODULES):
+                continue
+        elif isinstance(obj, (types.MethodType, types.BuiltinMethodType)):
+            # A method bound to one of the agent's objects (its function is a definition);
+            # one bound to an app's object (a callable handed to the agent) is the app's.
+            owner = getattr(obj, "__self__", None)
+            if type(owner) in _RUNTIME_FOLLOWED or _ours(type(owner)):
+                if gc.is_tracked(obj):
+                    yield obj
+                stack.append(owner)
+            continue
+        elif isinstance(obj, _RUNTIME_LEAVES):
+            if gc.is_tracked(obj):
+                yield obj
+            continue
+        elif not (_ours(cls) or cls in _RUNTIME_FOLLOWED
+                  or key in finders
+                  or (isinstance(obj, threading.Thread) and obj.name.startswith("introspect"))):
+            continue
+        if gc.is_tracked(obj):
+            yield obj
+        try:
+            stack.extend(gc.get_referents(obj))
+        except RuntimeError:  # pragma: no cover - changed size while we looked: skip it
+            pass
+
+
+def settle_runtime(agent: Any) -> int:
+    """Move the agent's run-time state (`runtime_objects`) out of the collector's generations
+    into the run-time list, after moving what that list held back into the oldest generation
+    (what was replaced since the last call is examined by the collector again). Returns how
+    many objects are settled; -1 when a collection is in progress (call again later); 0 once
+    the agent is stopped (`agent.running` false) or where nothing can be settled."""
+    if not available():
+        return 0
+    objects = list(runtime_objects(agent))
+    with _runtime_lock:
+        if not agent.running:
+            return 0
+        if _gc_accel.release() < 0:
+            return -1
+        return _gc_accel.settle_runtime(objects)
+
+
+def release_runtime(timeout: float = 1.0) -> int:
+    """Move the run-time list back into the oldest generation (`stop()`): the agent's objects
+    are the collector's again, collectable once dropped. A collection in progress on another
+    thread is waited out (up to `timeout`); one this thread is inside of (a finalizer calling
+    stop()) leaves the release to a daemon thread. Returns how many objects moved, or -1."""
+    global _release_pending
+    if not available():
+        return 0
+    deadline = time.monotonic() + timeout
+    with _runtime_lock:
+        while True:
+            moved = _gc_accel.release()
+            if moved >= 0:
+                _release_pending = False
+                return moved
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.005)
+        if not _release_pending:
+            _release_pending = True
+            threading.Thread(target=_release_later, name="introspect-release",
+                             daemon=True).start()
+    return -1
+
+
+def _after_fork_in_child() -> None:
+    """A lock another thread held at the fork stays held in the child: new ones. The child's
+    agent (if running) settles its run-time state again from its new server thread."""
+    global _lock, _runtime_lock, _release_pending
+    _lock = threading.Lock()
+    _runtime_lock = threading.Lock()
+    pending, _release_pending = _release_pending, False
+    if pending:  # its thread was the parent's
+        release_runtime(timeout=0.0)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _release_later() -> None:
+    while _release_pending:
+        if release_runtime(timeout=0.0) >= 0:
+            return
+        time.sleep(0.05)

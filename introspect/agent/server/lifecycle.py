@@ -36,6 +36,7 @@ log = logging.getLogger("introspect.agent")
 MAX_SWEEP_INTERVAL = 1.0
 SETTLE_ATTEMPTS = 20  # a collection running at that moment is rare; 20 tries, 0.1 s apart
 SETTLE_RETRY_SECONDS = 0.1
+RUNTIME_SETTLE_SECONDS = 30.0  # how long something the agent replaced may stay settled
 
 
 class AgentServer:
@@ -133,6 +134,37 @@ class AgentServer:
                 return
             await asyncio.sleep(SETTLE_RETRY_SECONDS)  # a collection was running: later
 
+    async def _settle_runtime(self) -> None:
+        """Move the agent's run-time state out of the collector's generations too, once
+        start() has made all of it (permanent.py `settle_runtime`; a few ms of this thread)."""
+        for _ in range(SETTLE_ATTEMPTS):
+            if self.agent.start_returned_at is not None or self._stopping:
+                break
+            await asyncio.sleep(SETTLE_RETRY_SECONDS)
+        for _ in range(SETTLE_ATTEMPTS):
+            try:
+                if permanent.settle_runtime(self.agent) >= 0:
+                    return
+            except Exception as exc:  # pragma: no cover - never the host's problem
+                self.agent.collector_errors.record("server", exc)
+                return
+            await asyncio.sleep(SETTLE_RETRY_SECONDS)
+
+    async def _settle_until_stopped(self) -> None:
+        """Settle the definitions, then the run-time state, and settle the run-time state
+        again every RUNTIME_SETTLE_SECONDS until stop(): what it replaced meanwhile goes back
+        to the collector then (permanent.py)."""
+        try:
+            await self._settle_definitions()
+            await self._settle_runtime()
+        finally:
+            permanent.start_settled.set()
+        while not self._stop_event.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), RUNTIME_SETTLE_SECONDS)
+            if not self._stop_event.is_set():
+                await self._settle_runtime()
+
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         servers = []
@@ -163,8 +195,7 @@ class AgentServer:
                 late_import(module)
             except Exception as exc:  # pragma: no cover - a broken install: first use says so
                 self.agent.collector_errors.record("server", exc)
-        await self._settle_definitions()
-        await self._stop_event.wait()
+        await self._settle_until_stopped()
         if self.sweeper is not None:
             self.sweeper.cancel()
         for srv in servers:
