@@ -190,6 +190,12 @@ class BusySampler:
             if getattr(getattr(os, name), "_introspect_original", None) is original:
                 setattr(os, name, original)
         self._saved_exec.clear()
+        # The exit hook is for a handler of ours still installed (stop() off the main thread
+        # cannot put the default back). Once it is gone, the hook would only keep this
+        # sampler, and through it the whole agent, alive after stop().
+        if self._atexit_registered and _signal.getsignal(signal.SIGPROF) is not self._handler:
+            atexit.unregister(self._cancel_at_exit)
+            self._atexit_registered = False
 
     # --- reads (any thread) ------------------------------------------------------------------
     def busy_by_kind(self) -> dict[str, float]:

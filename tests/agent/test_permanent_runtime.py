@@ -93,10 +93,12 @@ def test_a_settled_agent_adds_few_objects_to_the_generations() -> None:
 def test_stop_gives_the_agent_back_to_the_collector() -> None:
     found = run_python(PRELUDE + """
     async def main():
-        # Without the SIGPROF sampler: once armed, its atexit entry keeps it, and through it
-        # the agent, alive after stop() whether anything was settled or not (busy.py).
-        agent = introspect.start(sampling=False)
+        agent = introspect.start()
         await wait_settled(agent)
+        deadline = time.monotonic() + 30  # the SIGPROF sampler armed (its exit hook too)
+        while not agent.sampler.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert agent.sampler.active, agent.sampler.reason
         await churn()
         settled = _gc_accel.runtime_count()
         refs = [weakref.ref(part) for part in (agent, agent.tasks, agent.loop_probe,
