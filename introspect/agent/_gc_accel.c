@@ -68,6 +68,33 @@ move_to(PyGC_Head *gc, PyGC_Head *head)
     head->_gc_prev = (uintptr_t)gc;
 }
 
+/* Moves each tracked object of `fast` that is not marked COLLECTING (a collection's, or one
+ * our caller marked as settled already) to the list `head`; `mark`: marks each one moved, so an
+ * object listed twice moves once (the caller clears the marks). Returns how many moved. */
+static Py_ssize_t
+move_items(PyObject *fast, PyGC_Head *head, int mark)
+{
+    Py_ssize_t moved = 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *op = items[i];
+        if (!PyObject_IS_GC(op) || !_PyObject_GC_IS_TRACKED(op)) {
+            continue;
+        }
+        PyGC_Head *gc = _Py_AS_GC(op);
+        if (gc->_gc_prev & _PyGC_PREV_MASK_COLLECTING) {
+            continue;
+        }
+        move_to(gc, head);
+        if (mark) {
+            gc->_gc_prev |= _PyGC_PREV_MASK_COLLECTING;
+        }
+        moved++;
+    }
+    return moved;
+}
+
 /* Marks every object of a list with the COLLECTING bit (set: 1, clear: 0). Only while no
  * collection runs and with the GIL held: no one else reads the bit meanwhile. */
 static void
@@ -125,20 +152,7 @@ settle(PyObject *module, PyObject *objects)
         Py_DECREF(fast);
         return PyLong_FromLong(-1);
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    PyObject **items = PySequence_Fast_ITEMS(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *op = items[i];
-        if (!PyObject_IS_GC(op) || !_PyObject_GC_IS_TRACKED(op)) {
-            continue;
-        }
-        PyGC_Head *gc = _Py_AS_GC(op);
-        if (gc->_gc_prev & _PyGC_PREV_MASK_COLLECTING) {
-            continue;
-        }
-        move_to(gc, &settled_head);
-        moved++;
-    }
+    moved = move_items(fast, &settled_head, 0);
 #endif
     Py_DECREF(fast);
     return PyLong_FromSsize_t(moved);
@@ -167,21 +181,7 @@ settle_runtime(PyObject *module, PyObject *objects)
      * (release() would hand it back to the collector) and nothing is moved twice. */
     mark_list(&settled_head, 1);
     mark_list(&runtime_head, 1);
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    PyObject **items = PySequence_Fast_ITEMS(fast);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *op = items[i];
-        if (!PyObject_IS_GC(op) || !_PyObject_GC_IS_TRACKED(op)) {
-            continue;
-        }
-        PyGC_Head *gc = _Py_AS_GC(op);
-        if (gc->_gc_prev & _PyGC_PREV_MASK_COLLECTING) {
-            continue;
-        }
-        move_to(gc, &runtime_head);
-        gc->_gc_prev |= _PyGC_PREV_MASK_COLLECTING;  /* listed twice: moved once */
-        moved++;
-    }
+    moved = move_items(fast, &runtime_head, 1);
     mark_list(&settled_head, 0);
     mark_list(&runtime_head, 0);
 #endif
