@@ -71,10 +71,11 @@ async def main():
         for part in {stop!r}:  # parts stopped once settled (--stop, --core-only)
             if part == "sampler": agent.sampler.stop()
             elif part == "watchdog": agent.blocking.stop()
-            elif part == "clock": agent.blocking._clock.uninstall()
+            elif part == "clock" and agent.blocking._clock: agent.blocking._clock.uninstall()
             elif part == "gc": agent.gc.uninstall()
             elif part == "hooks": agent._hooks.uninstall()
-            elif part == "windows": agent.queues.queue_calls.stop()
+            elif part == "windows" and agent.queues.queue_calls:  # gone with "hooks"
+                agent.queues.queue_calls.stop()
     gc.callbacks.append(on_gc)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
