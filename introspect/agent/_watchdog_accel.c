@@ -14,8 +14,9 @@
  * the last return while the loop runs callbacks, IN_SELECT while it waits in select(), and
  * NEVER before the first return.
  *
- * Watch.wait() sleeps (GIL released) until the next sample, a deadline or Python's next duty,
- * makes the looks it can make alone, and returns (stopped, now, sample, next_sample) for the
+ * Watch.wait() sleeps (GIL released) until the next sample, a deadline or Python's next duty
+ * (a DueStamp the loop thread moves on while it does the duties itself, so a busy loop is not
+ * asked for the GIL for them: see blocking.py), makes the looks it can make alone, and returns (stopped, now, sample, next_sample) for the
  * one it can't. The state a look updates (the previous sample's wall and loop-CPU times, and
  * the loop CPU last seen busy) lives here and is read and written by blocking.py through
  * attributes; NaN stands for "none". wait() is called by one thread at a time (the watchdog),
@@ -330,6 +331,18 @@ as_deadline(PyObject *value)
     return value == Py_None ? INFINITY : PyFloat_AsDouble(value);
 }
 
+/* When Python's duties are due: a fixed time, or a DueStamp that another thread may move
+ * while the wait sleeps (the loop thread does the duties on its beat and moves the watchdog's
+ * turn on, blocking.py), read again at each wake-up. A stamp at 0.0 is not armed. */
+static double
+due_of(PyObject *stamp, double fixed)
+{
+    if (stamp == NULL)
+        return fixed;
+    double due = atomic_load_explicit(&((DueStamp *)stamp)->value, memory_order_acquire);
+    return due > 0.0 ? due : INFINITY;
+}
+
 /* One look at the loop made without Python. Returns 1 if it was made (the state updated and
  * `*deadline` set), 0 if Python must make it. */
 static int
@@ -393,7 +406,8 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
     }
     double next_sample = PyFloat_AsDouble(args[1]);
     double deadline = as_deadline(args[2]);
-    double due = as_deadline(args[3]);
+    PyObject *due_stamp = Py_IS_TYPE(args[3], &DueType) ? args[3] : NULL;
+    double fixed_due = due_stamp != NULL ? INFINITY : as_deadline(args[3]);
     long mode = PyLong_AsLong(args[4]);
     if (PyErr_Occurred())
         return NULL;
@@ -407,9 +421,11 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
     double now = 0.0;
     Py_INCREF(self);
     Py_XINCREF(clock);
+    Py_XINCREF(due_stamp);
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&self->mutex);
     for (;;) {
+        double due = due_of(due_stamp, fixed_due);
         double wake = fmin(next_sample, fmin(deadline, due));
         struct timespec ts;
         double whole = floor(wake);
@@ -432,13 +448,14 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
         sample = now >= next_sample;
         if (sample)
             next_sample = now + self->poll * (0.5 + 0.5 * next_random(self));
-        if (now >= due || mode == MODE_EVERY || !look(self, clock, (int)mode, sample, now,
-                                                       &deadline))
+        if (now >= due_of(due_stamp, fixed_due) || mode == MODE_EVERY ||
+            !look(self, clock, (int)mode, sample, now, &deadline))
             break;
         self->looks_in_c++;
     }
     pthread_mutex_unlock(&self->mutex);
     Py_END_ALLOW_THREADS
+    Py_XDECREF(due_stamp);
     Py_XDECREF(clock);
     Py_DECREF(self);
     if (!stopped)
@@ -450,7 +467,8 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef Watch_methods[] = {
     {"wait", (PyCFunction)(void (*)(void))Watch_wait, METH_FASTCALL,
      "wait(clock, next_sample, deadline, due, mode) -> (stopped, now, sample, next_sample); "
-     "clock: the SelectClock, or the probe's DueStamp"},
+     "clock: the SelectClock, or the probe's DueStamp; due: a time, None, or a DueStamp "
+     "read again at each wake-up"},
     {"stop", (PyCFunction)Watch_stop, METH_NOARGS, "wake the waiter for good"},
     {"set_cpu_clock", (PyCFunction)Watch_set_cpu_clock, METH_O,
      "the loop thread's CPU clock id (time.pthread_getcpuclockid), or None"},

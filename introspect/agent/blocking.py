@@ -11,6 +11,15 @@ Why a thread works at all (FINDINGS.md): while the loop thread runs Python code 
 C, the watchdog gets the GIL within ~5 ms; a C call that holds the GIL (a long regex, a huge
 `sorted`) can't be seen from inside until it returns — use `introspect dump` (py-spy) for
 those.
+
+The periodic duties (lints, samples of waits, history and queue waiters, queue-call windows)
+are the loop thread's, on the lag probe's beat: a thread that asks a saturated loop for the
+GIL waits for it for up to seconds (the loop lets it go only in `select(0)`, ~1 µs, and
+takes it back first), and every release meanwhile wakes that thread in vain, ~1,400 times a
+second on workload A: measured, a thread wanting the GIL costs such a loop ~5 % of its CPU.
+The watchdog does the duties itself only when the loop is LOOP_DUTY_GRACE late with them
+(blocked, not running; then on time, the loop's beat winning them back as soon as it runs
+again) or when no loop is attached.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ from introspect.agent.watch import (
     NONE,
     ClockHandoff,
     SelectorClock,
+    new_stamp,
     new_watch,
 )
 
@@ -58,6 +68,7 @@ LINT_PERIOD = 1.0  # seconds between periodic lint checks
 # and that wake-up schedules the next one for the moment it would cross the threshold.
 MAX_SAMPLE_GAP = 0.1
 MIN_SAMPLE_GAP = 0.005
+LOOP_DUTY_GRACE = 1.0  # seconds the loop may be late with the duties before the watchdog
 _EVENTS_PY = os.path.join("asyncio", "events.py")
 
 
@@ -155,6 +166,15 @@ class BlockingDetector:
         self._watch = new_watch(self.poll, self.threshold)
         self._stopped = False
         self._next_lints = 0.0
+        # The duties (`_duties`): next due at `_duties_due`, done by the loop thread on the
+        # lag probe's beat; `_watchdog_due` (read by the C wait at each wake-up) is when the
+        # watchdog does them instead. One thread at a time: `_duty_lock`, never waited for.
+        self._duties_due = 0.0
+        self._watchdog_due = new_stamp()
+        self._duty_lock = threading.Lock()
+        self._last_pass_on_loop = True  # who made the last pass: the loop first, when attached
+        self.duties_on_loop = 0  # passes made by each thread (tests, benchmarks)
+        self.duties_by_watchdog = 0
         self._cpu_clock: int | None = None
         self.lints = LintRegistry(agent, default_lints())
         self.lints.configure(agent.config.lints)  # INTROSPECT_LINTS is read by config.from_env
@@ -168,7 +188,9 @@ class BlockingDetector:
     def start(self) -> BlockingDetector:
         self.lints.install()
         self.agent.loop_probe.on_attach.append(self._prepare)
+        self.agent.loop_probe.on_beat.append(self._duties_on_beat)
         self._prepare(self.agent.loop)  # attached before we existed: `start()` in the loop
+        self._schedule_duties()
         self.start_thread()
         return self
 
@@ -176,6 +198,8 @@ class BlockingDetector:
         try:
             if loop is not None and not self._stopped and loop is not self._loop:
                 self._clocks.prepare(loop)
+            self._last_pass_on_loop = True
+            self._schedule_duties()  # a loop now: its beat does them
         except Exception as exc:
             self.agent.collector_errors.record("blocking", exc)
 
@@ -186,6 +210,7 @@ class BlockingDetector:
             return  # stopped, or never started
         # A new wait: the parent's may have been inside it, its lock held, at the fork.
         self._watch = new_watch(self.poll, self.threshold)
+        self._duty_lock = threading.Lock()  # likewise: the parent's watchdog may have held it
         self._clocks.after_fork_in_child()
         self._current = None
         self._cpu_clock = None  # the parent's main thread clock id is not this process's
@@ -200,10 +225,12 @@ class BlockingDetector:
 
     def stop(self) -> None:
         self._stopped = True
-        try:
-            self.agent.loop_probe.on_attach.remove(self._prepare)
-        except ValueError:
-            pass
+        for hooks, hook in ((self.agent.loop_probe.on_attach, self._prepare),
+                            (self.agent.loop_probe.on_beat, self._duties_on_beat)):
+            try:
+                hooks.remove(hook)
+            except ValueError:
+                pass
         self._watch.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2.0)
@@ -244,7 +271,7 @@ class BlockingDetector:
         deadline: float | None = None  # a look the loop's state asks for (see `_tick`)
         while True:
             stopped, now, sample, next_sample = watch.wait(
-                self._stamps(), next_sample, deadline, self._next_duty(), self._wait_mode())
+                self._stamps(), next_sample, deadline, self._watchdog_due, self._wait_mode())
             if stopped:
                 return
             try:
@@ -252,7 +279,8 @@ class BlockingDetector:
             except Exception as exc:
                 deadline = None
                 self.agent.collector_errors.record("blocking", exc)
-            self._duties(now)
+            if now >= self._watchdog_due.value:  # the loop is late with them, or there is none
+                self._run_duties(now, on_loop=False)
 
     def _stamps(self) -> Any:
         """What the C wait reads `busy_since` from: the selector clock's stamps, else the lag
@@ -271,14 +299,41 @@ class BlockingDetector:
         sampler = self.agent.sampler
         return MODE_HELD if sampler is not None and sampler.active else MODE_IDLE
 
-    def _next_duty(self) -> float:
-        """When Python must run next for its own sake: the once-a-second duties, and the
-        opening or closing of a queue-call window."""
+    def _duties_on_beat(self) -> None:
+        """The lag probe's beat (loop thread, 10 a second): the duties when they are due."""
+        now = time.monotonic()
+        if now >= self._duties_due:
+            self._run_duties(now, on_loop=True)
+
+    def _run_duties(self, now: float, on_loop: bool) -> None:
+        if not self._duty_lock.acquire(blocking=False):
+            return  # the other thread is doing them right now
+        try:
+            if on_loop:
+                self.duties_on_loop += 1
+            else:
+                self.duties_by_watchdog += 1
+            self._last_pass_on_loop = on_loop
+            self._duties(now)
+        finally:
+            self._duty_lock.release()
+            self._schedule_duties()
+
+    def _schedule_duties(self) -> None:
+        """When the duties are next due: the once-a-second ones, and the opening of a
+        queue-call window (one past its time closes at its next sampled call or here). The
+        watchdog's turn comes LOOP_DUTY_GRACE later when a loop is attached and made the last
+        pass; two beats later when the watchdog made it (the loop was blocked: the pass
+        after the block is the loop's again); at once when no loop is attached."""
         calls = self.agent.queues.queue_calls
         due = self._next_lints
         if calls is not None:
             due = min(due, calls.next_due())
-        return due
+        self._duties_due = due
+        probe = self.agent.loop_probe
+        grace = 0.0 if probe.loop is None else \
+            LOOP_DUTY_GRACE if self._last_pass_on_loop else 2.0 * probe.interval
+        self._watchdog_due.set(max(due, 1e-9) + grace)  # 0.0 would mean "not armed"
 
     def _duties(self, now: float) -> None:
         calls = self.agent.queues.queue_calls

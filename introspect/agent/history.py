@@ -1,7 +1,8 @@
 """The recent past, kept in the agent so a client that attaches now can draw the last minutes
 at once (`introspect top`'s Load charts used to start empty).
 
-One sample per second, taken by the watchdog thread (never the loop thread), in a ring of
+One sample per second, taken by the agent's periodic duties (blocking.py: the loop thread's
+beat, the watchdog while the loop is blocked), in a ring of
 `MAX_SAMPLES` (10 minutes). Each sample is a few numbers plus at most `MAX_KINDS` task kinds
 and `MAX_QUEUES` queue lengths, so the ring stays under ~1.5 MB even at the caps (about 0.3 MB
 for a service with a handful of kinds and queues). A sample is kept as a tuple of numbers and
@@ -33,7 +34,7 @@ FIELDS = ("time", "lag_p50", "lag_p99", "lag_max", "ready", "tasks", "rss_bytes"
 
 
 class History:
-    """`agent.blocking.history`: `maybe_sample(agent, now)` from the watchdog; `samples()`."""
+    """`agent.blocking.history`: `maybe_sample(agent, now)` from the duties; `samples()`."""
 
     def __init__(self, max_samples: int = MAX_SAMPLES) -> None:
         self._ring: deque[tuple] = deque(maxlen=max_samples)

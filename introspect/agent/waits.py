@@ -1,7 +1,8 @@
-"""First-seen times of waiting tasks, sampled by the watchdog, so `introspect.agent.stuck`
-can say how long a task has waited on the same object (a lower bound, accurate to
-`SAMPLE_PERIOD`). Apart from stuck.py: the watchdog keeps one from the start, and stuck.py
-(with the protocol structs it builds) is imported at the first client request only."""
+"""First-seen times of waiting tasks, sampled by the periodic duties (blocking.py), so
+`introspect.agent.stuck` can say how long a task has waited on the same object (a lower
+bound, accurate to `SAMPLE_PERIOD`). Apart from stuck.py: the agent keeps one from the start,
+and stuck.py (with the protocol structs it builds) is imported at the first client request
+only."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class WaitTracker:
         return out
 
     def maybe_sample(self, agent: Agent, now: float) -> None:
-        """Called by the watchdog: note every waiting task's waiter (cheap, bounded)."""
+        """The periodic duties (blocking.py): note every waiting task's waiter (cheap, bounded)."""
         if now < self._next_sample or agent.loop is None:
             return
         self._next_sample = now + SAMPLE_PERIOD

@@ -155,8 +155,10 @@ class PyWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def wait(self, clock: Any, next_sample: float, deadline: float | None, due: float | None,
+    def wait(self, clock: Any, next_sample: float, deadline: float | None, due: Any,
              mode: int) -> tuple[bool, float, bool, float]:
+        if isinstance(due, PyStamp):  # read once: every look is Python's here anyway
+            due = due.value if due.value > 0.0 else None
         wake = min(next_sample, math.inf if deadline is None else deadline,
                    math.inf if due is None else due)
         if self._stop.wait(max(0.0, wake - time.monotonic())):
@@ -167,6 +169,21 @@ class PyWatch:
             next_sample = now + self.poll * (0.5 + 0.5 * random.random())
         self.returns += 1
         return False, now, sample, next_sample
+
+
+class PyStamp:
+    """`_watchdog_accel.DueStamp` without the C module: a time another thread may move on
+    (0.0: not armed)."""
+
+    value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+def new_stamp() -> Any:
+    """A due time shared with the watchdog's wait, which reads it again at each wake-up."""
+    return PyStamp() if _accel is None else _accel.DueStamp()
 
 
 def new_watch(poll: float, threshold: float) -> Any:

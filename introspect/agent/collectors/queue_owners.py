@@ -8,8 +8,9 @@ Owners are observed two ways, both cheap:
   at each `get_nowait` / `put_nowait` (which `Queue.get` / `Queue.put` end in) — a busy
   consumer that never waits is still seen as it takes items. Outside the windows asyncio's
   methods run unwrapped, at no cost;
-- every few seconds the watchdog maps the futures in each queue's `_getters` / `_putters` back
-  to the tasks awaiting them (`Task._fut_waiter`), so a consumer that only waits is seen too.
+- every few seconds the periodic duties (blocking.py) map the futures in each queue's
+  `_getters` / `_putters` back to the tasks awaiting them (`Task._fut_waiter`), so a
+  consumer that only waits is seen too.
 Kinds per queue are bounded (`MAX_KINDS`).
 
 Names are found on demand (a client's snapshot or queue list), once per queue: one
@@ -111,7 +112,7 @@ class QueueOwners:
         return roles is not None and kind in roles[0 if consumer else 1]
 
     def sample_waiters(self, agent: Agent, now: float) -> None:
-        """Called by the watchdog: the kinds of tasks waiting in each queue's get/put."""
+        """The periodic duties (blocking.py): the kinds of tasks waiting in each queue's get/put."""
         if now < self._next_sample or agent.loop is None:
             return
         self._next_sample = now + SAMPLE_PERIOD
@@ -206,11 +207,11 @@ def bound_names(objs: list[Any]) -> dict[int, str]:
 class QueueCallSampler:
     """Notes the running task's kind at `get_nowait` / `put_nowait` of asyncio.Queue (which
     `Queue.get` / `Queue.put` end in) during short sampling windows: every `WINDOW_PERIOD` the
-    watchdog puts class-level wrappers in place, and they are taken out again after
-    `WINDOW_CALLS` sampled calls or `WINDOW_SECONDS`, whichever comes first. Between windows
-    the methods are asyncio's own, at no cost: wrapped for good, one extra Python call per
-    get/put cost ~7 % of a queue-bound loop (workload A: 43,567 against 40,637 instructions per
-    message). A busy queue closes its window within milliseconds; a consumer taking an item
+    periodic duties (blocking.py) put class-level wrappers in place, and they are taken out
+    again after `WINDOW_CALLS` sampled calls or `WINDOW_SECONDS`, whichever comes first.
+    Between windows the methods are asyncio's own, at no cost: wrapped for good, one extra
+    Python call per get/put cost ~7 % of a queue-bound loop (workload A: 43,567 against
+    40,637 instructions per message). A busy queue closes its window within milliseconds; a consumer taking an item
     every few hundred ms is still caught within a window or two; one that only waits is seen
     by `QueueOwners.sample_waiters`. An app's own replacement of the methods is never
     overwritten: the window stays shut."""
@@ -238,7 +239,8 @@ class QueueCallSampler:
         self.exhausted = False  # MAX_WINDOWS reached: no more windows in this process
 
     def tick(self, now: float) -> None:
-        """Close a window whose time is up, open the next when due (the watchdog thread)."""
+        """Close a window whose time is up, open the next when due (the periodic duties: the
+        loop thread's beat, the watchdog while the loop is blocked)."""
         if self._open and now >= self._closes_at:
             self.close()
         if not self._open and now >= self._next_open and not self._stopped:
@@ -251,13 +253,13 @@ class QueueCallSampler:
                                                     WINDOW_PERIOD_MAX)
 
     def next_due(self) -> float:
-        """When the watchdog must call `tick`: at the next opening only. A window past its
-        time closes at its next sampled call (`_note`) or at that tick: the watchdog need not
-        take the GIL from a busy loop just to shut it."""
+        """When `tick` must be called: at the next opening only. A window past its time closes
+        at its next sampled call (`_note`) or at that tick."""
         return math.inf if self._stopped else self._next_open
 
-    # No lock: the watchdog opens, the loop thread (or the watchdog) closes, and a lock held
-    # by the watchdog at a fork would stay held in the child. `close` restores every method
+    # No lock: the duties open (on the loop thread, or the watchdog while the loop is
+    # blocked), the loop thread (or the watchdog) closes, and a lock held by the watchdog at a
+    # fork would stay held in the child. `close` restores every method
     # that is still ours, so an interleaving that leaves a wrapper behind heals at its next
     # call (it finds the window shut and closes again).
     def _open_window(self, now: float) -> None:
