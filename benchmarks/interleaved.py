@@ -2,7 +2,8 @@
 interleaved bursts (issue 17: ratios that hold on a shared VM).
 
     .venv/bin/python benchmarks/interleaved.py [--rounds 6] [--pairs 10] [--burst 0.5]
-        [--matched-seeds] [--control | --imports-only | --core-only | --stop PART,...]
+        [--matched-seeds] [--control | --imports-only [agent|stdlib] | --core-only |
+         --stop PART,...]
         [--only A|B]
 
 Back-to-back fresh processes of two seconds each drifted by ±10-30 % per pair on the 2-core VM
@@ -59,9 +60,13 @@ def on_gc(phase, info):
     else:
         paused[0] += time.perf_counter() - paused[1]
 async def main():
-    if {imports_only}:  # the modules a settled agent has imported, not started
+    if {imports_only!r} == "agent":  # the modules a settled agent has imported, not started
         import introspect.agent.core, introspect.metrics.default_registry
         import introspect.agent.server.clients, introspect.agent.snapshot_builder
+    elif {imports_only!r} == "stdlib":  # as many modules and objects, none of ours: a control
+        import email.mime.multipart, http.server, xml.dom.minidom, logging.handlers, decimal
+        import urllib.request, statistics, argparse, unittest, csv, sqlite3, zipfile, tarfile
+        import difflib, pprint, dataclasses, pydoc
     elif {agent}:
         import introspect
         introspect.start()
@@ -123,7 +128,7 @@ CORE = ("sampler", "watchdog", "gc", "hooks")
 
 class Worker:
     def __init__(self, agent: bool, hash_seed: int | None = None,
-                 imports_only: bool = False, stop: tuple[str, ...] = ()) -> None:
+                 imports_only: str = "", stop: tuple[str, ...] = ()) -> None:
         code = WORKER.format(root=str(ROOT), agent=agent, imports_only=imports_only,
                              stop=tuple(stop))
         env = dict(os.environ)
@@ -149,13 +154,15 @@ class Worker:
 
 def interleave(pairs: int, burst: float, tasks: int, rounds: int = 1,
                progress: bool = True, matched_seeds: bool = False,
-               control: bool = False, imports_only: bool = False,
+               control: bool = False, imports_only: str = "",
                stop: tuple[str, ...] = (), only: str = "",
                raw: TextIO | None = None) -> dict[str, list[float]]:
     """Ratios agent/plain per pair for every figure in FIGURES, keyed by label; `rounds`
     fresh process pairs of `pairs` pairs each. `control`: the "agent" process runs plain too
-    (an A/A run: the method's own spread and bias); `imports_only`: it imports what the agent
-    imports and does not start it (what its modules alone cost: heap, layout); `stop`: it
+    (an A/A run: the method's own spread and bias); `imports_only`: "agent", it imports what
+    the agent imports and does not start it (what its modules alone cost: heap, layout);
+    "stdlib", as many standard-library modules and objects instead (the same for any
+    library of that size); `stop`: it
     starts the agent, then stops these PARTS once settled; `only`: "A" or "B" drives that
     workload alone (the other's figures are then left out); `raw`: each burst pair's results
     as a JSON line (round, pair, order, workload, both processes' figures)."""
@@ -187,7 +194,7 @@ def resampled_interval(medians: list[float], trials: int = 4000,
 
 def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: int,
                progress: bool, hash_seed: int | None, control: bool = False,
-               imports_only: bool = False, stop: tuple[str, ...] = (), only: str = "",
+               imports_only: str = "", stop: tuple[str, ...] = (), only: str = "",
                raw: TextIO | None = None, number: int = 0) -> None:
     """One process pair. The bursts alternate strictly between the two processes, so every
     burst follows one of the other process's (never one of its own: a process that runs
@@ -197,7 +204,8 @@ def _one_round(ratios: dict[str, list[float]], pairs: int, burst: float, tasks: 
     same workload just before and just after it (linear drift cancels). Which process leads
     alternates by round."""
     workers = {flag: Worker(flag and not control and not imports_only, hash_seed,
-                            flag and imports_only, stop if flag else ()) for flag in (False, True)}
+                            imports_only if flag else "", stop if flag else ())
+               for flag in (False, True)}
     amounts = {"A": burst, "B": tasks}
     driven = (only,) if only else ("A", "B")
     lead = number % 2 == 1  # the agent leads in odd rounds
@@ -297,8 +305,11 @@ def main() -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--control", action="store_true",
                        help="A/A: both processes plain (the method's own spread and bias)")
-    which.add_argument("--imports-only", action="store_true",
-                       help="the second process imports the agent's modules, never starts it")
+    which.add_argument("--imports-only", nargs="?", const="agent", default="",
+                       choices=("agent", "stdlib"),
+                       help="the second process imports the agent's modules and never starts "
+                            "it; `stdlib`: as many standard-library modules and objects "
+                            "instead (what a library of that size costs)")
     which.add_argument("--core-only", action="store_true",
                        help="the agent started, then its sampler, watchdog, GC pause timer and "
                             "discovery hooks stopped (what the task factory, lag probe and "
@@ -320,7 +331,8 @@ def main() -> int:
                         imports_only=args.imports_only, stop=stop, only=args.only,
                         raw=args.raw)
     title = "A/A control: plain / plain" if args.control else \
-        "agent's modules imported, not started / plain" if args.imports_only else \
+        "agent's modules imported, not started / plain" if args.imports_only == "agent" else \
+        "standard-library modules imported / plain" if args.imports_only else \
         f"agent with {', '.join(stop)} stopped / plain" if stop else \
         "agent at defaults / plain"
     print(f"{title}, "

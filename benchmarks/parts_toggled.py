@@ -2,7 +2,7 @@
 parts switched off and on between short bursts (issue 17).
 
     .venv/bin/python benchmarks/parts_toggled.py [--pairs 300] [--burst 0.2] [--control]
-        [--whole]
+        [--whole | --part NAME]
 
 Across processes, workload A's ratio carries each process's own luck (memory layout, hash
 seeds: ±3 % between rounds of interleaved.py, its A/A control included), more than the parts
@@ -18,10 +18,12 @@ What stays in both halves: the task factory (A makes no tasks while measured), t
 probe, the agent's threads asleep, its imports and heap. `--whole` switches the agent itself
 instead, `introspect.start()` / `introspect.stop()` between bursts: everything it does at run
 time, its task factory and threads included; what stays is its modules (imported once, their
-definitions settled). `--control` switches nothing (A/A: the method's own spread). Reported:
-the median of the pairs' ratios (off/on speed, per loop-thread CPU and wall clock) with its IQR
-and a 90 % interval by resampling pairs: over each whole burst (its 400 tasks and 200 queues
-made and torn down included) and over its measured window only ("window": the steady state).
+definitions settled). `--part NAME` switches one part alone, the rest at defaults in both
+halves (bisecting in one process). `--control` switches nothing (A/A: the method's own
+spread). Reported: the median of the pairs' ratios (off/on speed, per loop-thread CPU and
+wall clock) with its IQR and a 90 % interval by resampling pairs: over each whole burst (its
+400 tasks and 200 queues made and torn down included) and over its measured window only
+("window": the steady state).
 """
 
 from __future__ import annotations
@@ -68,6 +70,52 @@ class WholeAgent:
             await workload_a(0.2)  # work, first queue windows) in a burst not measured
 
 
+class OnePart:
+    """`--part NAME`: one part of the started agent switched off and back on (benchmark use
+    only); the rest stays at defaults in both halves."""
+
+    NAMES = {
+        "sampler": "the SIGPROF busy-time sampler (its timer stopped)",
+        "clock": "the watchdog's select() time-stamps (the selector clock uninstalled)",
+        "windows": "the queue-owner sampling windows",
+        "gc": "the GC pause timer (its gc.callbacks entry)",
+        "duties": "the periodic duties (lints, waits, history, queue waiters)",
+        "probe": "the 10 Hz lag probe (detached; its beat makes the duties)",
+        "hooks": "the queue/executor discovery hooks (a fresh window sampler at each switch)",
+        "factory": "the counting task factory (the burst's tasks made without it)",
+    }
+
+    def __init__(self, agent: Any, name: str) -> None:
+        import math
+
+        from introspect.agent import loop_attach
+
+        blocking, loop, calls = agent.blocking, agent.loop, agent.queues.queue_calls
+        factory, duties_due = loop.get_task_factory(), blocking._schedule_duties
+
+        def no_duties() -> None:
+            blocking._duties_due = math.inf
+            blocking._watchdog_due.set(math.inf)
+
+        self.set = {
+            "sampler": lambda on: Parts.set_sampler(agent.sampler, on),
+            "clock": lambda on: blocking._clock.install() if on else blocking._clock.uninstall(),
+            "windows": lambda on: Parts.set_windows(agent, calls, on),
+            "gc": lambda on: agent.gc.install() if on else agent.gc.uninstall(),
+            "duties": lambda on: setattr(blocking, "_schedule_duties",
+                                         duties_due if on else no_duties) or
+            blocking._schedule_duties(),
+            "probe": lambda on: agent.loop_probe.attach(loop) if on else
+            agent.loop_probe.detach(),
+            "hooks": lambda on: agent._hooks.install() if on else agent._hooks.uninstall(),
+            "factory": lambda on: loop_attach._ORIGINAL["set_task_factory"](
+                loop, factory if on else None),
+        }[name]
+
+    async def switch(self, on: bool) -> None:
+        self.set(on)
+
+
 class Parts:
     """Switches the agent's clock-driven parts off and back on (benchmark use only)."""
 
@@ -81,19 +129,26 @@ class Parts:
         if self.sampler is None or not self.sampler.active or self.clock is None:
             raise SystemExit("error: the agent's sampler or selector clock is not running")
 
-    def set(self, on: bool) -> None:
-        sampler = self.sampler
+    @staticmethod
+    def set_sampler(sampler: Any, on: bool) -> None:
         sampler.active = on  # before the timer: a tick on its way returns at once
         interval = sampler.interval if on else 0.0
         signal.setitimer(signal.ITIMER_PROF, interval, interval)
+
+    @staticmethod
+    def set_windows(agent: Any, calls: Any, on: bool) -> None:
+        if calls is not None:
+            if not on:
+                calls.close()
+            agent.queues.queue_calls = calls if on else None
+
+    def set(self, on: bool) -> None:
+        self.set_sampler(self.sampler, on)
         if on:
             self.clock.install()
         else:
             self.clock.uninstall()
-        if self.calls is not None:
-            if not on:
-                self.calls.close()
-            self.agent.queues.queue_calls = self.calls if on else None
+        self.set_windows(self.agent, self.calls, on)
         if on:
             self.agent.gc.install()
         else:
@@ -105,13 +160,14 @@ class Parts:
 
 
 async def measure(pairs: int, burst: float, control: bool,
-                  whole: bool = False) -> dict[str, list[float]]:
+                  whole: bool = False, part: str = "") -> dict[str, list[float]]:
     import introspect
 
     agent = introspect.start()
     await agent_settled()
     await asyncio.sleep(0.5)  # the sampler arms at the loop's first beats
-    parts: Parts | WholeAgent = WholeAgent(agent) if whole else Parts(agent)
+    parts: Parts | WholeAgent | OnePart = WholeAgent(agent) if whole else \
+        OnePart(agent, part) if part else Parts(agent)
     await workload_a(burst)  # warm-up
     ratios: dict[str, list[float]] = {"loop-thread CPU": [], "wall clock": [],
                                       "window CPU": [], "window wall": []}
@@ -152,10 +208,16 @@ def main() -> int:
     parser.add_argument("--whole", action="store_true",
                         help="switch the whole agent: introspect.start() / stop() between "
                              "bursts (with --control: started in both halves)")
+    parser.add_argument("--part", choices=tuple(OnePart.NAMES), default="",
+                        help="switch this part alone: " + "; ".join(
+                            f"{name}: {what}" for name, what in OnePart.NAMES.items()))
     args = parser.parse_args()
-    ratios = asyncio.run(measure(args.pairs, args.burst, args.control, args.whole))
+    if args.part and args.whole:
+        parser.error("--part and --whole switch different things: choose one")
+    ratios = asyncio.run(measure(args.pairs, args.burst, args.control, args.whole, args.part))
     title = "A/A control (on in both halves)" if args.control else \
         "workload A with the agent started / stopped" if args.whole else \
+        f"workload A with {OnePart.NAMES[args.part]} on / off" if args.part else \
         "workload A with the agent's clock-driven parts on / off"
     print(f"{title}, one process, {args.pairs} pairs of {args.burst} s bursts:")
     for label, values in ratios.items():
