@@ -213,9 +213,8 @@ class QueueCallSampler:
     Python call per get/put cost ~7 % of a queue-bound loop (workload A: 43,567 against
     40,637 instructions per message). A busy queue closes its window within milliseconds; a
     consumer taking an item every few hundred ms is still caught within a window or two; one
-    that only waits is seen
-    by `QueueOwners.sample_waiters`. An app's own replacement of the methods is never
-    overwritten: the window stays shut."""
+    that only waits is seen by `QueueOwners.sample_waiters`. An app's own replacement of the
+    methods is never overwritten: the window stays shut."""
 
     METHODS = (("get_nowait", True), ("put_nowait", False))
 
