@@ -27,7 +27,7 @@ import asyncio, collections, json, sys, time
 sys.path.insert(0, {root!r})
 from benchmarks.workloads import agent_settled, workload_a
 import introspect
-from introspect.agent import blocking
+from introspect.agent import blocking, watch
 
 reasons = collections.Counter()
 waits = []
@@ -64,12 +64,15 @@ async def main():
     await workload_a(1.0)
     reasons.clear()
     waits.clear()
+    handoffs = getattr(watch._accel, "handoffs", lambda: (None, None))
+    handed_off = handoffs()[0]
     on_loop = getattr(agent.blocking, "duties_on_loop", None)
     by_watchdog = getattr(agent.blocking, "duties_by_watchdog", None)
     await workload_a({seconds})
     print(json.dumps({{
         "returns": dict(reasons), "gil_wait_total": sum(waits),
         "gil_wait_max": max(waits, default=0.0),
+        "handoffs": None if handed_off is None else handoffs()[0] - handed_off,
         "duties_on_loop": None if on_loop is None else agent.blocking.duties_on_loop - on_loop,
         "duties_by_watchdog": None if by_watchdog is None else
         agent.blocking.duties_by_watchdog - by_watchdog}}))
@@ -98,7 +101,8 @@ def main() -> int:
         print(f"  run {run + 1}: watchdog returns to Python {got['returns']}; waited for the "
               f"GIL {got['gil_wait_total']:.2f} s in all ({share:.0%} of the run), longest "
               f"{got['gil_wait_max'] * 1e3:.0f} ms; duties made by the loop "
-              f"{got['duties_on_loop']}, by the watchdog {got['duties_by_watchdog']}")
+              f"{got['duties_on_loop']}, by the watchdog {got['duties_by_watchdog']}; the "
+              f"loop let an agent thread take the GIL first {got['handoffs']} times")
     return 0
 
 

@@ -54,6 +54,7 @@ CROSS_VERSION = (
     "tests/agent/test_task_counts.py",
     "tests/agent/test_watchdog_wait.py",
     "tests/agent/test_duties_on_loop.py",
+    "tests/agent/test_gil_handoff.py",
     "tests/agent/test_first_client.py",  # lazy imports and fork: import locks differ by version
     "tests/agent/test_permanent.py",  # the settled list: the collector's lists differ by version
     "tests/agent/test_gc_pauses.py",

@@ -27,6 +27,8 @@
 #include <structmember.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +49,123 @@ monotonic(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* --- GIL hand-off ----------------------------------------------------------------------- */
+/* A loop that never waits lets the GIL go only inside select(0), ~1 us, and takes it back
+ * before a thread woken for it runs: CPython's GIL gives that thread no turn (its 5 ms
+ * timeout restarts at each release), so an agent thread could wait seconds for it (the
+ * server's answer to a client, the watchdog's look). `agent_busy` counts the agent threads
+ * that have woken up and want the GIL (from the wake-up until they sleep again in C: the
+ * server's epoll_poll, the watchdog's wait); while it is non-zero, the loop's select()
+ * wrapper (SelectClock) sleeps HANDOFF_NS with the GIL released before selecting, so the
+ * waiter takes it. Idle agent threads cost the loop nothing. */
+#define HANDOFF_NS 200000L
+
+static _Atomic int agent_busy;
+/* non-NULL while this thread is counted in agent_busy; a thread that ends counted is
+ * uncounted by the key's destructor (a stopped watchdog, the server thread at stop()) */
+static pthread_key_t busy_key;
+
+static void
+busy_begin(void)
+{
+    if (pthread_getspecific(busy_key) == NULL) {
+        pthread_setspecific(busy_key, (void *)1);
+        atomic_fetch_add_explicit(&agent_busy, 1, memory_order_release);
+    }
+}
+
+static void
+busy_end(void)
+{
+    if (pthread_getspecific(busy_key) != NULL) {
+        pthread_setspecific(busy_key, NULL);
+        atomic_fetch_sub_explicit(&agent_busy, 1, memory_order_release);
+    }
+}
+
+static void
+busy_thread_ended(void *counted)
+{
+    if (counted != NULL)
+        atomic_fetch_sub_explicit(&agent_busy, 1, memory_order_release);
+}
+
+static void
+handoff_after_fork_child(void)
+{
+    /* only the forking thread lives on: no agent thread of the parent is busy here */
+    atomic_store(&agent_busy, pthread_getspecific(busy_key) != NULL ? 1 : 0);
+}
+
+static unsigned long long handoffs; /* select()s that let an agent thread go first */
+
+static void
+hand_off(void)
+{
+    if (atomic_load_explicit(&agent_busy, memory_order_acquire) <= 0)
+        return;
+    handoffs++;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec ts = {0, HANDOFF_NS};
+    nanosleep(&ts, NULL);
+    Py_END_ALLOW_THREADS
+}
+
+/* epoll_poll(epfd, timeout, maxevents) -> [(fd, events)]: select.epoll.poll for the agent's
+ * server loop, counted idle while it waits and busy from its wake-up (see above). */
+static PyObject *
+epoll_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "epoll_poll(epfd, timeout, maxevents)");
+        return NULL;
+    }
+    int epfd = (int)PyLong_AsLong(args[0]);
+    double timeout = PyFloat_AsDouble(args[1]);
+    int maxevents = (int)PyLong_AsLong(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    int ms = timeout < 0 ? -1 : (int)ceil(timeout * 1000.0);
+    if (maxevents < 1)
+        maxevents = 1;
+    if (maxevents > 1024)
+        maxevents = 1024;
+    struct epoll_event *events = PyMem_Malloc(sizeof(struct epoll_event) * (size_t)maxevents);
+    if (events == NULL)
+        return PyErr_NoMemory();
+    int n, err;
+    busy_end();
+    Py_BEGIN_ALLOW_THREADS
+    n = epoll_wait(epfd, events, maxevents, ms);
+    err = errno;
+    busy_begin();
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        PyMem_Free(events);
+        if (err == EINTR)
+            return PyList_New(0); /* the selector's caller just loops */
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list != NULL && i < n; i++) {
+        PyObject *item = Py_BuildValue("(iI)", events[i].data.fd, events[i].events);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    PyMem_Free(events);
+    return list;
+}
+
+static PyObject *
+get_handoffs(PyObject *module, PyObject *unused)
+{
+    return Py_BuildValue("(Ki)", handoffs, atomic_load(&agent_busy));
+}
+
 /* --- SelectClock ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -61,6 +180,7 @@ typedef struct {
 static PyObject *
 Clock_call(SelectClock *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    hand_off();
     atomic_store_explicit(&self->entered_at, monotonic(), memory_order_relaxed);
     atomic_store_explicit(&self->busy, IN_SELECT, memory_order_release);
     PyObject *result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
@@ -422,6 +542,7 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(self);
     Py_XINCREF(clock);
     Py_XINCREF(due_stamp);
+    busy_end();
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&self->mutex);
     for (;;) {
@@ -454,6 +575,7 @@ Watch_wait(Watch *self, PyObject *const *args, Py_ssize_t nargs)
         self->looks_in_c++;
     }
     pthread_mutex_unlock(&self->mutex);
+    busy_begin();
     Py_END_ALLOW_THREADS
     Py_XDECREF(due_stamp);
     Py_XDECREF(clock);
@@ -541,6 +663,10 @@ read_proc(PyObject *module, PyObject *arg)
 static PyMethodDef module_methods[] = {
     {"read_proc", (PyCFunction)read_proc, METH_O,
      "the first 4 kB of a /proc file, read with the GIL held"},
+    {"epoll_poll", (PyCFunction)(void (*)(void))epoll_poll, METH_FASTCALL,
+     "epoll_poll(epfd, timeout, maxevents) -> [(fd, events)], the agent server's wait"},
+    {"handoffs", (PyCFunction)get_handoffs, METH_NOARGS,
+     "(select()s that let a busy agent thread take the GIL first, agent threads busy now)"},
     {NULL}};
 
 static struct PyModuleDef moduledef = {
@@ -553,6 +679,15 @@ PyInit__watchdog_accel(void)
     if (PyType_Ready(&ClockType) < 0 || PyType_Ready(&DueType) < 0 ||
         PyType_Ready(&WatchType) < 0)
         return NULL;
+    static int handoff_ready;
+    if (!handoff_ready) {
+        if (pthread_key_create(&busy_key, busy_thread_ended) != 0) {
+            PyErr_SetString(PyExc_OSError, "could not make the GIL hand-off's thread key");
+            return NULL;
+        }
+        pthread_atfork(NULL, NULL, handoff_after_fork_child);
+        handoff_ready = 1;
+    }
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import selectors
 import threading
 import time
 from typing import Any
@@ -184,6 +185,49 @@ class PyStamp:
 def new_stamp() -> Any:
     """A due time shared with the watchdog's wait, which reads it again at each wake-up."""
     return PyStamp() if _accel is None else _accel.DueStamp()
+
+
+class _HandingOffEpoll:
+    """The agent server's `select.epoll`, its `poll()` made in C (`_watchdog_accel.epoll_poll`):
+    from each wake-up until it polls again, the server thread counts as wanting the GIL, and
+    the app's loop (its select() wrapper) lets it go first. Without it a saturated loop kept a
+    client's first answer waiting for 10-20 s (see `_watchdog_accel.c`, "GIL hand-off")."""
+
+    def __init__(self, epoll: Any) -> None:
+        self._epoll = epoll
+
+    def poll(self, timeout: float | None = -1, maxevents: int = -1) -> list[tuple[int, int]]:
+        return _accel.epoll_poll(self._epoll.fileno(), -1.0 if timeout is None else
+                                 float(timeout), maxevents)
+
+    def register(self, fd: int, eventmask: int) -> None:
+        self._epoll.register(fd, eventmask)
+
+    def modify(self, fd: int, eventmask: int) -> None:
+        self._epoll.modify(fd, eventmask)
+
+    def unregister(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def close(self) -> None:
+        self._epoll.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._epoll.closed
+
+
+def server_selector() -> selectors.BaseSelector:
+    """The selector of the agent server's private loop: an epoll one whose waits hand the GIL
+    off (`_HandingOffEpoll`) when the C module is built, else the default."""
+    selector = selectors.DefaultSelector()
+    if _accel is not None and isinstance(selector, selectors.EpollSelector) and \
+            hasattr(selector, "_selector"):
+        selector._selector = _HandingOffEpoll(selector._selector)  # type: ignore[attr-defined]
+    return selector
 
 
 def new_watch(poll: float, threshold: float) -> Any:

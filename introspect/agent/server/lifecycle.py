@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from introspect.agent import permanent
+from introspect.agent import permanent, watch
 from introspect.agent.audit import Audit
 from introspect.agent.late_imports import late_import
 from introspect.agent.server.listeners import Listener, bind_all, close_all
@@ -105,7 +105,8 @@ class AgentServer:
 
     def _run(self) -> None:
         self.agent.agent_thread_ids.add(threading.get_ident())
-        loop = asyncio.new_event_loop()  # private loop: never the app's policy hooks
+        # private loop, never the app's policy's; its waits hand the GIL off (watch.py)
+        loop = asyncio.SelectorEventLoop(watch.server_selector())
         loop.set_exception_handler(self._loop_exception)
         self.loop = loop
         try:
