@@ -12,6 +12,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 
 from introspect.agent import _watchdog_accel as c
 
@@ -36,7 +37,11 @@ def test_epoll_poll_reports_ready_fds_and_counts_its_thread_busy_until_it_polls_
         thread.join(60)
         assert seen[0] == [] and seen[1] == before + 1
         assert seen[2] == [(read_end, select.EPOLLIN)]
-        # it ended counted busy: its end uncounts it, or the loop would hand off forever
+        # it ended counted busy: its end uncounts it, or the loop would hand off forever (the
+        # key's destructor runs as the thread exits, just after join() returns: polled)
+        deadline = time.monotonic() + 30
+        while c.handoffs()[1] != before and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert c.handoffs()[1] == before
     finally:
         epoll.close()
@@ -89,9 +94,22 @@ async def main():
     asker.start()
     await saturate(lambda: "tasks" in got)
     print(json.dumps(got), flush=True)
-    pid = os.fork()  # the child: no agent thread of the parent is busy there
+    held, hold = threading.Event(), threading.Event()
+
+    def busy_holder():  # woken once, then kept from polling again: counted busy at the fork
+        c.epoll_poll(epoll.fileno(), 0.0, 1)
+        held.set()
+        hold.wait()
+
+    threading.Thread(target=busy_holder, daemon=True).start()
+    held.wait(60)
+    pid = os.fork()  # the child: that thread is not there (the agent's new ones may wake)
     if pid == 0:
+        deadline = time.monotonic() + 30
+        while c.handoffs()[1] != 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
         os._exit(0 if c.handoffs()[1] == 0 else 3)
+    hold.set()
     _, status = os.waitpid(pid, 0)
     print(json.dumps({"child": os.waitstatus_to_exitcode(status)}), flush=True)
 
