@@ -59,11 +59,20 @@ monotonic(void)
  * wrapper (SelectClock) sleeps HANDOFF_NS with the GIL released before selecting, so the
  * waiter takes it. Idle agent threads cost the loop nothing. */
 #define HANDOFF_NS 200000L
+#define HANDOFF_WINDOW 0.02 /* seconds the loop keeps offering while nothing changes */
 
 static _Atomic int agent_busy;
+/* moves at every change of agent_busy. The loop offers the GIL for HANDOFF_WINDOW after a
+ * change, then no more until the next: a thread counted busy but stuck in a call with the GIL
+ * released (a stalled log write) costs the loop that window, not a sleep per select() */
+static _Atomic unsigned long busy_changes;
 /* non-NULL while this thread is counted in agent_busy; a thread that ends counted is
  * uncounted by the key's destructor (a stopped watchdog, the server thread at stop()) */
 static pthread_key_t busy_key;
+
+/* the loop thread's own (it calls hand_off with the GIL held) */
+static unsigned long changes_seen;
+static double changed_at;
 
 static void
 busy_begin(void)
@@ -71,6 +80,7 @@ busy_begin(void)
     if (pthread_getspecific(busy_key) == NULL) {
         pthread_setspecific(busy_key, (void *)1);
         atomic_fetch_add_explicit(&agent_busy, 1, memory_order_release);
+        atomic_fetch_add_explicit(&busy_changes, 1, memory_order_relaxed);
     }
 }
 
@@ -80,19 +90,24 @@ busy_end(void)
     if (pthread_getspecific(busy_key) != NULL) {
         pthread_setspecific(busy_key, NULL);
         atomic_fetch_sub_explicit(&agent_busy, 1, memory_order_release);
+        atomic_fetch_add_explicit(&busy_changes, 1, memory_order_relaxed);
     }
 }
 
 static void
 busy_thread_ended(void *counted)
 {
-    if (counted != NULL)
+    if (counted != NULL) {
         atomic_fetch_sub_explicit(&agent_busy, 1, memory_order_release);
+        atomic_fetch_add_explicit(&busy_changes, 1, memory_order_relaxed);
+    }
 }
 
 static void
 handoff_after_fork_child(void)
 {
+    changes_seen = 0;
+    changed_at = 0.0;
     /* only the forking thread lives on: no agent thread of the parent is busy here */
     atomic_store(&agent_busy, pthread_getspecific(busy_key) != NULL ? 1 : 0);
 }
@@ -104,6 +119,15 @@ hand_off(void)
 {
     if (atomic_load_explicit(&agent_busy, memory_order_acquire) <= 0)
         return;
+    double now = monotonic();
+    unsigned long changes = atomic_load_explicit(&busy_changes, memory_order_relaxed);
+    if (changes != changes_seen) {
+        changes_seen = changes;
+        changed_at = now;
+    }
+    else if (now - changed_at > HANDOFF_WINDOW) {
+        return; /* offered long enough: until the busy threads change */
+    }
     handoffs++;
     Py_BEGIN_ALLOW_THREADS
     struct timespec ts = {0, HANDOFF_NS};
@@ -163,7 +187,7 @@ epoll_poll(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 get_handoffs(PyObject *module, PyObject *unused)
 {
-    return Py_BuildValue("(Ki)", handoffs, atomic_load(&agent_busy));
+    return Py_BuildValue("(Kik)", handoffs, atomic_load(&agent_busy), atomic_load(&busy_changes));
 }
 
 /* --- SelectClock ------------------------------------------------------------------------- */
@@ -666,7 +690,8 @@ static PyMethodDef module_methods[] = {
     {"epoll_poll", (PyCFunction)(void (*)(void))epoll_poll, METH_FASTCALL,
      "epoll_poll(epfd, timeout, maxevents) -> [(fd, events)], the agent server's wait"},
     {"handoffs", (PyCFunction)get_handoffs, METH_NOARGS,
-     "(select()s that let a busy agent thread take the GIL first, agent threads busy now)"},
+     "(select()s that let a busy agent thread take the GIL first, agent threads busy now, "
+     "changes of that count)"},
     {NULL}};
 
 static struct PyModuleDef moduledef = {
